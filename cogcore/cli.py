@@ -1,0 +1,141 @@
+"""The `cogcore` command line. Each command is thin: parse, build, run.
+
+    cogcore validate recipes/demo.yaml
+    cogcore run recipes/demo.yaml -o train.cpt.max_steps=4 --force eval
+    cogcore search runs/demo "overdraft fee"
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from cogcore.recipe import RecipeError, load_recipe, resolved_dict
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Build small domain cognitive cores from one recipe: "
+                       "curate -> index -> train -> eval -> report.")
+err = Console(stderr=True)
+out = Console()
+
+RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file", show_default=False)]
+Overrides = Annotated[Optional[list[str]], typer.Option(
+    "--override", "-o", help="dotted override, e.g. -o train.cpt.max_steps=10 (repeatable)")]
+Force = Annotated[Optional[list[str]], typer.Option(
+    "--force", "-f", help="re-run this stage even if unchanged: curate, index, train, train.cpt, train.tools, "
+                          "eval, report (repeatable)")]
+
+
+def _load(recipe: Path, overrides: list[str] | None):
+    try:
+        return load_recipe(recipe, overrides or [])
+    except RecipeError as e:
+        for line in e.problems:
+            err.print(f"[red]error[/red] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
+def _execute(recipe_path: Path, overrides: list[str] | None, stage_names: list[str], force: list[str] | None) -> None:
+    from cogcore.runner import RunDir, StageError
+    from cogcore.stages import COMMAND_STAGES, ORDER, build_stages
+
+    recipe = _load(recipe_path, overrides)
+    forced = set()
+    for name in force or []:
+        if name not in ORDER and name not in COMMAND_STAGES:
+            err.print(f"[red]error[/red] --force {name}: unknown stage; allowed: {', '.join(ORDER)}, train")
+            raise typer.Exit(2)
+        forced.update(COMMAND_STAGES.get(name, [name]))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    stages = [s for s in build_stages(recipe, recipe_path.parent.resolve()) if s.name in stage_names]
+    run_dir = RunDir(recipe.run_path(Path.cwd()), log=lambda m: err.print(f"[bold cyan]cogcore[/] {m}", highlight=False))
+    run_dir.save_resolved_recipe(resolved_dict(recipe, recipe_path.parent.resolve()))
+    try:
+        run_dir.execute(stages, force=forced)
+    except StageError as e:
+        err.print(f"[red]error[/red] {e}")
+        raise typer.Exit(1)
+    err.print(f"[bold cyan]cogcore[/] run directory: {run_dir.path}")
+
+
+@app.command()
+def validate(recipe: RecipeArg, override: Overrides = None) -> None:
+    """Check a recipe (schema, values, paths) and nothing else. Exit code 2 on any problem."""
+    r = _load(recipe, override)
+    out.print(f"[green]ok[/green] {recipe}: recipe '{r.name}' is valid")
+
+
+@app.command()
+def run(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
+    """Run every stage; finished stages whose inputs are unchanged are skipped."""
+    from cogcore.stages import ORDER
+
+    _execute(recipe, override, list(ORDER), force)
+
+
+@app.command()
+def curate(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
+    """Read, clean, filter and deduplicate the sources; find facts. Writes <run>/curate/."""
+    _execute(recipe, override, ["curate"], force)
+
+
+@app.command()
+def index(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
+    """Chunk and embed the curated documents into a faiss index. Writes <run>/index/."""
+    _execute(recipe, override, ["index"], force)
+
+
+@app.command()
+def train(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
+    """Continued pretraining (fact tokens masked), then tool-use fine-tuning. Writes <run>/train/."""
+    _execute(recipe, override, ["train.cpt", "train.tools"], force)
+
+
+@app.command(name="eval")
+def eval_(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
+    """lm-eval on held-out facts and text, and the agentic search check. Writes <run>/eval/."""
+    _execute(recipe, override, ["eval"], force)
+
+
+@app.command()
+def report(target: Annotated[Path, typer.Argument(help="run directory, or the recipe that made it", show_default=False)],
+           override: Overrides = None, force: Force = None) -> None:
+    """Build report.md and report.html from a run directory's files alone."""
+    if target.is_dir():
+        from cogcore.eval.report import build_report
+
+        md, html = build_report(target)
+        out.print(f"wrote {md}\nwrote {html}")
+        return
+    _execute(target, override, ["report"], force)
+
+
+@app.command()
+def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
+           query: Annotated[str, typer.Argument(help="what to look for", show_default=False)],
+           k: Annotated[int, typer.Option("-k", help="number of passages", min=1, max=50)] = 5) -> None:
+    """Search a run's index and print the top passages with their source document."""
+    index_dir = run_dir / "index"
+    if not (index_dir / "index.json").exists():
+        err.print(f"[red]error[/red] {run_dir} has no finished index (run `cogcore index RECIPE` first)")
+        raise typer.Exit(2)
+    from cogcore.retrieval import SearchIndex
+
+    for rank, hit in enumerate(SearchIndex.load(index_dir).search(query, k), 1):
+        out.print(f"[bold]{rank}.[/bold] score {hit.score:.3f}  [cyan]{hit.doc_id}[/cyan]  {hit.title}", highlight=False)
+        if hit.section:
+            out.print(f"   section: {hit.section}", highlight=False)
+        out.print("   " + " ".join(hit.text.split())[:400], highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    app(prog_name="cogcore")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

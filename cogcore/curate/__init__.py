@@ -1,0 +1,1 @@
+"""Curation: read sources, clean, filter, deduplicate, find facts; every document accounted for."""

@@ -1,0 +1,1 @@
+"""Evaluation (lm-eval tasks, agentic search check), the cost model, and the report."""

@@ -1,0 +1,44 @@
+"""The agentic check: the trained model, with the real search tool, answers held-out questions.
+
+Scored per question: did it call search, did the search return a passage holding the answer
+(retrieval hit), and does its final answer hold the expected value (accuracy). Every transcript
+is written to `eval/agentic.jsonl`, so each figure can be checked by reading them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cogcore.questions import Question, answer_matches
+from cogcore.retrieval import SEARCH_TOOL, SearchIndex, run_search_tool
+from cogcore.runtime import ToolRuntime
+
+
+def run_agentic(model, tokenizer, index: SearchIndex, questions: list[Question], out_path: Path,
+                max_new_tokens: int, batch_size: int) -> dict:
+    runtime = ToolRuntime(model, tokenizer, tools={"search": (SEARCH_TOOL, lambda a: run_search_tool(index, a))},
+                          max_new_tokens=max_new_tokens, batch_size=batch_size)
+    transcripts = runtime.answer_many([q.question for q in questions])
+    rows = []
+    for q, t in zip(questions, transcripts):
+        rows.append({"fact_id": q.fact_id, "question": q.question, "expected": q.answer, "answer": t.answer,
+                     "correct": answer_matches(q.answer, t.answer),
+                     "called_search": any(c["name"] == "search" for c in t.calls),
+                     "retrieval_hit": any(answer_matches(q.answer, c["result"]) for c in t.calls),
+                     "calls": t.calls, "errors": t.errors, "seconds": round(t.seconds, 2)})
+    out_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return summarize(rows)
+
+
+def summarize(rows: list[dict]) -> dict:
+    n = len(rows)
+    if n == 0:
+        return {"n": 0}
+    return {"n": n,
+            "accuracy": sum(r["correct"] for r in rows) / n,
+            "call_rate": sum(r["called_search"] for r in rows) / n,
+            "retrieval_hit_rate": sum(r["retrieval_hit"] for r in rows) / n,
+            "mean_calls": sum(len(r["calls"]) for r in rows) / n,
+            "malformed_calls": sum(len(r["errors"]) for r in rows),
+            "seconds_per_answer": sum(r["seconds"] for r in rows) / n}

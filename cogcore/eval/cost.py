@@ -1,0 +1,258 @@
+"""What a model costs to serve and to train: a roofline estimate from its config.json alone.
+
+The report calls `cost_table(config, gpus)` on the trained model's `config.json`; from Python:
+
+    from cogcore.eval.cost import ModelShape, estimate, GPUS
+    shape = ModelShape.from_config(json.load(open("runs/demo/train/model/config.json")))
+    estimate(shape, GPUS["h100"], dtype="bf16", batch=16)
+
+Conventions (the same ones as llm-analysis and LLM-Viewer; see also Williams et al., "Roofline: an
+insightful visual performance model", CACM 2009):
+
+- Parameters: embeddings V*h; per layer q and o h*(H*d), k and v h*(K*d) (grouped-query
+  attention, K kv heads of width d), gated MLP 3*h*I, two RMSNorm weight vectors h; a final norm h;
+  an lm_head V*h unless tied to the embeddings.
+- Forward FLOPs per token at a KV length of `context`: 2*N_matmul (one multiply-add per weight
+  of every matrix the token goes through: attention, MLP and lm_head, not the embedding lookup)
+  plus attention 2*2*L*context*(H*d) (scores Q.K^T and the weighted sum over V, 2 FLOPs per
+  multiply-add each). Norms, softmax and activations are ignored (<1%).
+- KV cache per token: 2 (K and V) * L * K * d * bytes.
+- Weights: params * bytes, with bf16 = 2, fp8 = 1, int4 = 0.5 bytes. The int4 figure ignores the
+  group scales and zero points (about +3% at group size 128) and that embeddings and lm_head are
+  often left in bf16.
+
+Roofline for serving a static batch of B requests, each P prompt tokens and O output tokens:
+
+    decode step  t_d = max((W_read + B*C*kv) / (eta_mem*BW),  B*F(C) / (eta_flop*PEAK))
+                 with C = P + O/2, the mean KV length over the generation
+    decode tok/s = B / t_d (aggregate), 1 / t_d per stream; per-output-token latency = t_d
+    prefill      t_p = max((W + B*P*kv) / (eta_mem*BW),  B*P*F(P/2) / (eta_flop*PEAK))
+    prefill tok/s = B*P / t_p; time to first token = t_p (the whole batch arrives together)
+    memory       W + B*(P+O)*kv, fits if <= 0.9 * GPU memory (vLLM's default utilization)
+    $ per 1M tokens = price_per_hour / (tokens/s * 3600) * 1e6, input from prefill tok/s and
+                      output from decode tok/s.
+
+W_read is the bytes one decode step streams: all weights except the input embedding table when
+it is untied (a step reads one row of it). Efficiency factors follow llm-analysis: compute at most
+0.7 of peak for inference (0.5 for training), memory 0.9 ("aggressive"). Peak compute is the dense
+bf16 figure for every dtype: weight-only int4 dequantizes to bf16, and fp8 tensor cores (2x on
+Hopper/Ada) are left out, so fp8 compute-bound figures are conservative. The model ignores
+activations, framework overhead, scheduling and continuous batching; treat it as an upper bound on
+throughput, which real servers reach a fraction of at large batch (vLLM 0.6.0 measures 8,088 output
+tok/s for Llama-3.1-8B on one GPU on ShareGPT, LambdaLabsML/vllm-benchmark; this model bounds
+Llama-3-8B bf16 on an H100 at batch 256, 256 prompt + 256 output tokens, at about 27.7k).
+
+Training: 6*N*D FLOPs (Kaplan et al. 2020) at a model FLOPs utilization `mfu` of peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+BYTES_PER_PARAM = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int4": 0.5}
+ETA_FLOP_INFERENCE = 0.7  # llm-analysis: compute efficiency at most 0.7 for inference
+ETA_MEM = 0.9  # llm-analysis: memory efficiency 0.9, "aggressive"
+MEMORY_UTILIZATION = 0.9  # vLLM gpu_memory_utilization default: the rest is left to activations
+
+
+@dataclass(frozen=True)
+class GpuProfile:
+    """One accelerator: peak HBM bandwidth (GB/s), dense bf16 peak (TFLOPS), memory (GB), price."""
+
+    name: str
+    mem_bw_gbs: float
+    tflops: float
+    memory_gb: float
+    price_per_hour: float
+    price_source: str
+
+
+# Prices: H100 and A100 are RunPod's on-demand list (mid-2024, as reported); the others are
+# assumptions in the same market, to be overridden with real quotes (recipe `report.prices`).
+GPUS: dict[str, GpuProfile] = {
+    "h100": GpuProfile("H100 SXM", 3350, 989, 80, 3.99, "RunPod on-demand, mid-2024"),
+    "h200": GpuProfile("H200", 4800, 989, 141, 4.50, "assumption"),
+    "a100": GpuProfile("A100 SXM 80GB", 2039, 312, 80, 1.94, "RunPod on-demand, mid-2024"),
+    "l40s": GpuProfile("L40S", 864, 362, 48, 1.00, "assumption"),
+    "l4": GpuProfile("L4", 300, 121, 24, 0.50, "assumption"),
+    # Measured on the 2-core build machine: ~20 GB/s streaming read (numpy sum over 1 GiB) and
+    # ~0.15 TFLOPS fp32 (torch 2048^2 matmul, 2 threads); memory is that machine's 23 GB.
+    "cpu-2core": GpuProfile("CPU, 2 cores", 20, 0.15, 23, 0.10, "assumption; measured BW/FLOPS"),
+}
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The dimensions of a Llama/Qwen/SmolLM-style decoder, read from a HF config.json."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied: bool
+    qkv_bias: bool = False
+
+    @classmethod
+    def from_config(cls, config: dict) -> ModelShape:
+        config = config.get("text_config", config)  # multimodal wrappers nest the decoder
+        heads = config["num_attention_heads"]
+        hidden = config["hidden_size"]
+        # Qwen2 has q/k/v biases without saying so in its config; Llama says attention_bias.
+        bias = config.get("attention_bias", config.get("model_type") == "qwen2")
+        return cls(
+            hidden=hidden,
+            intermediate=config["intermediate_size"],
+            layers=config["num_hidden_layers"],
+            heads=heads,
+            kv_heads=config.get("num_key_value_heads") or heads,
+            head_dim=config.get("head_dim") or hidden // heads,
+            vocab=config["vocab_size"],
+            tied=bool(config.get("tie_word_embeddings", False)),
+            qkv_bias=bool(bias),
+        )
+
+
+def _layer_matmul_params(s: ModelShape) -> int:
+    q_width, kv_width = s.heads * s.head_dim, s.kv_heads * s.head_dim
+    attention = 2 * s.hidden * q_width + 2 * s.hidden * kv_width
+    return attention + 3 * s.hidden * s.intermediate
+
+
+def param_count(s: ModelShape) -> int:
+    """All parameters, counting a tied embedding/lm_head matrix once."""
+    bias = (s.heads + 2 * s.kv_heads) * s.head_dim if s.qkv_bias else 0
+    per_layer = _layer_matmul_params(s) + bias + 2 * s.hidden
+    embeddings = s.vocab * s.hidden * (1 if s.tied else 2)
+    return s.layers * per_layer + s.hidden + embeddings
+
+
+def flops_per_token(s: ModelShape, context: float) -> float:
+    """Forward FLOPs for one token attending to `context` cached tokens (see module docstring)."""
+    matmul = s.layers * _layer_matmul_params(s) + s.vocab * s.hidden
+    attention = 2 * 2 * s.layers * context * s.heads * s.head_dim
+    return 2 * matmul + attention
+
+
+def kv_cache_bytes_per_token(s: ModelShape, dtype: str = "bf16") -> float:
+    return 2 * s.layers * s.kv_heads * s.head_dim * BYTES_PER_PARAM[dtype]
+
+
+def weights_bytes(s: ModelShape, dtype: str = "bf16") -> float:
+    """Bytes to hold the weights; int4 ignores group scales (see module docstring)."""
+    return param_count(s) * BYTES_PER_PARAM[dtype]
+
+
+def _decode_read_bytes(s: ModelShape, dtype: str) -> float:
+    # An untied input embedding is looked up, not streamed: a step reads one row of it.
+    skipped = 0 if s.tied else s.vocab * s.hidden
+    return (param_count(s) - skipped) * BYTES_PER_PARAM[dtype]
+
+
+def resolve_gpu(gpu: str | GpuProfile, prices: dict[str, float] | None = None) -> GpuProfile:
+    """A profile by key (case-insensitive), with its price replaced from `prices` if given."""
+    if isinstance(gpu, GpuProfile):
+        return gpu
+    key = gpu.lower()
+    if key not in GPUS:
+        raise KeyError(f"unknown GPU {gpu!r}; known: {', '.join(GPUS)}")
+    profile = GPUS[key]
+    price = {k.lower(): v for k, v in (prices or {}).items()}.get(key)
+    if price is None:
+        return profile
+    return GpuProfile(**{**asdict(profile), "price_per_hour": float(price), "price_source": "given"})
+
+
+def _dollars_per_million(price_per_hour: float, tokens_per_s: float) -> float:
+    return price_per_hour / (tokens_per_s * 3600) * 1e6
+
+
+def estimate(
+    shape: ModelShape,
+    gpu: str | GpuProfile,
+    dtype: str = "bf16",
+    batch: int = 16,
+    prompt_tokens: int = 1024,
+    output_tokens: int = 256,
+    price_per_hour: float | None = None,
+    kv_dtype: str = "bf16",
+    eta_flop: float = ETA_FLOP_INFERENCE,
+    eta_mem: float = ETA_MEM,
+) -> dict:
+    """Serving figures for one model on one GPU under the roofline in the module docstring."""
+    g = resolve_gpu(gpu)
+    price = g.price_per_hour if price_per_hour is None else price_per_hour
+    bw, peak = eta_mem * g.mem_bw_gbs * 1e9, eta_flop * g.tflops * 1e12
+    kv = kv_cache_bytes_per_token(shape, kv_dtype)
+    weights = weights_bytes(shape, dtype)
+
+    context = prompt_tokens + output_tokens / 2
+    decode_mem = (_decode_read_bytes(shape, dtype) + batch * context * kv) / bw
+    decode_compute = batch * flops_per_token(shape, context) / peak
+    step = max(decode_mem, decode_compute)
+
+    prompt_batch = batch * prompt_tokens
+    prefill = max((weights + prompt_batch * kv) / bw,
+                  prompt_batch * flops_per_token(shape, prompt_tokens / 2) / peak)
+
+    memory = weights + batch * (prompt_tokens + output_tokens) * kv
+    decode_tps, prefill_tps = batch / step, prompt_batch / prefill
+    return {
+        "gpu": g.name, "dtype": dtype, "batch": batch,
+        "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
+        "decode_tokens_per_s": decode_tps, "decode_tokens_per_s_per_stream": 1 / step,
+        "decode_bound": "memory" if decode_mem >= decode_compute else "compute",
+        "prefill_tokens_per_s": prefill_tps,
+        "time_to_first_token_s": prefill, "time_per_output_token_s": step,
+        "memory_gb": memory / 1e9, "gpu_memory_gb": g.memory_gb,
+        "fits": memory <= MEMORY_UTILIZATION * g.memory_gb * 1e9,
+        "price_per_hour": price, "price_source": g.price_source if price_per_hour is None else "given",
+        "usd_per_1m_input": _dollars_per_million(price, prefill_tps),
+        "usd_per_1m_output": _dollars_per_million(price, decode_tps),
+    }
+
+
+def model_summary(shape: ModelShape, dtypes: tuple[str, ...] = ("bf16", "fp8", "int4")) -> dict:
+    """Size figures that do not depend on the GPU."""
+    return {
+        "params": param_count(shape),
+        "weights_gb": {d: weights_bytes(shape, d) / 1e9 for d in dtypes},
+        "kv_cache_bytes_per_token_bf16": kv_cache_bytes_per_token(shape, "bf16"),
+        "flops_per_token_ctx0": flops_per_token(shape, 0),
+    }
+
+
+def cost_table(
+    config: dict,
+    gpus: list[str],
+    prices: dict[str, float] | None = None,
+    dtype: str = "bf16",
+    batch: int = 16,
+    prompt_tokens: int = 1024,
+    output_tokens: int = 256,
+) -> list[dict]:
+    """One `estimate` row per GPU key, prices overridden by `prices` ({key: $/hour})."""
+    shape = ModelShape.from_config(config)
+    rows = []
+    for key in gpus:
+        row = estimate(shape, resolve_gpu(key, prices), dtype, batch, prompt_tokens, output_tokens)
+        rows.append({"gpu_key": key, "params": param_count(shape), **row})
+    return rows
+
+
+def training_cost(
+    n_params: int,
+    tokens: int,
+    gpu: str | GpuProfile = "h100",
+    mfu: float = 0.4,
+    price_per_hour: float | None = None,
+) -> dict:
+    """6*N*D FLOPs at `mfu` of dense bf16 peak on one GPU: seconds, GPU-hours and dollars."""
+    g = resolve_gpu(gpu)
+    price = g.price_per_hour if price_per_hour is None else price_per_hour
+    flops = 6 * n_params * tokens
+    seconds = flops / (mfu * g.tflops * 1e12)
+    return {"gpu": g.name, "mfu": mfu, "flops": flops, "seconds": seconds,
+            "gpu_hours": seconds / 3600, "usd": seconds / 3600 * price}

@@ -1,0 +1,362 @@
+"""The run report: report.md and a self-contained report.html, built from the run directory alone.
+
+    python -m cogcore.eval.report runs/demo      # or, from Python: build_report(Path("runs/demo"))
+
+Every figure comes from a file some stage wrote (curate/stats.json, train/*/metrics.json,
+eval/results.json, train/tools/model/config.json, manifest.json, recipe.resolved.yaml), so the report can
+be rebuilt at any time without re-running anything. A section whose file is missing says "not run".
+Sections are built once as a list of blocks (heading, paragraph, table, image, code) and rendered
+twice, to Markdown and to HTML; all text is escaped in both. The HTML embeds its charts as base64
+data URIs and its CSS inline, so it opens offline and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from cogcore.eval import cost, plots
+
+DEFAULT_GPUS = ["h100", "h200", "a100", "l40s", "l4", "cpu-2core"]
+NOT_RUN = "Not run: {} is missing from the run directory."
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class Code:
+    text: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list]
+
+
+@dataclass
+class Image:
+    name: str  # file name under report/, also the alt text
+    png: bytes
+
+
+def _load_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def _stage_section(manifest: dict | None) -> list:
+    blocks = [Heading("Stages")]
+    if manifest is None:
+        return blocks + [Paragraph(NOT_RUN.format("manifest.json"))]
+    stages = manifest.get("stages", {})
+    rows = [[name, s.get("status"), s.get("started"), s.get("ended"), s.get("seconds")]
+            for name, s in stages.items()]
+    total = sum(s.get("seconds") or 0 for s in stages.values())
+    return blocks + [Table(["stage", "status", "started", "ended", "seconds"], rows),
+                     Paragraph(f"Total wall time: {total:,.1f} s.")]
+
+
+def _curate_section(stats: dict | None) -> list:
+    blocks = [Heading("Data")]
+    if stats is None:
+        return blocks + [Paragraph(NOT_RUN.format("curate/stats.json"))]
+    splits = stats.get("splits", {})
+    unreadable = stats.get("unreadable", [])
+    blocks.append(Paragraph(
+        f"{_fmt(stats['docs_in'])} documents in, {_fmt(stats['docs_out'])} out "
+        f"(train {_fmt(splits.get('train'))}, held out {_fmt(splits.get('heldout'))}); "
+        f"unreadable source files: {len(unreadable)}."))
+    rows, broken = [], []
+    for step in stats["steps"]:
+        dropped = step.get("dropped", {})
+        holds = step["docs_in"] == step["kept"] + sum(dropped.values())
+        if not holds:
+            broken.append(step["step"])
+        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(dropped.items())) or "–"
+        rows.append([step["step"], step["docs_in"], step["kept"], sum(dropped.values()), reasons,
+                     "holds" if holds else "BROKEN"])
+    blocks.append(Table(["step", "in", "kept", "dropped", "dropped by reason", "in = kept + dropped"],
+                        rows))
+    blocks.append(Paragraph(
+        "Accounting: every step must satisfy in = kept + the sum of its drops. "
+        + (f"It is broken for: {', '.join(broken)}." if broken
+           else f"It holds for all {len(rows)} steps.")))
+    if unreadable:
+        blocks.append(Table(["unreadable file", "reason"],
+                            [[u.get("path"), u.get("reason")] for u in unreadable[:10]]))
+    if rows:
+        png = plots.data_funnel([r[0] for r in rows], [r[2] for r in rows], stats["docs_in"])
+        blocks.append(Image("funnel.png", png))
+    return blocks + _facts_blocks(stats.get("facts") or {})
+
+
+def _facts_blocks(facts: dict) -> list:
+    blocks = [Heading("Facts moved to the index", 3)]
+    if not facts:
+        return blocks + [Paragraph("No facts were found.")]
+    rows = sorted(([k, v] for k, v in facts.items()), key=lambda r: -r[1])
+    blocks.append(Table(["kind", "facts"], rows + [["total", sum(facts.values())]]))
+    return blocks + [Image("fact_kinds.png", plots.fact_kinds(facts))]
+
+
+def _final_loss(history: list[dict]) -> float | None:
+    losses = [h["loss"] for h in history if "loss" in h]
+    return losses[-1] if losses else None
+
+
+def _training_section(metrics: dict[str, dict | None]) -> list:
+    blocks = [Heading("Training")]
+    header = ["stage", "method", "steps", "tokens", "seconds", "tokens/s", "final loss",
+              "trainable / total params", "6ND on an H100 at 40% MFU"]
+    rows, curves = [], []
+    for stage, m in metrics.items():
+        if m is None or m.get("skipped"):
+            rows.append([stage, "skipped" if m else "not run"] + [None] * (len(header) - 2))
+            continue
+        history = m.get("log_history", [])
+        at_h100 = cost.training_cost(m["total_params"], m["tokens_trained"], "h100", 0.4)
+        rows.append([stage, m["method"], m["steps"], m["tokens_trained"], m["seconds"],
+                     m["tokens_per_s"], _final_loss(history),
+                     f"{_fmt(m['trainable_params'])} / {_fmt(m['total_params'])}",
+                     f"{at_h100['gpu_hours']:.3g} GPU-h, ${at_h100['usd']:.3g}"])
+        points = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
+        if points:
+            curves.append((stage, [p[0] for p in points], [p[1] for p in points]))
+    blocks.append(Table(header, rows))
+    if curves:
+        blocks.append(Image("loss.png", plots.loss_curves(curves)))
+    return blocks
+
+
+def _eval_section(results: dict | None) -> list:
+    blocks = [Heading("Evaluation")]
+    if results is None:
+        return blocks + [Paragraph(NOT_RUN.format("eval/results.json"))]
+    blocks.append(Heading("lm-eval", 3))
+    lm = results.get("lm_eval") or {}
+    if lm:
+        # {model: {task: {metric: value}}}: the trained model beside the base model it started from.
+        models = list(lm)
+        keys = sorted({(t, m) for res in lm.values() for t, ms in res.items() for m in ms})
+        rows = [[t, m] + [lm[name].get(t, {}).get(m) for name in models] for t, m in keys]
+        blocks += [Table(["task", "metric"] + models, rows),
+                   Paragraph(f"lm-eval version {results.get('lm_eval_version', 'unknown')}. "
+                             "cogcore_closedbook: multiple choice among the true value and three values of "
+                             "the same kind, on facts of held-out documents (chance = 0.25). "
+                             "cogcore_heldout_ppl: perplexity on held-out documents (lower is better).")]
+    else:
+        blocks.append(Paragraph("Not run: no lm-eval results."))
+    blocks.append(Heading("Agentic check (answers with the search tool)", 3))
+    agentic = results.get("agentic")
+    if not agentic:
+        return blocks + [Paragraph("Not run: no agentic results.")]
+    labels = {"n": "questions", "accuracy": "accuracy", "call_rate": "search call rate",
+              "retrieval_hit_rate": "retrieval hit rate", "mean_calls": "calls per answer",
+              "seconds_per_answer": "seconds per answer"}
+    blocks.append(Table(["metric", "value"], [[labels[k], agentic.get(k)] for k in labels]))
+    samples = results.get("samples") or []
+    if samples:
+        rows = [[s.get("question"), s.get("answer"), s.get("expected"),
+                 json.dumps(s.get("calls", []), ensure_ascii=False)[:200], s.get("correct")]
+                for s in samples[:10]]
+        blocks += [Heading("Samples", 3),
+                   Table(["question", "answer", "expected", "calls", "correct"], rows)]
+    return blocks
+
+
+def _cost_section(config: dict | None, settings: dict) -> tuple[list, dict]:
+    blocks = [Heading("Inference cost (estimate)")]
+    if config is None:
+        return blocks + [Paragraph(NOT_RUN.format("train/tools/model/config.json"))], {"rows": []}
+    shape = cost.ModelShape.from_config(config)
+    summary = cost.model_summary(shape)
+    blocks.append(Table(["params", "weights bf16", "weights fp8", "weights int4", "KV cache / token"],
+                        [[summary["params"]] + [f"{gb:.3g} GB" for gb in summary["weights_gb"].values()]
+                         + [f"{summary['kv_cache_bytes_per_token_bf16'] / 1024:.4g} KiB (bf16)"]]))
+    rows = cost.cost_table(config, settings["gpus"], settings["prices"], settings["dtype"],
+                           settings["batch"], settings["prompt_tokens"], settings["output_tokens"])
+    blocks.append(Paragraph(
+        f"Roofline estimate for {settings['dtype']} weights, a batch of {settings['batch']} requests "
+        f"of {settings['prompt_tokens']} prompt and {settings['output_tokens']} output tokens. A decode "
+        "step takes the longer of (weights + batch × context × KV bytes) / (0.9 × memory bandwidth) "
+        "and batch × FLOPs per token / (0.7 × peak bf16 FLOPS), FLOPs per token being 2 × matmul "
+        "parameters + 4 × layers × context × attention width; prefill is the same with all prompt "
+        "tokens at once. $ per 1M tokens = price per hour / (tokens/s × 3600) × 1e6, input priced at "
+        "prefill speed, output at decode speed. It is an upper bound on throughput: it ignores "
+        "activations, scheduling and framework overhead. Prices marked 'assumption' are not quotes."))
+    blocks.append(Table(
+        ["GPU", "$/h", "price source", "memory (GB)", "fits", "decode tok/s", "per stream",
+         "bound", "prefill tok/s", "$/1M in", "$/1M out"],
+        [[r["gpu"], r["price_per_hour"], r["price_source"], f"{r['memory_gb']:.3g}", r["fits"],
+          r["decode_tokens_per_s"], r["decode_tokens_per_s_per_stream"], r["decode_bound"],
+          r["prefill_tokens_per_s"], f"{r['usd_per_1m_input']:.3g}", f"{r['usd_per_1m_output']:.3g}"]
+         for r in rows]))
+    return blocks, {"model": summary, "settings": settings, "rows": rows}
+
+
+def _read_recipe(run_dir: Path) -> dict:
+    try:
+        return yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _cost_settings(report: dict) -> dict:
+    return {"gpus": report.get("gpus") or DEFAULT_GPUS, "prices": report.get("prices") or {},
+            "dtype": report.get("dtype", "bf16"), "batch": report.get("batch", 16),
+            "prompt_tokens": report.get("prompt_tokens", 1024),
+            "output_tokens": report.get("output_tokens", 256)}
+
+
+def _guarded(title: str, build) -> list:
+    # A schema-broken file should cost its own section, not the whole report.
+    try:
+        return build()
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return [Heading(title), Paragraph(f"Could not be built: {type(error).__name__}: {error}")]
+
+
+def report_blocks(run_dir: Path) -> tuple[list, dict]:
+    """All blocks of the report, and the cost rows for cost.json."""
+    recipe = _read_recipe(run_dir)
+    name = recipe.get("name") or run_dir.name
+    manifest = _load_json(run_dir / "manifest.json")
+    ended = [s.get("ended") for s in (manifest or {}).get("stages", {}).values() if s.get("ended")]
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    blocks = [Heading(f"cogcore report: {name}", 1),
+              Paragraph(f"Run {name}, last stage ended {max(ended) if ended else 'never'}; "
+                        f"report generated {now} from {run_dir.name}/ alone.")]
+    blocks += _guarded("Stages", lambda: _stage_section(manifest))
+    blocks += _guarded("Data", lambda: _curate_section(_load_json(run_dir / "curate/stats.json")))
+    train = {s: _load_json(run_dir / f"train/{s}/metrics.json") for s in ("cpt", "tools")}
+    blocks += _guarded("Training", lambda: _training_section(train))
+    blocks += _guarded("Evaluation", lambda: _eval_section(_load_json(run_dir / "eval/results.json")))
+    cost_data = {"rows": []}
+
+    def build_cost():
+        nonlocal cost_data
+        section, cost_data = _cost_section(_load_json(run_dir / "train/tools/model/config.json"),
+                                           _cost_settings(recipe.get("report") or {}))
+        return section
+    blocks += _guarded("Inference cost (estimate)", build_cost)
+    blocks += [Heading("How to reproduce"),
+               Code(f"cogcore run runs/{run_dir.name}/recipe.resolved.yaml   # the whole run\n"
+                    f"cogcore report runs/{run_dir.name}   # this report, from the files alone")]
+    return blocks, cost_data
+
+
+def _md_text(text) -> str:
+    # Backslash-escape Markdown's inline syntax, then HTML-escape so raw tags stay text.
+    text = _fmt(text).replace("\\", "\\\\").replace("\n", " ")
+    for ch in "*_[]`|#":
+        text = text.replace(ch, "\\" + ch)
+    return html.escape(text, quote=False)
+
+
+def render_markdown(blocks: list) -> str:
+    out = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            out.append("#" * b.level + " " + _md_text(b.text))
+        elif isinstance(b, Paragraph):
+            out.append(_md_text(b.text))
+        elif isinstance(b, Code):
+            out.append("```\n" + b.text + "\n```")
+        elif isinstance(b, Table):
+            lines = ["| " + " | ".join(_md_text(h) for h in b.header) + " |",
+                     "|" + "---|" * len(b.header)]
+            lines += ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in b.rows]
+            out.append("\n".join(lines))
+        elif isinstance(b, Image):
+            out.append(f"![{b.name}]({b.name})")
+    return "\n\n".join(out) + "\n"
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; }
+img { max-width: 100%; }
+"""
+
+
+def _html_cell(value, tag: str = "td") -> str:
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    cls = ' class="num"' if numeric and tag == "td" else ""
+    return f"<{tag}{cls}>{html.escape(_fmt(value))}</{tag}>"
+
+
+def render_html(blocks: list, title: str) -> str:
+    body = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            body.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+        elif isinstance(b, Paragraph):
+            body.append(f"<p>{html.escape(b.text)}</p>")
+        elif isinstance(b, Code):
+            body.append(f"<pre><code>{html.escape(b.text)}</code></pre>")
+        elif isinstance(b, Table):
+            head = "".join(_html_cell(h, "th") for h in b.header)
+            rows = "".join("<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in b.rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif isinstance(b, Image):
+            data = base64.b64encode(b.png).decode("ascii")
+            body.append(f'<img alt="{html.escape(b.name)}" src="data:image/png;base64,{data}">')
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def build_report(run_dir: Path) -> tuple[Path, Path]:
+    """Write report/report.md (with its PNGs beside it), report/report.html and report/cost.json."""
+    run_dir = Path(run_dir)
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    blocks, cost_data = report_blocks(run_dir)
+    for image in (b for b in blocks if isinstance(b, Image)):
+        (out / image.name).write_bytes(image.png)
+    md_path, html_path = out / "report.md", out / "report.html"
+    md_path.write_text(render_markdown(blocks), encoding="utf-8")
+    html_path.write_text(render_html(blocks, blocks[0].text), encoding="utf-8")
+    (out / "cost.json").write_text(json.dumps(cost_data, indent=2) + "\n")
+    return md_path, html_path
+
+
+if __name__ == "__main__":
+    for path in build_report(Path(sys.argv[1])):
+        print(path)

@@ -1,0 +1,269 @@
+"""The recipe: one YAML file that drives a whole build.
+
+Loaded and validated once, here; everything below takes plain arguments. Errors name the field
+path and what is allowed, so that `cogcore validate recipes/x.yaml` can print one line per problem.
+
+    from cogcore.recipe import load_recipe
+    recipe = load_recipe("recipes/demo.yaml", overrides=["train.cpt.max_steps=2"])
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cogcore.curate.facts import PATTERNS
+from cogcore.resources import ResourceError, resolve_path
+
+FACT_KINDS = tuple(PATTERNS)  # the detector's kinds, in priority order
+
+
+class Section(BaseModel):
+    # Unknown keys are errors: a typo such as `max_step` must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Source(Section):
+    """One input: a file, a folder or a glob of documents."""
+
+    name: str = Field(description="short name, recorded as each document's `source`")
+    path: str = Field(description="file, folder or glob; `package:PKG/sub/path` names a file inside an installed package")
+    format: Literal["auto", "jsonl", "json", "txt", "md"] = "auto"
+    text_field: str = Field("text", description="field holding the text, for json/jsonl")
+    id_field: str | None = Field(None, description="field holding a stable id, for json/jsonl")
+    title_field: str | None = Field(None, description="field holding the title, for json/jsonl")
+    meta_fields: list[str] = Field(default_factory=list, description="other fields kept in `meta`")
+
+
+class FactsConfig(Section):
+    kinds: list[Literal[FACT_KINDS]] = Field(default_factory=lambda: list(FACT_KINDS))  # type: ignore[valid-type]
+    strategy: Literal["keep", "mask"] = Field(
+        "mask", description="keep: facts trained on; mask: fact tokens carry no loss")
+
+
+class CurateConfig(Section):
+    min_chars: int = Field(100, ge=0, description="documents shorter than this are dropped (too_short)")
+    heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of documents kept out of training, for eval")
+
+
+class IndexConfig(Section):
+    embedder: str = Field(description="sentence-transformers folder (local path or package:...)")
+    chunk_chars: int = Field(800, ge=100)
+    chunk_overlap: int = Field(100, ge=0)
+    batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> "IndexConfig":
+        if self.chunk_overlap >= self.chunk_chars:
+            raise ValueError("chunk_overlap must be smaller than chunk_chars")
+        return self
+
+
+class ModelConfig(Section):
+    path: str = Field(description="hub id, local folder, .gguf file, or package:PKG/file.gguf")
+    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+class LoraConfig(Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class StageTrainConfig(Section):
+    enabled: bool = True
+    method: Literal["lora", "full"] = "lora"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    max_steps: int = Field(20, ge=1)
+    seq_len: int = Field(512, ge=16)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    save_steps: int = Field(10, ge=1, description="checkpoint every N steps (a killed run resumes from the last)")
+    logging_steps: int = Field(1, ge=1)
+
+
+class ToolsTrainConfig(StageTrainConfig):
+    conversations: int = Field(64, ge=1, description="search-tool conversations synthesized from training facts")
+    lr: float = Field(5e-4, gt=0)
+
+
+class TrainConfig(Section):
+    cpt: StageTrainConfig = Field(default_factory=StageTrainConfig)
+    tools: ToolsTrainConfig = Field(default_factory=ToolsTrainConfig)
+
+
+class EvalConfig(Section):
+    questions: int = Field(40, ge=1, description="closed-book questions from held-out facts (lm-eval)")
+    perplexity_docs: int = Field(20, ge=1, description="held-out documents for the perplexity task")
+    agentic_questions: int = Field(12, ge=0, description="questions answered with the real search tool")
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(8, ge=1)
+
+
+class ReportConfig(Section):
+    gpus: list[str] = Field(default_factory=lambda: ["h100", "h200", "a100", "l40s", "l4", "cpu-2core"])
+    prices: dict[str, float] = Field(default_factory=dict, description="$/hour per GPU profile; overrides defaults")
+    dtype: Literal["bf16", "fp8", "int4"] = "bf16"
+    batch: int = Field(16, ge=1, description="concurrent streams assumed in the cost model")
+    prompt_tokens: int = Field(1024, ge=1)
+    output_tokens: int = Field(256, ge=1)
+
+    @field_validator("gpus", "prices")
+    @classmethod
+    def _known_gpus(cls, v):
+        from cogcore.eval.cost import GPUS
+
+        unknown = [g for g in v if g.lower() not in GPUS]
+        if unknown:
+            raise ValueError(f"unknown GPU profile(s) {unknown}; allowed: {', '.join(GPUS)}")
+        return v
+
+
+class Recipe(Section):
+    """A whole build. Only `name`, `sources`, `base_model` and `index.embedder` have no default."""
+
+    name: str
+    run_dir: str = Field("runs", description="runs go to <run_dir>/<name>/")
+    seed: int = 0
+    sources: list[Source] = Field(min_length=1)
+    base_model: ModelConfig
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    facts: FactsConfig = Field(default_factory=FactsConfig)
+    index: IndexConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("use letters, digits, '_', '-', '.' (it names the run folder)")
+        return v
+
+    def run_path(self, base: Path | None = None) -> Path:
+        root = Path(self.run_dir)
+        if not root.is_absolute() and base is not None:
+            root = base / root
+        return root / self.name
+
+
+class RecipeError(Exception):
+    """A recipe that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, check_paths: bool = True) -> Recipe:
+    """Read, override and validate a recipe; raise RecipeError listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError([f"{path}: no such recipe file"])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise RecipeError([f"{path}: YAML syntax error{where}: {getattr(e, 'problem', e)}"]) from None
+    if data is None:
+        raise RecipeError([f"{path}: the file is empty"])
+    if not isinstance(data, dict):
+        raise RecipeError([f"{path}: the top level must be a mapping of fields, got {type(data).__name__}"])
+    for item in overrides or []:
+        apply_override(data, item)
+    recipe = validate(data)
+    if check_paths:
+        check_recipe_paths(recipe, base=path.parent)
+    return recipe
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Apply `a.b.c=value` (value parsed as YAML) in place."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise RecipeError([f"override {item!r}: expected dotted.key=value"])
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part, {}), dict):
+            raise RecipeError([f"override {item!r}: {part} is not a section"])
+        node = node.setdefault(part, {})
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise RecipeError([f"override {item!r}: value is not valid YAML"]) from None
+
+
+def validate(data: dict) -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise RecipeError([_describe(err) for err in e.errors()]) from None
+
+
+def _describe(err: dict) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field (check the spelling; allowed fields are in the recipe docs)" + _allowed(err)
+    if kind == "literal_error":
+        return f"{where}: {err['input']!r} is not allowed; {err['msg'].replace('Input should be', 'use')}"
+    if kind == "missing":
+        return f"{where}: required field is missing"
+    return f"{where}: {err['msg']} (got {err.get('input')!r})"
+
+
+def _allowed(err: dict) -> str:
+    # Walk the schema to list the fields allowed at the parent of the unknown key.
+    model: Any = Recipe
+    for part in err["loc"][:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        ann = field.annotation if field else None
+        inner = getattr(ann, "__args__", None)
+        ann = inner[0] if inner and isinstance(part, str) and getattr(ann, "__origin__", None) is list else ann
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return ""
+        model = ann
+    return ": " + ", ".join(model.model_fields)
+
+
+def check_recipe_paths(recipe: Recipe, base: Path) -> None:
+    """Every path the recipe names must exist (or be a plausible hub id for the base model)."""
+    problems = []
+    for i, src in enumerate(recipe.sources):
+        try:
+            resolve_path(src.path, base, glob_ok=True)
+        except ResourceError as e:
+            problems.append(f"sources.{i}.path: {e}")
+    try:
+        resolve_path(recipe.index.embedder, base)
+    except ResourceError as e:
+        problems.append(f"index.embedder: {e}")
+    try:
+        resolve_path(recipe.base_model.path, base, hub_ok=True)
+    except ResourceError as e:
+        problems.append(f"base_model.path: {e}")
+    if problems:
+        raise RecipeError(problems)
+
+
+def resolved_dict(recipe: Recipe, base: Path) -> dict:
+    """The recipe as saved beside the run: overrides applied, local paths made absolute."""
+    data = recipe.model_dump(mode="json")
+    for src in data["sources"]:
+        src["path"] = str(resolve_path(src["path"], base, glob_ok=True))
+    data["index"]["embedder"] = str(resolve_path(data["index"]["embedder"], base))
+    data["base_model"]["path"] = str(resolve_path(data["base_model"]["path"], base, hub_ok=True))
+    return data

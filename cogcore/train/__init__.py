@@ -1,0 +1,1 @@
+"""Training: continued pretraining with fact-aware loss masks, then tool-use fine-tuning."""

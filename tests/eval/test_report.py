@@ -1,0 +1,105 @@
+"""The report, built from a small schema-valid run directory written in the test."""
+
+import json
+import re
+
+import yaml
+
+from cogcore.eval.report import build_report
+
+TINY_CONFIG = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+               "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+               "vocab_size": 256, "tie_word_embeddings": True}
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _metrics(method, losses):
+    return {"method": method, "steps": len(losses), "tokens_trained": 4096, "seconds": 2.5,
+            "tokens_per_s": 1638.4, "trainable_params": 1000, "total_params": 150_000,
+            "log_history": [{"step": i + 1, "loss": v} for i, v in enumerate(losses)]}
+
+
+def _full_run(run):
+    (run).mkdir(parents=True, exist_ok=True)
+    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(
+        {"name": "acme-demo", "report": {"gpus": ["h100", "cpu-2core"], "prices": {"h100": 2.5}}}))
+    _write(run / "manifest.json", {"stages": {
+        "curate": {"fingerprint": "a", "status": "complete", "started": "2025-01-01T00:00:00",
+                   "ended": "2025-01-01T00:00:04", "seconds": 4.0, "outputs": {}},
+        "train_cpt": {"fingerprint": "b", "status": "complete", "started": "2025-01-01T00:00:05",
+                      "ended": "2025-01-01T00:01:00", "seconds": 55.0, "outputs": {}}}})
+    _write(run / "curate/stats.json", {
+        "docs_in": 10, "docs_out": 7,
+        "steps": [{"step": "length_filter", "docs_in": 10, "kept": 9, "dropped": {"too_short": 1}},
+                  {"step": "dedup", "docs_in": 9, "kept": 7, "dropped": {"near_duplicate": 2}}],
+        "facts": {"money": 5, "date": 3}, "splits": {"train": 6, "heldout": 1},
+        "unreadable": [{"path": "a.bin", "reason": "binary"}]})
+    _write(run / "train/cpt/metrics.json", _metrics("lora", [3.0, 2.5, 2.2]))
+    _write(run / "train/tools/metrics.json", _metrics("lora", [1.5, 1.1]))
+    _write(run / "train/model/config.json", TINY_CONFIG)
+    _write(run / "eval/results.json", {
+        "lm_eval": {"acme_cloze": {"acc,none": 0.61}}, "lm_eval_version": "0.4.9",
+        "agentic": {"n": 2, "accuracy": 0.5, "call_rate": 1.0, "retrieval_hit_rate": 0.5,
+                    "mean_calls": 1.5, "seconds_per_answer": 0.3},
+        "samples": [{"question": "What did Q3 <script>alert(1)</script> cost?", "answer": "$4 | 5",
+                     "expected": "$4", "calls": [{"name": "search", "arguments": {"q": "Q3"}}],
+                     "correct": True}]})
+
+
+def test_full_run_gives_both_reports_with_tables_images_and_cost_rows(tmp_path):
+    run = tmp_path / "acme-demo"
+    _full_run(run)
+    md_path, html_path = build_report(run)
+    md, page = md_path.read_text(), html_path.read_text()
+
+    assert "cogcore report: acme-demo" in page and "acme-demo" in md
+    assert "It holds for all 2 steps" in page and "near\\_duplicate: 2" in md
+    assert "acme_cloze" in page and "0.61" in page and "retrieval hit rate" in page
+    assert page.count("<table>") >= 8
+    assert len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', page)) == 3
+    assert not re.search(r'(src|href)\s*=\s*"?https?:', page)
+    assert "not run" not in page.lower()
+    for image in ("loss.png", "funnel.png", "fact_kinds.png"):
+        assert f"]({image})" in md and (run / "report" / image).read_bytes()[:4] == b"\x89PNG"
+
+    rows = json.loads((run / "report/cost.json").read_text())["rows"]
+    assert [r["gpu_key"] for r in rows] == ["h100", "cpu-2core"]
+    assert rows[0]["price_per_hour"] == 2.5
+
+
+def test_sample_text_is_escaped_in_html_and_markdown(tmp_path):
+    run = tmp_path / "run"
+    _full_run(run)
+    md_path, html_path = build_report(run)
+    page, md = html_path.read_text(), md_path.read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in md
+    assert "$4 \\| 5" in md  # a pipe in a cell must not split the Markdown table
+
+
+def test_missing_files_make_sections_say_not_run(tmp_path):
+    run = tmp_path / "empty"
+    run.mkdir()
+    md_path, html_path = build_report(run)
+    page = html_path.read_text()
+    for missing in ("manifest.json", "curate/stats.json", "eval/results.json",
+                    "train/model/config.json"):
+        assert f"Not run: {missing} is missing" in page
+    assert "cpt</td><td>not run" in page
+    assert json.loads((run / "report/cost.json").read_text())["rows"] == []
+    assert "<img" not in page and "empty" in md_path.read_text()
+
+
+def test_broken_accounting_and_a_malformed_file_are_reported_not_raised(tmp_path):
+    run = tmp_path / "bad"
+    _write(run / "curate/stats.json", {"docs_in": 3, "docs_out": 3, "steps": [
+        {"step": "pii", "docs_in": 3, "kept": 3, "dropped": {"leak": 1}}], "facts": {}})
+    _write(run / "eval/results.json", {"agentic": {"n": "x"}, "samples": "oops"})
+    _write(run / "train/model/config.json", {"hidden_size": 64})
+    page = build_report(run)[1].read_text()
+    assert "It is broken for: pii" in page and "BROKEN" in page
+    assert "Could not be built: KeyError" in page  # the config lacks the layer counts
