@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cogcore.recipe import RecipeError, load_recipe, resolved_dict
 
@@ -36,8 +37,12 @@ def _load(recipe: Path, overrides: list[str] | None):
         return load_recipe(recipe, overrides or [])
     except RecipeError as e:
         for line in e.problems:
-            err.print(f"[red]error[/red] {line}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error[/red] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+
+
+def _log(message: str) -> None:
+    err.print(f"[bold cyan]cogcore[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _execute(recipe_path: Path, overrides: list[str] | None, stage_names: list[str], force: list[str] | None) -> None:
@@ -53,14 +58,14 @@ def _execute(recipe_path: Path, overrides: list[str] | None, stage_names: list[s
         forced.update(COMMAND_STAGES.get(name, [name]))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     stages = [s for s in build_stages(recipe, recipe_path.parent.resolve()) if s.name in stage_names]
-    run_dir = RunDir(recipe.run_path(Path.cwd()), log=lambda m: err.print(f"[bold cyan]cogcore[/] {m}", highlight=False))
+    run_dir = RunDir(recipe.run_path(Path.cwd()), log=_log)
     run_dir.save_resolved_recipe(resolved_dict(recipe, recipe_path.parent.resolve()))
     try:
         run_dir.execute(stages, force=forced)
     except StageError as e:
-        err.print(f"[red]error[/red] {e}")
+        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1)
-    err.print(f"[bold cyan]cogcore[/] run directory: {run_dir.path}")
+    _log(f"run directory: {run_dir.path}")
 
 
 @app.command()
@@ -127,10 +132,10 @@ def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<na
     from cogcore.retrieval import SearchIndex
 
     for rank, hit in enumerate(SearchIndex.load(index_dir).search(query, k), 1):
-        out.print(f"[bold]{rank}.[/bold] score {hit.score:.3f}  [cyan]{hit.doc_id}[/cyan]  {hit.title}", highlight=False)
+        out.print(f"[bold]{rank}.[/bold] score {hit.score:.3f}  [cyan]{escape(hit.doc_id)}[/cyan]  {escape(hit.title)}", highlight=False)
         if hit.section:
-            out.print(f"   section: {hit.section}", highlight=False)
-        out.print("   " + " ".join(hit.text.split())[:400], highlight=False, soft_wrap=True)
+            out.print(f"   section: {escape(hit.section)}", highlight=False)
+        out.print("   " + escape(" ".join(hit.text.split())[:400]), highlight=False, soft_wrap=True)
 
 
 def main() -> None:

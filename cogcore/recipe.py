@@ -170,7 +170,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, check_path
     if not path.is_file():
         raise RecipeError([f"{path}: no such recipe file"])
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError([f"{path}: cannot read the file ({type(e).__name__}: {e})"]) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -188,20 +192,31 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, check_path
 
 
 def apply_override(data: dict, item: str) -> None:
-    """Apply `a.b.c=value` (value parsed as YAML) in place."""
+    """Apply `a.b.c=value` (value parsed as YAML) in place; a number indexes a list (`sources.0.path`)."""
     key, sep, raw = item.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise RecipeError([f"override {item!r}: expected dotted.key=value"])
-    parts = key.strip().split(".")
-    node = data
-    for part in parts[:-1]:
-        if not isinstance(node.get(part, {}), dict):
-            raise RecipeError([f"override {item!r}: {part} is not a section"])
-        node = node.setdefault(part, {})
     try:
-        node[parts[-1]] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
         raise RecipeError([f"override {item!r}: value is not valid YAML"]) from None
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not (part.isdigit() and int(part) < len(node)):
+                where = ".".join(parts[:i]) or "(top level)"
+                raise RecipeError([f"override {item!r}: {where} is a list of {len(node)}; use an index 0..{len(node) - 1}"])
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise RecipeError([f"override {item!r}: {'.'.join(parts[:i])} is not a section"])
+        elif not last and node.get(part) is None:
+            node[part] = {}  # a missing (or empty) section is created
+        if last:
+            node[part] = value
+        else:
+            node = node[part]
 
 
 def validate(data: dict) -> Recipe:

@@ -56,9 +56,11 @@ def _package_path(rest: str) -> Path:
         spec = importlib.util.find_spec(pkg)
     except (ImportError, ValueError):
         spec = None
-    if spec is None or not spec.submodule_search_locations:
+    if spec is None:
         pip_name = _PIP_NAMES.get(pkg, pkg.replace("_", "-"))
         raise ResourceError(f"package {pkg!r} is not installed (pip install --no-deps {pip_name})")
+    if not spec.submodule_search_locations:
+        raise ResourceError(f"{pkg!r} is a module, not a package folder that can hold files")
     root = Path(list(spec.submodule_search_locations)[0])
     path = root / sub
     if not path.exists():

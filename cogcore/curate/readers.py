@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import itertools
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -58,7 +59,7 @@ def read_source(path: str, name: str, fmt: str = "auto", text_field: str = "text
             continue
         try:
             raw = _read_text(file)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, zlib.error) as e:  # zlib.error: a gzip whose deflate stream is corrupt
             yield Unreadable(str(file), f"unreadable_file: {type(e).__name__}")
             continue
         except UnicodeDecodeError:
@@ -80,7 +81,11 @@ def read_source(path: str, name: str, fmt: str = "auto", text_field: str = "text
 
 
 def _read_text(file: Path) -> str:
-    data = gzip.open(file).read() if file.suffix.lower() == ".gz" else file.read_bytes()
+    if file.suffix.lower() == ".gz":
+        with gzip.open(file) as f:
+            data = f.read()
+    else:
+        data = file.read_bytes()
     return data.decode("utf-8")
 
 

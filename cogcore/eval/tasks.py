@@ -39,7 +39,7 @@ def write_tasks(folder: Path, questions: list[Question], facts: list[dict], held
             "dataset_kwargs": {"data_files": {"test": str((folder / f"{CLOSEDBOOK}.jsonl").resolve())}},
             "output_type": "multiple_choice", "doc_to_text": "{{question}}\nAnswer:",
             "doc_to_choice": "choices", "doc_to_target": "gold",
-            "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}],
+            "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("acc", "acc_norm")],
             "metadata": {"version": 1.0}})
         names.append(CLOSEDBOOK)
     if heldout_docs:
@@ -49,8 +49,10 @@ def write_tasks(folder: Path, questions: list[Question], facts: list[dict], held
             "task": HELDOUT_PPL, "dataset_path": "json", "test_split": "test",
             "dataset_kwargs": {"data_files": {"test": str((folder / f"{HELDOUT_PPL}.jsonl").resolve())}},
             "output_type": "loglikelihood_rolling", "doc_to_text": "", "doc_to_target": "{{text}}",
-            # lm-eval's own aggregations for these (weighted perplexity), as in its wikitext task.
-            "metric_list": [{"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")],
+            # lm-eval's own aggregations for these, as in its wikitext task.
+            "metric_list": [{"metric": m, "aggregation": agg, "higher_is_better": False} for m, agg in (
+                ("word_perplexity", "weighted_perplexity"), ("byte_perplexity", "weighted_perplexity"),
+                ("bits_per_byte", "bits_per_byte"))],
             "metadata": {"version": 1.0}})
         names.append(HELDOUT_PPL)
     return names

@@ -40,9 +40,9 @@ def _full_run(run):
         "unreadable": [{"path": "a.bin", "reason": "binary"}]})
     _write(run / "train/cpt/metrics.json", _metrics("lora", [3.0, 2.5, 2.2]))
     _write(run / "train/tools/metrics.json", _metrics("lora", [1.5, 1.1]))
-    _write(run / "train/model/config.json", TINY_CONFIG)
+    _write(run / "train/tools/model/config.json", TINY_CONFIG)
     _write(run / "eval/results.json", {
-        "lm_eval": {"acme_cloze": {"acc,none": 0.61}}, "lm_eval_version": "0.4.9",
+        "lm_eval": {"trained": {"acme_cloze": {"acc": 0.61}}, "base": {"acme_cloze": {"acc": 0.25}}}, "lm_eval_version": "0.4.9",
         "agentic": {"n": 2, "accuracy": 0.5, "call_rate": 1.0, "retrieval_hit_rate": 0.5,
                     "mean_calls": 1.5, "seconds_per_answer": 0.3},
         "samples": [{"question": "What did Q3 <script>alert(1)</script> cost?", "answer": "$4 | 5",
@@ -87,7 +87,7 @@ def test_missing_files_make_sections_say_not_run(tmp_path):
     md_path, html_path = build_report(run)
     page = html_path.read_text()
     for missing in ("manifest.json", "curate/stats.json", "eval/results.json",
-                    "train/model/config.json"):
+                    "train/tools/model/config.json"):
         assert f"Not run: {missing} is missing" in page
     assert "cpt</td><td>not run" in page
     assert json.loads((run / "report/cost.json").read_text())["rows"] == []
@@ -99,7 +99,7 @@ def test_broken_accounting_and_a_malformed_file_are_reported_not_raised(tmp_path
     _write(run / "curate/stats.json", {"docs_in": 3, "docs_out": 3, "steps": [
         {"step": "pii", "docs_in": 3, "kept": 3, "dropped": {"leak": 1}}], "facts": {}})
     _write(run / "eval/results.json", {"agentic": {"n": "x"}, "samples": "oops"})
-    _write(run / "train/model/config.json", {"hidden_size": 64})
+    _write(run / "train/tools/model/config.json", {"hidden_size": 64})
     page = build_report(run)[1].read_text()
     assert "It is broken for: pii" in page and "BROKEN" in page
     assert "Could not be built: KeyError" in page  # the config lacks the layer counts
