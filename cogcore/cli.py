@@ -53,7 +53,8 @@ def _execute(recipe_path: Path, overrides: list[str] | None, stage_names: list[s
     forced = set()
     for name in force or []:
         if name not in ORDER and name not in COMMAND_STAGES:
-            err.print(f"[red]error[/red] --force {name}: unknown stage; allowed: {', '.join(ORDER)}, train")
+            err.print(f"[red]error[/red] --force {escape(name)}: unknown stage; allowed: {', '.join(ORDER)}, train",
+                      soft_wrap=True)
             raise typer.Exit(2)
         forced.update(COMMAND_STAGES.get(name, [name]))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

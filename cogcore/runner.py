@@ -115,6 +115,7 @@ class RunDir:
         marker = folder / FINGERPRINT_FILE
         resuming = marker.exists() and marker.read_text().strip() == fp and not fresh
         manifest["stages"].pop(stage.name, None)
+        self.path.mkdir(parents=True, exist_ok=True)  # usable without save_resolved_recipe first
         write_json_atomic(self.path / MANIFEST, manifest)  # its old entry no longer describes the folder
         if not resuming and folder.exists():
             shutil.rmtree(folder)
