@@ -8,6 +8,7 @@ is written to `eval/agentic.jsonl`, so each figure can be checked by reading the
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from cogcore.questions import Question, answer_matches
@@ -23,12 +24,21 @@ def run_agentic(model, tokenizer, index: SearchIndex, questions: list[Question],
     rows = []
     for q, t in zip(questions, transcripts):
         rows.append({"fact_id": q.fact_id, "question": q.question, "expected": q.answer, "answer": t.answer,
-                     "correct": answer_matches(q.answer, t.answer),
+                     "correct": answer_matches(q.answer, strip_echo(t.answer)),
                      "called_search": any(c["name"] == "search" for c in t.calls),
                      "retrieval_hit": any(answer_matches(q.answer, c["result"]) for c in t.calls),
                      "calls": t.calls, "errors": t.errors, "seconds": round(t.seconds, 2)})
     out_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return summarize(rows)
+
+
+_ECHO = re.compile(r"<tool_response>.*?(?:</tool_response>|$)|^\s*\d+\. \[[^\]]*\].*$|^error:.*$", re.S | re.M)
+
+
+def strip_echo(answer: str) -> str:
+    """The answer without text the model copied from tool output (passages, errors): a value
+    found only in a parroted passage list is not an answer."""
+    return _ECHO.sub("", answer)
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -81,7 +81,7 @@ def _stage_section(manifest: dict | None) -> list:
         return blocks + [Paragraph(NOT_RUN.format("manifest.json"))]
     stages = manifest.get("stages", {})
     rows = [[name, s.get("status"), s.get("started"), s.get("ended"), s.get("seconds")]
-            for name, s in stages.items()]
+            for name, s in sorted(stages.items(), key=lambda kv: kv[1].get("started") or "")]
     total = sum(s.get("seconds") or 0 for s in stages.values())
     return blocks + [Table(["stage", "status", "started", "ended", "seconds"], rows),
                      Paragraph(f"Total wall time: {total:,.1f} s.")]

@@ -84,7 +84,8 @@ def run_lm_eval(model, tokenizer, task_dir: Path, tasks: list[str], batch_size: 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
     manager = TaskManager(include_path=str(task_dir), include_defaults=False)
     out = simple_evaluate(model=lm, tasks=tasks, task_manager=manager, log_samples=False)
-    return {task: {k.split(",")[0]: v for k, v in metrics.items() if k != "alias" and "stderr" not in k}
+    return {task: {k.split(",")[0]: v for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and "stderr" not in k}
             for task, metrics in out["results"].items()}
 
 

@@ -1,0 +1,26 @@
+"""Scoring of the agentic check: a value counts only when the model states it, not when it
+parrots the passages the tool returned."""
+
+from cogcore.eval.agentic import strip_echo, summarize
+from cogcore.questions import answer_matches
+
+
+def test_value_inside_parroted_passages_is_not_an_answer():
+    parroted = "<tool_response>\n1. [doc_savings_002 | Savings]\n2. [doc_fees | Fees] fee is $2"
+    assert answer_matches("2", parroted)  # the raw text would score, wrongly
+    assert not answer_matches("2", strip_echo(parroted))
+    assert not answer_matches("$2", strip_echo("error: malformed tool call: $2"))
+
+
+def test_a_stated_answer_survives():
+    answer = "$2.00 (source: doc_fees)"
+    assert strip_echo(answer) == answer and answer_matches("$2.00", strip_echo(answer))
+
+
+def test_summary_rates():
+    rows = [{"correct": True, "called_search": True, "retrieval_hit": True, "calls": [{}], "errors": [], "seconds": 2.0},
+            {"correct": False, "called_search": False, "retrieval_hit": False, "calls": [], "errors": ["x"], "seconds": 4.0}]
+    s = summarize(rows)
+    assert s == {"n": 2, "accuracy": 0.5, "call_rate": 0.5, "retrieval_hit_rate": 0.5, "mean_calls": 0.5,
+                 "malformed_calls": 1, "seconds_per_answer": 3.0}
+    assert summarize([]) == {"n": 0}
