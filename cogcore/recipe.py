@@ -48,6 +48,10 @@ class FactsConfig(Section):
 class CurateConfig(Section):
     min_chars: int = Field(100, ge=0, description="documents shorter than this are dropped (too_short)")
     heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of documents kept out of training, for eval")
+    executor: Literal["local", "ray"] = Field("local", description="local processes, or Ray Data (pip install 'cogcore[ray]')")
+    workers: int = Field(0, ge=0, description="processes (local) or CPUs (ray); 0 = all cores")
+    ray_address: str | None = Field(None, description="Ray cluster address; unset = start a local Ray instance")
+    batch_size: int = Field(1000, ge=1, description="documents per shard (the unit of parallelism and resume)")
 
 
 class IndexConfig(Section):

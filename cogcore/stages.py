@@ -32,18 +32,24 @@ def build_stages(recipe: Recipe, recipe_dir: Path) -> list[Stage]:
 
 
 def _curate(recipe: Recipe, r: dict, run: Path) -> Stage:
-    from cogcore.curate.pipeline import SourceSpec, curate
+    from cogcore.curate.pipeline import CuratePlan, SourceSpec, curate
     from cogcore.curate.readers import list_files
 
+    cfg = recipe.curate
     specs = [SourceSpec(s["name"], s["path"], s["format"], s["text_field"], s["id_field"], s["title_field"],
                         tuple(s["meta_fields"])) for s in r["sources"]]
     stamps = [file_stamp(f) for s in specs for f in list_files(s.path)]
 
     def go(folder: Path) -> None:
-        curate(specs, folder, min_chars=recipe.curate.min_chars, heldout_fraction=recipe.curate.heldout_fraction,
-               fact_kinds=list(recipe.facts.kinds), seed=recipe.seed)
+        from cogcore.curate.executors import make_executor
 
-    return Stage("curate", "curate", (), go, {"sources": r["sources"], "files": stamps, "curate": r["curate"],
+        plan = CuratePlan(min_chars=cfg.min_chars, heldout_fraction=cfg.heldout_fraction,
+                          fact_kinds=tuple(recipe.facts.kinds), seed=recipe.seed, batch_size=cfg.batch_size)
+        curate(specs, folder, plan, make_executor(cfg.executor, cfg.workers, cfg.ray_address))
+
+    # Where curation runs does not change what it produces: not part of the fingerprint.
+    content = {k: v for k, v in r["curate"].items() if k not in ("executor", "workers", "ray_address")}
+    return Stage("curate", "curate", (), go, {"sources": r["sources"], "files": stamps, "curate": content,
                                                "fact_kinds": r["facts"]["kinds"], "seed": recipe.seed})
 
 

@@ -1,32 +1,39 @@
-"""The curation pipeline: sources -> steps -> curated documents, facts and stats.
+"""The curation pipeline: sources -> curated documents, facts, clusters and stats.
 
-Every step counts its work, and `docs_in == kept + sum(dropped[reason])` holds for each step and
-for the run as a whole; a sample of each drop reason is written to `drops/<reason>.jsonl`. Files
-that could not be read are listed with their reason. Called by `cogcore curate` through
-`cogcore.stages`; usable on its own:
+Three passes over the corpus, each streaming batches through an executor (this process, local
+processes, or Ray Data) and writing one shard file per batch under `work/`:
 
-    stats = curate(sources=[SourceSpec(...)], out_dir=Path("runs/x/curate"), min_chars=100,
-                   heldout_fraction=0.1, fact_kinds=["money", "date"])
+1. read -> unique ids -> normalize; hash lines (for boilerplate removal);
+2. drop lines repeated across many documents -> filters -> PII redaction; content hash and
+   MinHash signature per document;
+3. (here, in order) apply the global decisions - exact, near and semantic duplicates,
+   rebalancing - then split train/held-out, find facts, and write `docs.jsonl` and `facts.jsonl`.
+
+A shard's result file is written last and atomically, so a killed run, started again, skips the
+shards it finished and produces exactly the output of an uninterrupted run. For every step,
+`in == kept + sum(dropped[reason])` holds for documents, bytes and tokens (accounting.py);
+samples of every drop reason go to `drops/<reason>.jsonl`, redacted when redaction is on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import pickle
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 from tqdm.auto import tqdm
 
+from cogcore.curate.accounting import StepStats, check_accounting, merge_samples
+from cogcore.curate.dedup import DecisionStep, exact_decisions
 from cogcore.curate.facts import FactDetector
+from cogcore.curate.passes import FirstPass, PassResult, SecondPass, run_steps
 from cogcore.curate.readers import Unreadable, read_source
-from cogcore.curate.steps import DuplicateIdFilter, ExactDedup, LengthFilter, Normalize, Step
+from cogcore.curate.steps import DuplicateIdFilter, LengthFilter, Normalize
 from cogcore.runner import write_json_atomic
-
-BATCH = 256
-DROP_SAMPLES = 20
 
 
 @dataclass(frozen=True)
@@ -41,68 +48,223 @@ class SourceSpec:
 
 
 @dataclass
-class StepStats:
-    step: str
-    docs_in: int = 0
-    kept: int = 0
-    dropped: Counter = field(default_factory=Counter)
+class CuratePlan:
+    """What to run, as plain objects: built from the recipe in cogcore/stages.py."""
 
-    def as_dict(self) -> dict:
-        return {"step": self.step, "docs_in": self.docs_in, "kept": self.kept, "dropped": dict(self.dropped)}
+    min_chars: int = 100
+    heldout_fraction: float = 0.1
+    fact_kinds: tuple[str, ...] = ()
+    seed: int = 0
+    batch_size: int = 1000
+    boilerplate: tuple[int, float] | None = None  # (min_docs, min_fraction) or off
+    filters: list = field(default_factory=list)  # Filter / mapper objects, after the length filter
+    redactor: object | None = None  # a PiiRedactor, or None
+    minhash: object | None = None  # a MinHashConfig, or None
+    global_steps: list = field(default_factory=list)  # callables (ids, docs_dir) -> Decisions, after dedup
 
 
-def curate(sources: list[SourceSpec], out_dir: Path, min_chars: int, heldout_fraction: float,
-           fact_kinds: list[str], seed: int = 0) -> dict:
-    steps: list[Step] = [Normalize(), LengthFilter(min_chars), DuplicateIdFilter(), ExactDedup()]
-    stats = [StepStats(s.name) for s in steps]
-    detector = FactDetector(fact_kinds)
+def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=None) -> dict:
+    from cogcore.curate.executors import LocalExecutor
+
+    executor = executor or LocalExecutor(1)
+    work = out_dir / "work"
     unreadable: list[dict] = []
-    samples: dict[str, list] = {}
-    fact_counts: Counter = Counter()
-    splits: Counter = Counter()
-    docs_in = 0
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ids_stats = StepStats("unique_ids")
+    samples: dict = {}
+    first = FirstPass([Normalize()], hash_lines=plan.boilerplate is not None)
+    batches = _batches(_unique_ids(_read_all(sources, unreadable), ids_stats, samples), plan.batch_size)
+    p1 = _run_pass("pass 1/2", executor, first, batches, work / "p1")
+
+    second_steps = []
+    if plan.boilerplate is not None:
+        second_steps.append(_boilerplate_step(p1["line_hashes"], *plan.boilerplate))
+    second_steps += [LengthFilter(plan.min_chars), *plan.filters]
+    if plan.redactor is not None:
+        second_steps.append(plan.redactor)
+    second = SecondPass(second_steps, plan.minhash)
+    p2 = _run_pass("pass 2/2", executor, second, _shard_docs(work / "p1", p1["n"]), work / "p2")
+
+    final_steps = _global_steps(p2, plan)
+    stats_steps = [ids_stats, *p1["stats"], *p2["stats"]]
+    merge_samples(samples, p1["samples"])
+    merge_samples(samples, p2["samples"])
+    return _write_outputs(out_dir, plan, p2, final_steps, stats_steps, samples, unreadable)
+
+
+def _unique_ids(docs: Iterator[dict], stats: StepStats, samples: dict) -> Iterator[dict]:
+    step = DuplicateIdFilter()
+    for doc in docs:
+        kept = run_steps([doc], [step], [stats], samples)
+        yield from kept
+
+
+def _run_pass(label: str, executor, fn, batches: Iterator[list[dict]], folder: Path) -> dict:
+    """Run fn over batches; shard k's result is read back if a previous run finished it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    merged = {"stats": None, "samples": {}, "line_hashes": [], "exact": [], "minhash": [], "n": 0}
+    bar = tqdm(desc=f"curate {label}", unit="doc", dynamic_ncols=True, smoothing=0.1)
+    todo = ((k, batch) for k, batch in enumerate(batches) if not (folder / f"{k:06d}.pkl").exists())
+    results = executor.map(_ShardJob(fn, folder), todo)
+    done_before = sorted(folder.glob("*.pkl"))
+    n_shards = 0
+    for path in _in_order(folder, done_before, results):
+        result: PassResult = pickle.loads(path.read_bytes())
+        n_shards += 1
+        _merge(merged, result)
+        bar.update(result.stats[0].docs_in if result.stats else len(result.docs))
+        bar.set_postfix(kept=merged["stats"][-1].kept if merged["stats"] else 0,
+                        dropped=sum(sum(s.dropped.values()) for s in merged["stats"] or []))
+    bar.close()
+    merged["n"] = n_shards
+    return merged
+
+
+def _in_order(folder: Path, done_before: list[Path], results: Iterator[Path]) -> Iterator[Path]:
+    # Finished shards from an earlier run and new ones interleave by shard number.
+    done = {int(p.stem): p for p in done_before}
+    new = iter(results)
+    k = 0
+    while True:
+        if k in done:
+            yield done.pop(k)
+        else:
+            try:
+                path = next(new)
+            except StopIteration:
+                return
+            yield path
+        k += 1
+
+
+class _ShardJob:
+    """Run the pass on one batch and write its result (docs included) as shard k."""
+
+    def __init__(self, fn, folder: Path):
+        self.fn, self.folder = fn, folder
+
+    def __call__(self, item: tuple[int, list[dict]]) -> Path:
+        k, batch = item
+        result = self.fn(batch)
+        path = self.folder / f"{k:06d}.pkl"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)  # atomic: a shard file exists only once it is complete
+        return path
+
+
+def _merge(merged: dict, result: PassResult) -> None:
+    if merged["stats"] is None:
+        merged["stats"] = [StepStats(s.step) for s in result.stats]
+    for acc, st in zip(merged["stats"], result.stats):
+        acc.merge(st)
+    merge_samples(merged["samples"], result.samples)
+    if result.line_hashes is not None:
+        merged["line_hashes"].extend(result.line_hashes)
+    if result.exact is not None:
+        merged["exact"].append(result.exact)
+    if result.minhash is not None:
+        merged["minhash"].append(result.minhash)
+    merged.setdefault("ids", []).extend(d["id"] for d in result.docs)
+
+
+def _shard_docs(folder: Path, n: int) -> Iterator[list[dict]]:
+    for k in range(n):
+        yield pickle.loads((folder / f"{k:06d}.pkl").read_bytes()).docs
+
+
+def _boilerplate_step(line_hashes: list[np.ndarray], min_docs: int, min_fraction: float):
+    from cogcore.curate.boilerplate import BoilerplateRemover, LineCounter
+
+    counter = LineCounter()
+    for hashes in line_hashes:
+        counter.add(hashes)
+    return BoilerplateRemover(counter.frequent(min_docs, min_fraction))
+
+
+def _global_steps(p2: dict, plan: CuratePlan) -> list:
+    ids = p2.get("ids", [])
+    steps = [DecisionStep("exact_dedup", exact_decisions(ids, _cat(p2["exact"], (0,))))]
+    if plan.minhash is not None:
+        from cogcore.curate.minhash import near_duplicate_decisions
+
+        exact_dropped = steps[0].decisions.dropped
+        keep = [i for i, doc_id in enumerate(ids) if doc_id not in exact_dropped]
+        sigs = _cat(p2["minhash"], (0, 1))[keep]
+        steps.append(DecisionStep("near_dedup", near_duplicate_decisions([ids[i] for i in keep], sigs, plan.minhash)))
+    for make in plan.global_steps:
+        dropped_so_far = set().union(*(s.decisions.dropped for s in steps))
+        survivors = [i for i in ids if i not in dropped_so_far]
+        steps.append(make(survivors, p2))
+    return steps
+
+
+def _cat(parts: list[np.ndarray], empty_shape: tuple) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(empty_shape, dtype=np.uint64)
+
+
+def _write_outputs(out_dir: Path, plan: CuratePlan, p2: dict, final_steps: list, stats_steps: list,
+                   samples: dict, unreadable: list) -> dict:
+    final_stats = [StepStats(s.name) for s in final_steps]
+    detector = FactDetector(plan.fact_kinds) if plan.fact_kinds else FactDetector()
+    facts, splits, docs_out = Counter(), Counter(), 0
     with open(out_dir / "docs.jsonl.tmp", "w") as docs_f, open(out_dir / "facts.jsonl.tmp", "w") as facts_f:
-        bar = tqdm(desc="curate", unit="doc")
-        for batch in _batches(_read_all(sources, unreadable)):
-            docs_in += len(batch)
-            for step, st in zip(steps, stats):
-                st.docs_in += len(batch)
-                batch, dropped = step.run(batch)
-                st.kept += len(batch)
-                for doc, reason in dropped:
-                    st.dropped[reason] += 1
-                    _sample(samples, reason, doc, step.name)
-            for doc in batch:
-                doc["meta"]["split"] = _split(doc["id"], heldout_fraction, seed)
+        for batch in _shard_docs(out_dir / "work" / "p2", p2["n"]):
+            for doc in run_steps(batch, final_steps, final_stats, samples):
+                doc["meta"]["split"] = split_of(doc["id"], plan.heldout_fraction, plan.seed)
                 splits[doc["meta"]["split"]] += 1
+                docs_out += 1
                 docs_f.write(json.dumps(doc, ensure_ascii=False) + "\n")
                 for fact in detector.detect(doc):
-                    fact_counts[fact["kind"]] += 1
+                    facts[fact["kind"]] += 1
                     facts_f.write(json.dumps(fact, ensure_ascii=False) + "\n")
-            bar.update(len(batch))
-            bar.set_postfix(kept=stats[-1].kept, dropped=docs_in - stats[-1].kept)
-        bar.close()
     for name in ("docs.jsonl", "facts.jsonl"):
         (out_dir / f"{name}.tmp").replace(out_dir / name)
-    _write_samples(out_dir / "drops", samples)
-    result = {"docs_in": docs_in, "docs_out": stats[-1].kept if stats else docs_in,
-              "steps": [s.as_dict() for s in stats], "facts": dict(fact_counts), "splits": dict(splits),
-              "unreadable": unreadable}
-    check_accounting(result)
+    _write_clusters(out_dir / "clusters.jsonl", final_steps)
+    _write_samples(out_dir / "drops", samples, plan.redactor)
+    steps = [s.as_dict() for s in stats_steps + final_stats]
+    docs_in = steps[0]["docs_in"] if steps else 0
+    result = {"docs_in": docs_in, "docs_out": docs_out, "steps": steps, "facts": dict(facts),
+              "splits": dict(splits), "unreadable": unreadable,
+              "unreadable_by_reason": dict(Counter(u["reason"].split(":")[0] for u in unreadable))}
+    check_accounting(steps, docs_in, docs_out)
     write_json_atomic(out_dir / "stats.json", result)
     return result
 
 
-def check_accounting(stats: dict) -> None:
-    """Every document is accounted for, at every step; a violation is a bug, so it fails loudly."""
-    n = stats["docs_in"]
-    for st in stats["steps"]:
-        if st["docs_in"] != n or st["docs_in"] != st["kept"] + sum(st["dropped"].values()):
-            raise AssertionError(f"accounting broken at step {st['step']}: {st}")
-        n = st["kept"]
-    if n != stats["docs_out"]:
-        raise AssertionError(f"accounting broken: last step kept {n}, docs_out {stats['docs_out']}")
+def split_of(doc_id: str, heldout_fraction: float, seed: int) -> str:
+    # A hash, not a random draw: a document stays on its side when others are added or removed.
+    import hashlib
+
+    h = int(hashlib.sha1(f"{seed}:{doc_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "heldout" if h < heldout_fraction else "train"
+
+
+def _write_clusters(path: Path, steps: list) -> None:
+    with open(path, "w") as f:
+        for step in steps:
+            for cluster in step.decisions.clusters:
+                f.write(json.dumps(cluster, ensure_ascii=False) + "\n")
+
+
+def _write_samples(folder: Path, samples: dict, redactor) -> None:
+    folder.mkdir(exist_ok=True)
+    for reason, rows in samples.items():
+        if redactor is not None:  # a document dropped before redaction must not leak through its sample
+            for row in rows:
+                row["text"] = redactor.redact(row["text"])[0]
+                row["meta"] = _redact_values(row["meta"], redactor)
+        with open(folder / f"{reason}.jsonl", "w") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def _redact_values(value, redactor):
+    if isinstance(value, str):
+        return redactor.redact(value)[0]
+    if isinstance(value, dict):
+        return {k: _redact_values(v, redactor) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_values(v, redactor) for v in value]
+    return value
 
 
 def _read_all(sources: list[SourceSpec], unreadable: list[dict]) -> Iterator[dict]:
@@ -115,32 +277,12 @@ def _read_all(sources: list[SourceSpec], unreadable: list[dict]) -> Iterator[dic
                 yield item
 
 
-def _batches(docs: Iterator[dict]) -> Iterator[list[dict]]:
+def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
     batch = []
     for doc in docs:
         batch.append(doc)
-        if len(batch) == BATCH:
+        if len(batch) == size:
             yield batch
             batch = []
     if batch:
         yield batch
-
-
-def _split(doc_id: str, heldout_fraction: float, seed: int) -> str:
-    # A hash, not a random draw: a document stays on its side when others are added or removed.
-    h = int(hashlib.sha1(f"{seed}:{doc_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "heldout" if h < heldout_fraction else "train"
-
-
-def _sample(samples: dict, reason: str, doc: dict, step: str) -> None:
-    bucket = samples.setdefault(reason, [])
-    if len(bucket) < DROP_SAMPLES:
-        bucket.append({"id": doc["id"], "source": doc["source"], "step": step,
-                       "text": doc["text"][:500], "meta": doc["meta"]})
-
-
-def _write_samples(folder: Path, samples: dict) -> None:
-    folder.mkdir(exist_ok=True)
-    for reason, rows in samples.items():
-        with open(folder / f"{reason}.jsonl", "w") as f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cogcore.curate import pipeline
-from cogcore.curate.pipeline import SourceSpec, check_accounting, curate
+from cogcore.curate.accounting import SAMPLES_PER_REASON, check_accounting
+from cogcore.curate.pipeline import CuratePlan, SourceSpec, curate
 
 GOOD = 600  # more than two batches, so that dedup and id checks must carry state across batches
 DUPLICATES, SHORT, EMPTY, REUSED_IDS = 30, 7, 4, 5
@@ -51,8 +51,8 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("curate")
     sources = planted_corpus(root)
     out = root / "out"
-    stats = curate(sources, out, min_chars=40, heldout_fraction=0.2, fact_kinds=["money", "duration", "identifier",
-                                                                                 "date", "number"])
+    stats = curate(sources, out, CuratePlan(min_chars=40, heldout_fraction=0.2, batch_size=64, fact_kinds=(
+        "money", "duration", "identifier", "date", "number")))
     return sources, out, stats
 
 
@@ -66,8 +66,8 @@ def test_accounting_identity_holds_at_every_step(run):
         n = step["kept"]
     assert stats["docs_out"] == n == GOOD + 2
     assert {s["step"]: s["dropped"] for s in stats["steps"]} == {
-        "normalize": {}, "length_filter": {"too_short": SHORT, "empty": EMPTY},
-        "unique_ids": {"duplicate_id": REUSED_IDS}, "exact_dedup": {"exact_duplicate": DUPLICATES}}
+        "unique_ids": {"duplicate_id": REUSED_IDS}, "normalize": {},
+        "length_filter": {"too_short": SHORT, "empty": EMPTY}, "exact_dedup": {"exact_duplicate": DUPLICATES}}
 
 
 def test_outputs_match_the_stats(run):
@@ -87,7 +87,7 @@ def test_drop_samples_are_kept_per_reason(run):
     _, out, _ = run
     files = {p.stem: read_jsonl(p) for p in (out / "drops").glob("*.jsonl")}
     assert set(files) == {"too_short", "empty", "duplicate_id", "exact_duplicate"}
-    assert len(files["too_short"]) == SHORT and len(files["exact_duplicate"]) == pipeline.DROP_SAMPLES
+    assert len(files["too_short"]) == SHORT and len(files["exact_duplicate"]) == SAMPLES_PER_REASON
     dup = files["exact_duplicate"][0]
     assert dup["id"] == "copy0" and dup["step"] == "exact_dedup" and dup["meta"]["duplicate_of"] == "p0"
     assert {r["step"] for r in files["duplicate_id"]} == {"unique_ids"}
@@ -111,11 +111,11 @@ def test_heldout_split_is_deterministic_and_near_the_fraction(run, tmp_path):
     splits = {d["id"]: d["meta"]["split"] for d in docs}
     assert Counter(splits.values()) == Counter(stats["splits"])
     assert 0.14 < stats["splits"]["heldout"] / len(docs) < 0.26
-    curate(sources, tmp_path / "again", min_chars=40, heldout_fraction=0.2, fact_kinds=["money"])
+    curate(sources, tmp_path / "again", CuratePlan(min_chars=40, heldout_fraction=0.2, fact_kinds=("money",)))
     assert {d["id"]: d["meta"]["split"] for d in read_jsonl(tmp_path / "again" / "docs.jsonl")} == splits
-    curate(sources, tmp_path / "seed1", min_chars=40, heldout_fraction=0.2, fact_kinds=["money"], seed=1)
+    curate(sources, tmp_path / "seed1", CuratePlan(min_chars=40, heldout_fraction=0.2, fact_kinds=("money",), seed=1))
     assert {d["id"]: d["meta"]["split"] for d in read_jsonl(tmp_path / "seed1" / "docs.jsonl")} != splits
-    curate(sources, tmp_path / "none", min_chars=40, heldout_fraction=0.0, fact_kinds=["money"])
+    curate(sources, tmp_path / "none", CuratePlan(min_chars=40, heldout_fraction=0.0, fact_kinds=("money",)))
     assert json.loads((tmp_path / "none" / "stats.json").read_text())["splits"] == {"train": len(docs)}
 
 
@@ -142,9 +142,17 @@ def test_fact_spans_index_the_curated_text_exactly(run):
 
 
 def test_check_accounting_fails_loudly_on_a_broken_count():
-    good = {"docs_in": 3, "docs_out": 2, "steps": [{"step": "a", "docs_in": 3, "kept": 2, "dropped": {"x": 1}}]}
-    check_accounting(good)
-    with pytest.raises(AssertionError, match="accounting broken at step a"):
-        check_accounting({**good, "steps": [{"step": "a", "docs_in": 3, "kept": 2, "dropped": {}}]})
-    with pytest.raises(AssertionError, match="docs_out"):
-        check_accounting({**good, "docs_out": 3})
+    step = {"step": "a", "docs_in": 3, "kept": 2, "dropped": {"x": 1}, "bytes_in": 30, "bytes_kept": 20,
+            "bytes_dropped": {"x": 10}, "bytes_delta": -5, "tokens_in": 6, "tokens_kept": 4,
+            "tokens_dropped": {"x": 2}, "tokens_delta": -1}
+    check_accounting([step], 3, 2)
+    with pytest.raises(AssertionError, match="document accounting broken at step a"):
+        check_accounting([{**step, "dropped": {}}], 3, 2)
+    with pytest.raises(AssertionError, match="bytes accounting broken"):
+        check_accounting([{**step, "bytes_dropped": {"x": 9}}], 3, 2)
+    with pytest.raises(AssertionError, match="last step kept"):
+        check_accounting([step], 3, 3)
+    after = {**step, "step": "b", "docs_in": 2, "kept": 2, "dropped": {}, "bytes_in": 20, "bytes_kept": 20,
+             "bytes_dropped": {}, "tokens_in": 4, "tokens_kept": 4, "tokens_dropped": {}}
+    with pytest.raises(AssertionError, match="bytes entering b"):
+        check_accounting([step, after], 3, 2)  # step a left 15 bytes (20 kept - 5 rewritten), not 20

@@ -1,0 +1,65 @@
+"""A curation run killed part-way, started again, gives exactly the output of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from cogcore.curate.pipeline import CuratePlan, SourceSpec, curate
+
+    class KillSwitch:
+        # Passes documents through; with KILL_AFTER set, SIGKILLs its own process on that batch:
+        # a crash at an arbitrary point of pass 2, with shards of both passes on disk.
+        name = "kill_switch"
+        calls = 0
+        def run(self, docs):
+            KillSwitch.calls += 1
+            if os.environ.get("KILL_AFTER") and KillSwitch.calls == int(os.environ["KILL_AFTER"]):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return docs, []
+
+    src, out = sys.argv[1], Path(sys.argv[2])
+    plan = CuratePlan(min_chars=20, heldout_fraction=0.2, batch_size=50, filters=[KillSwitch()],
+                      fact_kinds=("money", "number"))
+    curate([SourceSpec("s", src, text_field="text", id_field="id")], out, plan)
+""")
+
+
+def _corpus(path: Path) -> None:
+    rows = [{"id": f"d{i}", "text": f"Record {i % 400} says the fee is ${i % 400 % 97}.00 for {i % 400 % 13} items."}
+            for i in range(1000)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _run(src: Path, out: Path, kill_after: int | None = None) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "TQDM_DISABLE": "1"}
+    if kill_after:
+        env["KILL_AFTER"] = str(kill_after)
+    return subprocess.run([sys.executable, "-c", SCRIPT, str(src), str(out)], env=env, capture_output=True, text=True)
+
+
+def test_killed_run_resumes_to_the_same_output(tmp_path):
+    src = tmp_path / "docs.jsonl"
+    _corpus(src)
+    assert _run(src, tmp_path / "whole").returncode == 0
+
+    killed = _run(src, tmp_path / "resumed", kill_after=8)
+    assert killed.returncode == -9  # really killed, mid-way through pass 2
+    done_before = len(list((tmp_path / "resumed" / "work" / "p2").glob("*.pkl")))
+    assert 0 < done_before < 20 and not (tmp_path / "resumed" / "docs.jsonl").exists()
+
+    again = _run(src, tmp_path / "resumed")
+    assert again.returncode == 0, again.stderr
+    for name in ("docs.jsonl", "facts.jsonl", "clusters.jsonl"):
+        assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "whole" / name).read_text(), name
+    whole = json.loads((tmp_path / "whole" / "stats.json").read_text())
+    resumed = json.loads((tmp_path / "resumed" / "stats.json").read_text())
+    strip = lambda steps: [{k: v for k, v in s.items() if k != "seconds"} for s in steps]  # noqa: E731
+    assert strip(resumed["steps"]) == strip(whole["steps"])
+    assert whole["steps"][-1]["dropped"] == {"exact_duplicate": 600}
