@@ -139,6 +139,28 @@ def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<na
         out.print("   " + escape(" ".join(hit.text.split())[:400]), highlight=False, soft_wrap=True)
 
 
+@app.command()
+def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
+            reason: Annotated[Optional[str], typer.Option(help="show the saved samples of this drop reason")] = None,
+            cluster_of: Annotated[Optional[str], typer.Option(
+                help="show the duplicate group a kept document stands for")] = None) -> None:
+    """What curation removed and why: drop reasons with counts, samples of a reason, duplicate groups."""
+    from cogcore.curate.inspect import cluster_lines, reason_lines, summary_lines
+
+    try:
+        if reason:
+            lines = reason_lines(run_dir / "curate", reason)
+        elif cluster_of:
+            lines = cluster_lines(run_dir / "curate", cluster_of)
+        else:
+            lines = summary_lines(run_dir / "curate")
+    except FileNotFoundError as e:
+        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2)
+    for line in lines:
+        out.print(escape(line), highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     app(prog_name="cogcore")
 

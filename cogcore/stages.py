@@ -93,7 +93,9 @@ def _cpt(recipe: Recipe, r: dict, run: Path) -> Stage:
         from cogcore.train.trainer import train
 
         model, tok = _load_base(r, recipe)
-        docs = [d for d in read_jsonl(run / "curate" / "docs.jsonl") if d["meta"]["split"] == "train"]
+        # Rebalancing may ask for a thin cluster's documents to be repeated (meta.upsample).
+        docs = [d for d in read_jsonl(run / "curate" / "docs.jsonl") if d["meta"]["split"] == "train"
+                for _ in range(d["meta"].get("upsample", 1))]
         rows, counts = build_cpt_rows(tok, docs, read_jsonl(run / "curate" / "facts.jsonl"), cfg.seq_len,
                                       recipe.facts.strategy)
         metrics = train(model, tok, rows, folder, _train_settings(cfg, recipe.seed), label="train.cpt")

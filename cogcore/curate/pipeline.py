@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cogcore.curate.accounting import StepStats, check_accounting, merge_samples
-from cogcore.curate.dedup import DecisionStep, exact_decisions
+from cogcore.curate.global_steps import global_steps
 from cogcore.curate.facts import FactDetector
 from cogcore.curate.passes import FirstPass, PassResult, SecondPass, run_steps
 from cogcore.curate.readers import Unreadable, read_source
@@ -60,7 +60,9 @@ class CuratePlan:
     filters: list = field(default_factory=list)  # Filter / mapper objects, after the length filter
     redactor: object | None = None  # a PiiRedactor, or None
     minhash: object | None = None  # a MinHashConfig, or None
-    global_steps: list = field(default_factory=list)  # callables (ids, docs_dir) -> Decisions, after dedup
+    embedder: str | None = None  # sentence-transformers folder, for semantic dedup and rebalancing
+    semantic: dict | None = None  # {"threshold", "clusters"} for SemDeDup, or None
+    rebalance: dict | None = None  # {"clusters", "max_share", "upsample_below", "max_upsample"}, or None
 
 
 def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=None) -> dict:
@@ -84,11 +86,15 @@ def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=
     second = SecondPass(second_steps, plan.minhash)
     p2 = _run_pass("pass 2/2", executor, second, _shard_docs(work / "p1", p1["n"]), work / "p2")
 
-    final_steps = _global_steps(p2, plan)
+    final_steps, rebalance_report = global_steps(p2, plan, lambda: _shard_docs(work / "p2", p2["n"]), work)
     stats_steps = [ids_stats, *p1["stats"], *p2["stats"]]
     merge_samples(samples, p1["samples"])
     merge_samples(samples, p2["samples"])
-    return _write_outputs(out_dir, plan, p2, final_steps, stats_steps, samples, unreadable)
+    stats = _write_outputs(out_dir, plan, p2, final_steps, stats_steps, samples, unreadable)
+    if rebalance_report:
+        stats["rebalance"] = rebalance_report
+        write_json_atomic(out_dir / "stats.json", stats)
+    return stats
 
 
 def _unique_ids(docs: Iterator[dict], stats: StepStats, samples: dict) -> Iterator[dict]:
@@ -179,27 +185,6 @@ def _boilerplate_step(line_hashes: list[np.ndarray], min_docs: int, min_fraction
     for hashes in line_hashes:
         counter.add(hashes)
     return BoilerplateRemover(counter.frequent(min_docs, min_fraction))
-
-
-def _global_steps(p2: dict, plan: CuratePlan) -> list:
-    ids = p2.get("ids", [])
-    steps = [DecisionStep("exact_dedup", exact_decisions(ids, _cat(p2["exact"], (0,))))]
-    if plan.minhash is not None:
-        from cogcore.curate.minhash import near_duplicate_decisions
-
-        exact_dropped = steps[0].decisions.dropped
-        keep = [i for i, doc_id in enumerate(ids) if doc_id not in exact_dropped]
-        sigs = _cat(p2["minhash"], (0, 1))[keep]
-        steps.append(DecisionStep("near_dedup", near_duplicate_decisions([ids[i] for i in keep], sigs, plan.minhash)))
-    for make in plan.global_steps:
-        dropped_so_far = set().union(*(s.decisions.dropped for s in steps))
-        survivors = [i for i in ids if i not in dropped_so_far]
-        steps.append(make(survivors, p2))
-    return steps
-
-
-def _cat(parts: list[np.ndarray], empty_shape: tuple) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(empty_shape, dtype=np.uint64)
 
 
 def _write_outputs(out_dir: Path, plan: CuratePlan, p2: dict, final_steps: list, stats_steps: list,
