@@ -34,10 +34,12 @@ class Question:
 def make_question(fact: dict, title: str) -> Question | None:
     """A cloze question for a fact, or None when its sentence is too thin to ask about."""
     context = fact["context"]
-    pos = context.find(fact["text"])
-    if fact["kind"] not in ASKABLE_KINDS or pos < 0 or not 30 <= len(context) <= 320:
+    if (fact["kind"] not in ASKABLE_KINDS or not fact["text"] or fact["text"] not in context
+            or not 30 <= len(context) <= 320):
         return None
-    blanked = _MARKUP.sub("", context[:pos] + BLANK + context[pos + len(fact["text"]):])
+    # Every mention is blanked, in the title too: a second mention would give the answer away.
+    blanked = _MARKUP.sub("", context.replace(fact["text"], BLANK))
+    title = title.replace(fact["text"], BLANK)
     words = _WORD.findall(blanked)
     if len(words) < 4:
         return None

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cogcore.curate.facts import PATTERNS
+from cogcore.curate.pii import ALL_KINDS as PII_KINDS
+from cogcore.curate.pii import DEFAULT_ENTROPY_THRESHOLD
 from cogcore.resources import ResourceError, resolve_path
 
 FACT_KINDS = tuple(PATTERNS)  # the detector's kinds, in priority order
@@ -32,7 +34,8 @@ class Source(Section):
 
     name: str = Field(description="short name, recorded as each document's `source`")
     path: str = Field(description="file, folder or glob; `package:PKG/sub/path` names a file inside an installed package")
-    format: Literal["auto", "jsonl", "json", "txt", "md"] = "auto"
+    format: Literal["auto", "txt", "md", "rst", "html", "pdf", "json", "jsonl", "csv", "tsv", "parquet"] = Field(
+        "auto", description="auto = from the suffix; .gz/.zst compression is always taken from the suffix")
     text_field: str = Field("text", description="field holding the text, for json/jsonl")
     id_field: str | None = Field(None, description="field holding a stable id, for json/jsonl")
     title_field: str | None = Field(None, description="field holding the title, for json/jsonl")
@@ -45,6 +48,106 @@ class FactsConfig(Section):
         "mask", description="keep: facts trained on; mask: fact tokens carry no loss")
 
 
+QUALITY_FILTERS = {  # recipe name -> class path; their constructor arguments are the tunable thresholds
+    "gopher_quality": "cogcore.curate.quality:GopherQualityFilter",
+    "gopher_repetition": "cogcore.curate.quality:GopherRepetitionFilter",
+    "c4": "cogcore.curate.quality:C4QualityFilter",
+    "fineweb": "cogcore.curate.quality:FineWebQualityFilter",
+}
+
+
+def filter_class(name: str):
+    import importlib
+
+    module, _, attr = QUALITY_FILTERS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class FilterConfig(Section):
+    """One quality filter: on or off, and any of its thresholds (the filter's constructor arguments)."""
+
+    enabled: bool = False
+    params: dict[str, Any] = Field(default_factory=dict, description="thresholds; null disables one check")
+
+
+class QualityConfig(Section):
+    """Published heuristics (Gopher, C4, FineWeb). Off by default: their web thresholds drop much
+    of a documentation corpus (tables, bullet lists, code); turn on and tune per corpus."""
+
+    gopher_quality: FilterConfig = Field(default_factory=FilterConfig)
+    gopher_repetition: FilterConfig = Field(default_factory=FilterConfig)
+    c4: FilterConfig = Field(default_factory=FilterConfig)
+    fineweb: FilterConfig = Field(default_factory=FilterConfig)
+
+    @model_validator(mode="after")
+    def _params_are_constructor_arguments(self) -> "QualityConfig":
+        import inspect
+
+        for name in QUALITY_FILTERS:
+            cfg = getattr(self, name)
+            allowed = [p for p in inspect.signature(filter_class(name)).parameters if p != "self"]
+            unknown = sorted(set(cfg.params) - set(allowed))
+            if unknown:
+                raise ValueError(f"{name}.params: unknown threshold(s) {unknown}; allowed: {', '.join(allowed)}")
+            try:
+                filter_class(name)(**cfg.params)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{name}.params: {e}") from None
+        return self
+
+
+class BoilerplateConfig(Section):
+    """Lines repeated across many documents (headers, footers, navigation) are removed."""
+
+    enabled: bool = True
+    min_docs: int = Field(10, ge=2, description="a line must appear in at least this many documents")
+    min_fraction: float = Field(0.05, gt=0, le=1, description="...and in at least this share of all documents")
+
+
+class MinHashSection(Section):
+    """Near-duplicates by MinHash LSH: candidates when one of `bands` bands of `rows` hashes agree;
+    the implied Jaccard threshold is (1/bands)^(1/rows) (0.72 for 14 x 8)."""
+
+    enabled: bool = True
+    shingle_size: int = Field(5, ge=1, description="words per shingle")
+    bands: int = Field(14, ge=1)
+    rows: int = Field(8, ge=1)
+    verify: bool = Field(True, description="confirm candidates by estimated Jaccard >= threshold")
+    threshold: float | None = Field(0.8, gt=0, le=1, description="Jaccard similarity that makes a near-duplicate")
+
+
+class SemanticSection(Section):
+    """SemDeDup: paraphrases found as near-identical embeddings within k-means clusters."""
+
+    enabled: bool = False
+    threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity that makes a duplicate")
+    clusters: int = Field(32, ge=1)
+
+
+class DedupConfig(Section):
+    exact: bool = True
+    minhash: MinHashSection = Field(default_factory=MinHashSection)
+    semantic: SemanticSection = Field(default_factory=SemanticSection)
+
+
+class PiiConfig(Section):
+    """PII and secrets replaced by a token per kind ([EMAIL], [API_KEY], ...) before anything is written."""
+
+    enabled: bool = True
+    kinds: list[Literal[PII_KINDS]] = Field(default_factory=lambda: list(PII_KINDS))  # type: ignore[valid-type]
+    entropy_threshold: float = Field(DEFAULT_ENTROPY_THRESHOLD, gt=0, description="bits/char for high-entropy strings")
+
+
+class RebalanceConfig(Section):
+    """Cap any embedding cluster's share of the corpus; optionally repeat thin clusters in training."""
+
+    enabled: bool = False
+    clusters: int = Field(16, ge=2)
+    max_share: float = Field(0.2, gt=0, le=1)
+    upsample_below: float = Field(0.0, ge=0, lt=1, description="clusters under this share are upsampled")
+    max_upsample: int = Field(1, ge=1)
+
+
 class CurateConfig(Section):
     min_chars: int = Field(100, ge=0, description="documents shorter than this are dropped (too_short)")
     heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of documents kept out of training, for eval")
@@ -52,6 +155,11 @@ class CurateConfig(Section):
     workers: int = Field(0, ge=0, description="processes (local) or CPUs (ray); 0 = all cores")
     ray_address: str | None = Field(None, description="Ray cluster address; unset = start a local Ray instance")
     batch_size: int = Field(1000, ge=1, description="documents per shard (the unit of parallelism and resume)")
+    boilerplate: BoilerplateConfig = Field(default_factory=BoilerplateConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
 
 
 class IndexConfig(Section):

@@ -43,14 +43,35 @@ def _curate(recipe: Recipe, r: dict, run: Path) -> Stage:
     def go(folder: Path) -> None:
         from cogcore.curate.executors import make_executor
 
-        plan = CuratePlan(min_chars=cfg.min_chars, heldout_fraction=cfg.heldout_fraction,
-                          fact_kinds=tuple(recipe.facts.kinds), seed=recipe.seed, batch_size=cfg.batch_size)
-        curate(specs, folder, plan, make_executor(cfg.executor, cfg.workers, cfg.ray_address))
+        curate(specs, folder, _curate_plan(recipe, r), make_executor(cfg.executor, cfg.workers, cfg.ray_address))
 
     # Where curation runs does not change what it produces: not part of the fingerprint.
     content = {k: v for k, v in r["curate"].items() if k not in ("executor", "workers", "ray_address")}
     return Stage("curate", "curate", (), go, {"sources": r["sources"], "files": stamps, "curate": content,
                                                "fact_kinds": r["facts"]["kinds"], "seed": recipe.seed})
+
+
+def _curate_plan(recipe: Recipe, r: dict):
+    from cogcore.curate.minhash import MinHashConfig
+    from cogcore.curate.pii import PiiRedactor
+    from cogcore.curate.pipeline import CuratePlan
+    from cogcore.recipe import QUALITY_FILTERS, filter_class
+
+    cfg = recipe.curate
+    mh, sem, reb = cfg.dedup.minhash, cfg.dedup.semantic, cfg.rebalance
+    return CuratePlan(
+        min_chars=cfg.min_chars, heldout_fraction=cfg.heldout_fraction, fact_kinds=tuple(recipe.facts.kinds),
+        seed=recipe.seed, batch_size=cfg.batch_size, exact_dedup=cfg.dedup.exact,
+        boilerplate=(cfg.boilerplate.min_docs, cfg.boilerplate.min_fraction) if cfg.boilerplate.enabled else None,
+        filters=[filter_class(name)(**getattr(cfg.quality, name).params) for name in QUALITY_FILTERS
+                 if getattr(cfg.quality, name).enabled],
+        redactor=PiiRedactor(tuple(cfg.pii.kinds), cfg.pii.entropy_threshold) if cfg.pii.enabled else None,
+        minhash=MinHashConfig(shingle_size=mh.shingle_size, num_perm=mh.bands * mh.rows, bands=mh.bands, rows=mh.rows,
+                              seed=recipe.seed, verify=mh.verify, threshold=mh.threshold) if mh.enabled else None,
+        embedder=r["index"]["embedder"],
+        semantic={"threshold": sem.threshold, "clusters": sem.clusters} if sem.enabled else None,
+        rebalance={"clusters": reb.clusters, "max_share": reb.max_share, "upsample_below": reb.upsample_below,
+                   "max_upsample": reb.max_upsample} if reb.enabled else None)
 
 
 def _index(recipe: Recipe, r: dict, run: Path) -> Stage:

@@ -21,8 +21,11 @@ EMBED_CHARS = 1000  # what a 256-token embedder reads of a document anyway
 def global_steps(p2: dict, plan, batches: Callable[[], Iterator[list[dict]]], work: Path) -> tuple[list, dict | None]:
     """Exact, near and semantic duplicates, then rebalancing, each over the survivors of the last."""
     ids = p2.get("ids", [])
-    steps = [DecisionStep("exact_dedup", exact_decisions(ids, _cat(p2["exact"], (0,))))]
-    alive = [i for i, doc_id in enumerate(ids) if doc_id not in steps[-1].decisions.dropped]
+    steps = []
+    alive = list(range(len(ids)))
+    if plan.exact_dedup:
+        steps.append(DecisionStep("exact_dedup", exact_decisions(ids, _cat(p2["exact"], (0,)))))
+        alive = [i for i in alive if ids[i] not in steps[-1].decisions.dropped]
     if plan.minhash is not None:
         from cogcore.curate.minhash import near_duplicate_decisions
 

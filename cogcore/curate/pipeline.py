@@ -59,6 +59,7 @@ class CuratePlan:
     boilerplate: tuple[int, float] | None = None  # (min_docs, min_fraction) or off
     filters: list = field(default_factory=list)  # Filter / mapper objects, after the length filter
     redactor: object | None = None  # a PiiRedactor, or None
+    exact_dedup: bool = True
     minhash: object | None = None  # a MinHashConfig, or None
     embedder: str | None = None  # sentence-transformers folder, for semantic dedup and rebalancing
     semantic: dict | None = None  # {"threshold", "clusters"} for SemDeDup, or None

@@ -26,7 +26,7 @@ def run_agentic(model, tokenizer, index: SearchIndex, questions: list[Question],
         rows.append({"fact_id": q.fact_id, "question": q.question, "expected": q.answer, "answer": t.answer,
                      "correct": answer_matches(q.answer, strip_echo(t.answer)),
                      "called_search": any(c["name"] == "search" for c in t.calls),
-                     "retrieval_hit": any(answer_matches(q.answer, c["result"]) for c in t.calls),
+                     "retrieval_hit": any(answer_matches(q.answer, _passages(c["result"])) for c in t.calls),
                      "calls": t.calls, "errors": t.errors, "seconds": round(t.seconds, 2)})
     out_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return summarize(rows)
@@ -39,6 +39,15 @@ def strip_echo(answer: str) -> str:
     """The answer without text the model copied from tool output (passages, errors): a value
     found only in a parroted passage list is not an answer."""
     return _ECHO.sub("", answer)
+
+
+_PASSAGE_LABEL = re.compile(r"^\d+\. \[[^\]]*\] ?", re.M)
+
+
+def _passages(result: str) -> str:
+    """A search result's passage text without its "1. [doc | title]" labels (an answer of "1" is
+    not found in a list numbered from 1)."""
+    return _PASSAGE_LABEL.sub("", result)
 
 
 def summarize(rows: list[dict]) -> dict:

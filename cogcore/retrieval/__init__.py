@@ -16,6 +16,7 @@ from cogcore.retrieval.tool import (
     format_hits,
     parse_search_arguments,
     run_search_tool,
+    shorten,
 )
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "parse_search_arguments",
     "read_chunks",
     "run_search_tool",
+    "shorten",
     "split_spans",
 ]

@@ -81,7 +81,7 @@ def parse_search_arguments(arguments: dict | str) -> tuple[str, int]:
     return query.strip(), min(max(k, 1), MAX_K)
 
 
-def _shorten(text: str, max_chars: int) -> str:
+def shorten(text: str, max_chars: int) -> str:
     """Whitespace collapsed (newlines cost tokens too) and cut at a word boundary."""
     text = re.sub(r"\s+", " ", text).strip()
     if len(text) <= max_chars:
@@ -97,7 +97,7 @@ def format_hits(hits: Sequence[Hit], max_chars: int = MAX_PASSAGE_CHARS) -> str:
     passages = []
     for n, hit in enumerate(hits, 1):
         label = f"{hit.doc_id} | {hit.title}" if hit.title else hit.doc_id
-        passages.append(f"{n}. [{label}] {_shorten(hit.text, max_chars)}")
+        passages.append(f"{n}. [{label}] {shorten(hit.text, max_chars)}")
     return "\n".join(passages)
 
 

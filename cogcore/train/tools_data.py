@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 
 from cogcore.questions import Question, answer_matches
-from cogcore.retrieval import DEFAULT_K, SEARCH_TOOL, SearchIndex, format_hits
+from cogcore.retrieval import DEFAULT_K, SEARCH_TOOL, SearchIndex, format_hits, shorten
+from cogcore.retrieval.tool import MAX_PASSAGE_CHARS
 
 NOT_FOUND = "I could not find that in the documents."
 
@@ -22,7 +23,9 @@ def build_conversations(questions: list[Question], index: SearchIndex, k: int = 
     results = index.search_many([q.query for q in questions], k=k)
     conversations = []
     for q, hits in zip(questions, results):
-        found = next((h for h in hits if answer_matches(q.answer, h.text)), None)
+        # Judge by the passage text the model is shown (cut to MAX_PASSAGE_CHARS), not the whole
+        # chunk: answering with a value the result does not show would teach the model to guess.
+        found = next((h for h in hits if answer_matches(q.answer, shorten(h.text, MAX_PASSAGE_CHARS))), None)
         answer = f"{q.answer} (source: {found.doc_id})" if found else NOT_FOUND
         conversations.append({
             "fact_id": q.fact_id, "found": found is not None,

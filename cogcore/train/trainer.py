@@ -10,6 +10,7 @@ saves a plain Hugging Face folder.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -17,8 +18,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import PreTrainedModel, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import PreTrainedModel, Trainer, TrainingArguments, set_seed
 
 from cogcore.runner import write_json_atomic
 from cogcore.train.loading import count_params, save_model
@@ -64,6 +64,7 @@ def train(model: PreTrainedModel, tokenizer, rows: list[dict], out_dir: Path, se
     """Train on rows of {input_ids, labels}; save the merged model to out_dir/model; return metrics."""
     if not rows:
         raise ValueError(f"{label}: no training rows (is the corpus empty after curation?)")
+    set_seed(settings.seed)  # the Trainer seeds only after the adapter exists; its init must be seeded too
     model = _with_adapter(model, settings)
     trainable, total = count_params(model)
     args = TrainingArguments(
@@ -79,15 +80,37 @@ def train(model: PreTrainedModel, tokenizer, rows: list[dict], out_dir: Path, se
     )
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                       data_collator=pad_collator(tokenizer.pad_token_id))
-    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    last = _last_complete_checkpoint(Path(args.output_dir))
+    tokens_before = _tokens_seen(last)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=last)
     seconds = time.time() - t0
-    metrics = _metrics(trainer, settings, trainable, total, seconds, resumed_from=last)
+    metrics = _metrics(trainer, settings, trainable, total, seconds, resumed_from=last, tokens_before=tokens_before)
     merged = model.merge_and_unload() if settings.method == "lora" else model
     save_model(merged, tokenizer, out_dir / "model")
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint that was written to the end. The Trainer writes trainer_state.json
+    last, so a run killed while saving leaves a folder without it (or with it cut short); resuming
+    from such a folder would fail, or silently restart at step 0."""
+    steps = [(int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
+    for _, path in sorted(steps, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return str(path)
+    return None
+
+
+def _tokens_seen(checkpoint: str | None) -> int:
+    """Tokens trained before this process started (the resumed state counts them in its total)."""
+    if checkpoint is None:
+        return 0
+    return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("num_input_tokens_seen") or 0)
 
 
 def _with_adapter(model: PreTrainedModel, settings: TrainSettings):
@@ -102,13 +125,14 @@ def _with_adapter(model: PreTrainedModel, settings: TrainSettings):
 
 
 def _metrics(trainer: Trainer, settings: TrainSettings, trainable: int, total: int, seconds: float,
-             resumed_from: str | None) -> dict:
+             resumed_from: str | None, tokens_before: int = 0) -> dict:
     history = [h for h in trainer.state.log_history if "loss" in h]
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     losses = [h["loss"] for h in history]
     return {
         "method": settings.method, "steps": trainer.state.global_step, "tokens_trained": tokens,
-        "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round((tokens - tokens_before) / seconds, 1) if seconds else None,
         "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
         "perplexity_final": math.exp(losses[-1]) if losses and losses[-1] < 50 else None,
         "log_history": [{"step": h["step"], "loss": h["loss"], "learning_rate": h.get("learning_rate"),

@@ -24,3 +24,11 @@ def test_summary_rates():
     assert s == {"n": 2, "accuracy": 0.5, "call_rate": 0.5, "retrieval_hit_rate": 0.5, "mean_calls": 0.5,
                  "malformed_calls": 1, "seconds_per_answer": 3.0}
     assert summarize([]) == {"n": 0}
+
+
+def test_retrieval_hit_ignores_the_passage_numbering():
+    from cogcore.eval.agentic import _passages
+
+    result = "1. [doc_a | Fees] The wire fee is $25.\n2. [doc_b | Limits] Daily limit applies."
+    assert not answer_matches("1", _passages(result)) and not answer_matches("2", _passages(result))
+    assert answer_matches("$25", _passages(result))
