@@ -101,7 +101,7 @@ class BoilerplateConfig(Section):
 
     enabled: bool = True
     min_docs: int = Field(10, ge=2, description="a line must appear in at least this many documents")
-    min_fraction: float = Field(0.05, gt=0, le=1, description="...and in at least this share of all documents")
+    min_fraction: float = Field(0.1, gt=0, le=1, description="...and in at least this share of all documents")
 
 
 class MinHashSection(Section):

@@ -192,9 +192,11 @@ def _write_outputs(out_dir: Path, plan: CuratePlan, p2: dict, final_steps: list,
                    samples: dict, unreadable: list) -> dict:
     final_stats = [StepStats(s.name) for s in final_steps]
     detector = FactDetector(plan.fact_kinds) if plan.fact_kinds else FactDetector()
-    facts, splits, docs_out = Counter(), Counter(), 0
+    facts, splits, pii, docs_out = Counter(), Counter(), Counter(), 0
     with open(out_dir / "docs.jsonl.tmp", "w") as docs_f, open(out_dir / "facts.jsonl.tmp", "w") as facts_f:
         for batch in _shard_docs(out_dir / "work" / "p2", p2["n"]):
+            for doc in batch:  # every redacted document, including duplicates dropped below
+                pii.update(doc["meta"].get("pii", {}))
             for doc in run_steps(batch, final_steps, final_stats, samples):
                 doc["meta"]["split"] = split_of(doc["id"], plan.heldout_fraction, plan.seed)
                 splits[doc["meta"]["split"]] += 1
@@ -209,7 +211,7 @@ def _write_outputs(out_dir: Path, plan: CuratePlan, p2: dict, final_steps: list,
     _write_samples(out_dir / "drops", samples, plan.redactor)
     steps = [s.as_dict() for s in stats_steps + final_stats]
     docs_in = steps[0]["docs_in"] if steps else 0
-    result = {"docs_in": docs_in, "docs_out": docs_out, "steps": steps, "facts": dict(facts),
+    result = {"docs_in": docs_in, "docs_out": docs_out, "steps": steps, "facts": dict(facts), "pii": dict(pii),
               "splits": dict(splits), "unreadable": unreadable,
               "unreadable_by_reason": dict(Counter(u["reason"].split(":")[0] for u in unreadable))}
     check_accounting(steps, docs_in, docs_out)

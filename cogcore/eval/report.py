@@ -104,14 +104,24 @@ def _curate_section(stats: dict | None) -> list:
         if not holds:
             broken.append(step["step"])
         reasons = ", ".join(f"{r}: {n}" for r, n in sorted(dropped.items())) or "–"
-        rows.append([step["step"], step["docs_in"], step["kept"], sum(dropped.values()), reasons,
-                     "holds" if holds else "BROKEN"])
-    blocks.append(Table(["step", "in", "kept", "dropped", "dropped by reason", "in = kept + dropped"],
-                        rows))
+        mb = [f"{step[k] / 1e6:.3f}" if k in step else None for k in ("bytes_in", "bytes_kept")]
+        delta = f"{step['bytes_delta'] / 1e6:+.3f}" if step.get("bytes_delta") else "–"
+        rows.append([step["step"], step["docs_in"], step["kept"], sum(dropped.values()), reasons, *mb, delta,
+                     step.get("seconds"), "holds" if holds else "BROKEN"])
+    blocks.append(Table(["step", "in", "kept", "dropped", "dropped by reason", "MB in", "MB kept",
+                         "MB rewritten", "seconds", "in = kept + dropped"], rows))
     blocks.append(Paragraph(
         "Accounting: every step must satisfy in = kept + the sum of its drops. "
         + (f"It is broken for: {', '.join(broken)}." if broken
            else f"It holds for all {len(rows)} steps.")))
+    pii = stats.get("pii")
+    if pii is not None:
+        blocks.append(Paragraph("PII and secrets redacted: " + (", ".join(
+            f"{kind}: {n}" for kind, n in sorted(pii.items())) or "none found") + "."))
+    rebalance = stats.get("rebalance")
+    if rebalance:
+        blocks.append(Table(["cluster", "documents before", "after"],
+                            [[c, n, rebalance["after"].get(c)] for c, n in rebalance["before"].items()]))
     if unreadable:
         blocks.append(Table(["unreadable file", "reason"],
                             [[u.get("path"), u.get("reason")] for u in unreadable[:10]]))
