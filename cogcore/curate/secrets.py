@@ -140,8 +140,12 @@ def _plausible_unquoted(m: re.Match, text: str, value: str) -> bool:
         return False
     if value.isdigit() and m.group("key").lower() not in _NUMERIC_OK:
         return False
-    # A bare word or attribute (`api_key=api_key`, `secret: the`) is taken only as a config line.
-    return not _IDENTIFIER.fullmatch(value) or _alone_on_line(m, text)
+    if not _IDENTIFIER.fullmatch(value):
+        return True
+    # A bare word (`api_key=api_key`, `secret: the`) is taken only as a config line: YAML
+    # (`password: sunshine`) or an env file (`DB_PASSWORD=sunshine`); an attribute never.
+    yaml_or_env = m.group("op") == ":" or m.group("key").isupper()
+    return "." not in value and yaml_or_env and _alone_on_line(m, text)
 
 
 def _alone_on_line(m: re.Match, text: str) -> bool:
