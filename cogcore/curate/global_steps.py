@@ -38,7 +38,8 @@ def global_steps(p2: dict, plan, batches: Callable[[], Iterator[list[dict]]], wo
     if plan.semantic is not None:
         from cogcore.curate.semdedup import semantic_duplicate_decisions
 
-        decisions = semantic_duplicate_decisions([ids[i] for i in alive], vectors[alive], seed=plan.seed, **plan.semantic)
+        decisions = semantic_duplicate_decisions([ids[i] for i in alive], vectors[alive], plan.semantic["threshold"],
+                                                 plan.semantic["clusters"], seed=plan.seed)
         steps.append(DecisionStep("semantic_dedup", decisions))
         alive = [i for i in alive if ids[i] not in decisions.dropped]
     report = None

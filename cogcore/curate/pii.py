@@ -79,6 +79,7 @@ _PHONE_NANP = re.compile(
 _PHONE_LABELLED = re.compile(  # matched on the lower-cased text
     r"(?:tel|telephone|phone|mobile|cell|fax)\b\.?(?: ?(?:no\.?|number|#))?[ \t]*:?[ \t]*"
     r"(?P<v>\(?\d[\d ().-]{5,22}\d)(?!\w|[.,]\d)")
+_DECIMAL = re.compile(r"\.\d{6}")  # +1.4142135623731 is a number, not +1.415.555.0132
 _PHONE_LABELS = ("tel", "phone", "mobile", "cell", "fax")
 _DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 
@@ -217,7 +218,11 @@ def find_ips(text: str) -> list[Span]:
 
 
 def _octets_ok(address: str) -> bool:
-    return all(int(o) <= 255 and (o == "0" or o[0] != "0") for o in address.split("/")[0].split("."))
+    octets = address.split("/")[0].split(".")
+    # Loopback and "this network" identify no one; 0.48.3.1 and 7.3.4.2 are versions and sections.
+    if octets[0] in ("0", "127") or all(len(o) == 1 for o in octets):
+        return False
+    return all(int(o) <= 255 and (o == "0" or o[0] != "0") for o in octets)
 
 
 def _is_ipv6(candidate: str) -> bool:
@@ -226,12 +231,15 @@ def _is_ipv6(candidate: str) -> bool:
         ipaddress.IPv6Address(address)
     except ValueError:
         return False
-    # "::1" and C++'s "a::b" are valid addresses; ask for two groups and a digit.
-    return sum(1 for g in address.split(":") if g) >= 2 and any(c.isdigit() for c in address)
+    # "::1", numpy's "1::2" and C++'s "a::b" are valid addresses too: ask for a digit and three
+    # groups, or two with one of 3+ characters ("fe80::1").
+    groups = [g for g in address.split(":") if g]
+    return any(c.isdigit() for c in address) and (len(groups) >= 3 or (len(groups) == 2 and max(map(len, groups)) >= 3))
 
 
 def find_phones(text: str) -> list[Span]:
-    spans = [m.span() for m in _PHONE_INTL.finditer(text) if 8 <= _digit_count(m.group()) <= 15]
+    spans = [m.span() for m in _PHONE_INTL.finditer(text)
+             if 8 <= _digit_count(m.group()) <= 15 and not _DECIMAL.search(m.group())]
     spans += [m.span() for m in _PHONE_NANP.finditer(text)]
     lower = text.lower()
     if len(lower) != len(text) or not any(label in lower for label in _PHONE_LABELS):

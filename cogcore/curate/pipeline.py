@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from cogcore.curate.accounting import StepStats, check_accounting, merge_samples
@@ -80,7 +79,7 @@ def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=
 
     second_steps = []
     if plan.boilerplate is not None:
-        second_steps.append(_boilerplate_step(p1["line_hashes"], *plan.boilerplate))
+        second_steps.append(_boilerplate_step(p1["line_counter"], *plan.boilerplate))
     second_steps += [LengthFilter(plan.min_chars), *plan.filters]
     if plan.redactor is not None:
         second_steps.append(plan.redactor)
@@ -108,7 +107,7 @@ def _unique_ids(docs: Iterator[dict], stats: StepStats, samples: dict) -> Iterat
 def _run_pass(label: str, executor, fn, batches: Iterator[list[dict]], folder: Path) -> dict:
     """Run fn over batches; shard k's result is read back if a previous run finished it."""
     folder.mkdir(parents=True, exist_ok=True)
-    merged = {"stats": None, "samples": {}, "line_hashes": [], "exact": [], "minhash": [], "n": 0}
+    merged = {"stats": None, "samples": {}, "line_counter": None, "exact": [], "minhash": [], "n": 0}
     bar = tqdm(desc=f"curate {label}", unit="doc", dynamic_ncols=True, smoothing=0.1)
     todo = ((k, batch) for k, batch in enumerate(batches) if not (folder / f"{k:06d}.pkl").exists())
     results = executor.map(_ShardJob(fn, folder), todo)
@@ -165,8 +164,12 @@ def _merge(merged: dict, result: PassResult) -> None:
     for acc, st in zip(merged["stats"], result.stats):
         acc.merge(st)
     merge_samples(merged["samples"], result.samples)
-    if result.line_hashes is not None:
-        merged["line_hashes"].extend(result.line_hashes)
+    if result.line_hashes is not None:  # counted as shards arrive: no per-document arrays are kept
+        from cogcore.curate.boilerplate import LineCounter
+
+        merged["line_counter"] = merged["line_counter"] or LineCounter()
+        for hashes in result.line_hashes:
+            merged["line_counter"].add(hashes)
     if result.exact is not None:
         merged["exact"].append(result.exact)
     if result.minhash is not None:
@@ -179,13 +182,10 @@ def _shard_docs(folder: Path, n: int) -> Iterator[list[dict]]:
         yield pickle.loads((folder / f"{k:06d}.pkl").read_bytes()).docs
 
 
-def _boilerplate_step(line_hashes: list[np.ndarray], min_docs: int, min_fraction: float):
+def _boilerplate_step(counter, min_docs: int, min_fraction: float):
     from cogcore.curate.boilerplate import BoilerplateRemover, LineCounter
 
-    counter = LineCounter()
-    for hashes in line_hashes:
-        counter.add(hashes)
-    return BoilerplateRemover(counter.frequent(min_docs, min_fraction))
+    return BoilerplateRemover((counter or LineCounter()).frequent(min_docs, min_fraction))
 
 
 def _write_outputs(out_dir: Path, plan: CuratePlan, p2: dict, final_steps: list, stats_steps: list,

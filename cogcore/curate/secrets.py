@@ -2,8 +2,8 @@
 
 Each `find_*` function returns the `(start, end)` character spans to redact in a text; the
 redactor in `cogcore.curate.pii` resolves overlaps between kinds and writes the tokens. Every
-pattern is compiled once at import. The provider formats are one alternation, so the text is
-scanned once for all of them.
+pattern is compiled once at import; the provider patterns run only on texts that contain their
+literal marker (`ghp_`, `AKIA`...), so a clean document costs a few substring searches.
 
 High-entropy strings. A candidate is a run of 20 or more characters from the base64 / base64url
 alphabet (`A-Za-z0-9+/_-`, optional `=` padding). Paths and URLs are split at `/` first (unless
@@ -19,9 +19,12 @@ one long run. A candidate is redacted when:
     bigrams (random base64 scores ~0.27, identifiers like `HGNetV2ConvLayerLight` 0.5 or more);
   - it is not a UUID and not separator-dense (more than 1 in 10 characters `-` or `_`, as in
     `cp311-manylinux_2_17_x86_64`).
-Measured: recall 91-92% on random 20-character base64 / alphanumeric tokens, 97-98% at 32,
-99-100% at 64; on 57k distinct runs from Python sources and READMEs, the hits were hashes, base64
-blobs and random ids, plus ~5 identifiers (`lewkowycz2022solving`).
+Measured (threshold 3.5): recall 88-90% on random 20-character base64 / alphanumeric tokens,
+96-98% at 32, 99-100% at 64. On 57k distinct 20+-character runs from Python sources and READMEs,
+266 were flagged: 214 hex hashes (commit SHAs, sha256 digests), the rest base64 blobs, random ids
+(Google Docs, YouTube) and two alphabet strings; no identifier, word or path. Git SHAs and other
+hex digests are thus redacted (they cannot be told from hex keys), except right after `/blob/`,
+`/tree/` or `/commit/` in a URL.
 """
 
 from __future__ import annotations
@@ -35,11 +38,10 @@ Span = tuple[int, int]
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
     r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-    r"|[A-Za-z0-9+/=\s:,.-]*)")  # a truncated block: the base64 body and its header lines
+    r"|(?:\s*(?:[A-Za-z0-9+/=]{16,}|[A-Za-z-]+: [^\n]*))*)")  # truncated: base64 lines, header lines
 
-# Provider formats, each behind the literal it must contain: a pattern runs only on a text that has
-# its marker, so a document without any costs a few substring searches. The AWS secret has no
-# prefix; it is taken only next to a name that says what it is, and only its value (group "v").
+# Provider formats, each behind the literal marker it must contain. The AWS secret has no prefix;
+# it is taken only next to a name that says what it is, and only its value (group "v").
 _AWS_IDS = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA")
 _API_KEYS = [(markers, re.compile(pattern)) for markers, pattern in [
     (_AWS_IDS, rf"(?<![A-Z0-9])(?:{'|'.join(_AWS_IDS)})[A-Z0-9]{{16}}(?![A-Z0-9])"),
@@ -69,18 +71,22 @@ _KEYWORDS = (r"password|passwd|passphrase|pwd|secret|secret[_-]?key|client[_-]?s
 _ASSIGNMENT = re.compile(
     rf"(?:(?P<key>{_KEYWORDS})[\"']?[ \t]*(?P<op>:=|=>|[:=])[ \t]*"
     rf"|(?P<auth>authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:bearer|basic|token)[ \t]+|bearer[ \t]+))"
-    r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|(?:[^\s\"',;&(){}\[\]]|&(?!\w+=)){1,200})")  # `&` ends it only before `name=`
+    r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|(?:[^\s\"'`,;&(){}\[\]]|&(?!\w+=)){1,200})")  # `&` ends it only before `name=`
 _ASSIGNMENT_ANY_CASE = re.compile(_ASSIGNMENT.pattern, re.IGNORECASE)
 _ASSIGNMENT_MARKERS = ("pass", "pwd", "secret", "key", "token", "bearer")
 _URL_PASSWORD = re.compile(r"://[^/\s:@]+:(?P<v>[^/\s@]{1,200})@")
+# Values that stand for a secret without being one: masks, templates, type names, variable names.
 _PLACEHOLDER = re.compile(
-    r"(?i)\*+|x+|\.\.\.|…|<[^>]*>|\{\{.*\}\}|\$\{?\w+\}?|%\(?\w+\)?s?|\[\w+\]|none|null|nil|true|false"
-    r"|undefined|empty|required|optional|string|str|redacted|changeme|your[_-]?\w*|example")
+    r"(?i)\*+|x+|\[\w+\]|none|null|nil|true|false|undefined|empty|required|optional|missing|redacted|changeme"
+    r"|example|bool|boolean|int|integer|float|number|str|string|bytes|dict|list|any|object|your[\w-]*"
+    r"|[a-z_-]*(?:key|token|secret|password)[a-z_-]*")
+_TEMPLATE = re.compile(r"\.\.\.|…|<[^>]*>|\{[^}]*\}|\$\{|%\(")
 _IDENTIFIER = re.compile(r"[A-Za-z_]+(?:\.[A-Za-z_]\w*)*")
 _KEY_PREFIX = re.compile(r"[ \t>*#-]*[\"']?[\w.-]*")  # indent, bullet, quote, `db_`
-_NUMERIC_OK = {"password", "passwd", "passphrase", "pwd"}  # a numeric token=2048 is a setting, a PIN-like password is not
+_PASSWORD_KEYS = {"password", "passwd", "passphrase", "pwd"}
 
 _CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,}={0,2}(?![A-Za-z0-9+/=_-])")
+_GIT_REFS = frozenset({"blob", "tree", "commit", "commits", "raw", "blame"})
 _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _LETTER_RUNS = re.compile(r"[A-Za-z]{2,}")
@@ -109,7 +115,8 @@ def find_api_keys(text: str) -> list[Span]:
 
 
 def find_secret_assignments(text: str) -> list[Span]:
-    spans = [m.span("v") for m in _URL_PASSWORD.finditer(text)] if "://" in text else []
+    spans = [m.span("v") for m in _URL_PASSWORD.finditer(text)
+             if _plausible_value("password", m.group("v"))] if "://" in text else []
     lower = text.lower()
     if not any(marker in lower for marker in _ASSIGNMENT_MARKERS):
         return spans
@@ -127,9 +134,18 @@ def find_secret_assignments(text: str) -> list[Span]:
                 continue
         elif not _plausible_unquoted(m, text, value):
             continue
-        if len(value.strip()) >= 4 and not _PLACEHOLDER.fullmatch(value.strip()):
+        if _plausible_value(m.group("key"), value.strip()):
             spans.append((start, end))
     return spans
+
+
+def _plausible_value(key: str | None, value: str) -> bool:
+    if len(value) < 4 or _PLACEHOLDER.fullmatch(value) or _TEMPLATE.search(value):
+        return False
+    if key and key.lower() in _PASSWORD_KEYS:
+        return True  # passwords may be short, spaced or numeric
+    # A token or key is one opaque word: `BOS_TOKEN = "<s>"`, `"--token": "Use a User Access..."` are not.
+    return len(value) >= 8 and not any(c.isspace() for c in value) and not value.isdigit()
 
 
 def _plausible_unquoted(m: re.Match, text: str, value: str) -> bool:
@@ -138,13 +154,11 @@ def _plausible_unquoted(m: re.Match, text: str, value: str) -> bool:
     end = m.end("v")
     if end < len(text) and text[end] in "([":
         return False
-    if value.isdigit() and m.group("key").lower() not in _NUMERIC_OK:
-        return False
     if not _IDENTIFIER.fullmatch(value):
         return True
     # A bare word (`api_key=api_key`, `secret: the`) is taken only as a config line: YAML
     # (`password: sunshine`) or an env file (`DB_PASSWORD=sunshine`); an attribute never.
-    yaml_or_env = m.group("op") == ":" or m.group("key").isupper()
+    yaml_or_env = m.group("op") == ":" or text[m.start("key"):m.end("key")].isupper()
     return "." not in value and yaml_or_env and _alone_on_line(m, text)
 
 
@@ -165,11 +179,13 @@ def find_high_entropy(text: str, threshold: float) -> list[Span]:
             if is_high_entropy(token.rstrip("="), threshold):
                 spans.append(m.span())
             continue
-        pos = m.start()
+        pos, previous = m.start(), ""
         for piece in token.split("/"):
-            if len(piece) >= 20 and is_high_entropy(piece, threshold):
+            # A commit in a repository URL (.../blob/<sha>/...) is a public reference, not a secret.
+            if len(piece) >= 20 and previous not in _GIT_REFS and is_high_entropy(piece, threshold):
                 spans.append((pos, pos + len(piece)))
             pos += len(piece) + 1
+            previous = piece
     return spans
 
 

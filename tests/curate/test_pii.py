@@ -17,7 +17,7 @@ PLANTED = {
     "phone": (["+1 (415) 555-0132", "(212) 555-0199", "415.555.0133", "1-800-555-0175", "+44 20 7946 0958",
                "+33 1 23 45 67 89", "+91-98765-43210", "+14155550100", "030 1234567"],
               "Call {}, {}, {} or {}. London: {}; Paris {}; Delhi {}; SMS {}. Tel: {}."),
-    "ip": (["192.168.1.10", "10.0.0.255", "8.8.8.8", "2001:db8:85a3::8a2e:370:7334", "fe80::1ff:fe23:4567:890a",
+    "ip": (["192.168.1.10", "10.0.0.255", "8.8.4.14", "2001:db8:85a3::8a2e:370:7334", "fe80::1ff:fe23:4567:890a",
             "2001:0db8:0000:0000:0000:ff00:0042:8329", "::ffff:192.0.2.128"],
            "Hosts {}, {} and DNS {}. IPv6 {}, link-local {}, full {}, mapped {}."),
     "credit_card": (["4111 1111 1111 1111", "5500-0000-0000-0004", "3782 822463 10005", "6011111111111117",
@@ -67,6 +67,10 @@ NEGATIVES = [
     "ISBN 978-3-16-148410-0", "550e8400-e29b-41d4-a716-446655440000", "00:1A:2B:3C:4D:5E", "std::vector",
     "Password: follow the reset steps below.", "max_token=2048", "api_key=api_key", "token = tokens[i]",
     "icon@2x.png", "the bearer of this card",
+    # seen in real code: numpy slices, versions, section numbers, floats, tokenizer tokens, placeholders
+    "x[1::2]", "Inkscape 0.48.3.1", "PDF reference 7.3.4.2", "+1.4142135623731", 'BOS_TOKEN = "<s>"',
+    'VISION_END_TOKEN = "]<]end of image[>["', 'api_key="your-replicate-api-key"', 'api_key="hf_..."',
+    "require_hf_token: bool", 'f"s3://{access_key}:{secret_key}@bucket"',
 ]
 
 
