@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -137,6 +138,35 @@ def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<na
         if hit.section:
             out.print(f"   section: {escape(hit.section)}", highlight=False)
         out.print("   " + escape(" ".join(hit.text.split())[:400]), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
+        question: Annotated[str, typer.Argument(help="what to ask the trained model", show_default=False)],
+        max_new_tokens: Annotated[int, typer.Option(help="tokens per model turn", min=1)] = 128,
+        max_rounds: Annotated[int, typer.Option(help="model turns (tool calls) at most", min=1)] = 3) -> None:
+    """Ask the trained model; it may call the search tool over the run's index. Shows each call,
+    its result, and the answer."""
+    model_dir, index_dir = run_dir / "train" / "tools" / "model", run_dir / "index"
+    for needed in (model_dir / "config.json", index_dir / "index.json"):
+        if not needed.exists():
+            err.print(f"[red]error[/red] {escape(str(needed))} is missing: run the train and index stages first")
+            raise typer.Exit(2)
+    from cogcore.retrieval import SEARCH_TOOL, SearchIndex, run_search_tool
+    from cogcore.runtime import ToolRuntime
+    from cogcore.train.loading import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(str(model_dir))
+    index = SearchIndex.load(index_dir)
+    runtime = ToolRuntime(model, tok, {"search": (SEARCH_TOOL, lambda args: run_search_tool(index, args))},
+                          max_new_tokens=max_new_tokens, max_rounds=max_rounds, batch_size=1)
+    transcript = runtime.answer_many([question])[0]
+    for call in transcript.calls:
+        out.print(f"[bold]search[/bold] {escape(json.dumps(call['arguments'], ensure_ascii=False))}", highlight=False)
+        out.print(escape(call["result"]), highlight=False, soft_wrap=True)
+    for error in transcript.errors:
+        out.print(f"[yellow]rejected call[/yellow] {escape(error)}", highlight=False, soft_wrap=True)
+    out.print(f"[bold green]answer[/bold green] {escape(transcript.answer)}", highlight=False, soft_wrap=True)
 
 
 @app.command()

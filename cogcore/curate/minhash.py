@@ -130,12 +130,6 @@ def signatures(texts: list[str], cfg: MinHashConfig) -> np.ndarray:
     return out
 
 
-def shingle_hashes(texts: list[str], cfg: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(shingle hash, document index) for every shingle of `texts`, in document order."""
-    p = _params(cfg.seed, cfg.shingle_size, cfg.num_perm, cfg.bands)
-    return _shingles(texts, p, cfg.shingle_size)
-
-
 def _shingles(texts: list[str], p: _Params, k: int) -> tuple[np.ndarray, np.ndarray]:
     arr, doc_end = _normalized_bytes(texts)
     in_word = np.concatenate(([False], arr != 0, [False]))

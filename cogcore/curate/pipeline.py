@@ -240,19 +240,9 @@ def _write_samples(folder: Path, samples: dict, redactor) -> None:
         if redactor is not None:  # a document dropped before redaction must not leak through its sample
             for row in rows:
                 row["text"] = redactor.redact(row["text"])[0]
-                row["meta"] = _redact_values(row["meta"], redactor)
+                row["meta"] = redactor.redact_value(row["meta"])[0]
         with open(folder / f"{reason}.jsonl", "w") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def _redact_values(value, redactor):
-    if isinstance(value, str):
-        return redactor.redact(value)[0]
-    if isinstance(value, dict):
-        return {k: _redact_values(v, redactor) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_values(v, redactor) for v in value]
-    return value
 
 
 def _read_all(sources: list[SourceSpec], unreadable: list[dict]) -> Iterator[dict]:

@@ -71,7 +71,8 @@ _KEYWORDS = (r"password|passwd|passphrase|pwd|secret|secret[_-]?key|client[_-]?s
 _ASSIGNMENT = re.compile(
     rf"(?:(?P<key>{_KEYWORDS})[\"']?[ \t]*(?P<op>:=|=>|[:=])[ \t]*"
     rf"|(?P<auth>authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:bearer|basic|token)[ \t]+|bearer[ \t]+))"
-    r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|(?:[^\s\"'`,;&(){}\[\]]|&(?!\w+=)){1,200})")  # `&` ends it only before `name=`
+    # the value: quoted, or a run that a `&` ends only before `name=` (URL query strings)
+    r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|(?:[^\s\"'`,;&(){}\[\]]|&(?!\w+=)){1,200})")
 _ASSIGNMENT_ANY_CASE = re.compile(_ASSIGNMENT.pattern, re.IGNORECASE)
 _ASSIGNMENT_MARKERS = ("pass", "pwd", "secret", "key", "token", "bearer")
 _URL_PASSWORD = re.compile(r"://[^/\s:@]+:(?P<v>[^/\s@]{1,200})@")

@@ -3,6 +3,7 @@ planted values survives anywhere; look-alikes (Luhn/mod-97 failures, dates, vers
 words, URLs, paths) are left alone; per-kind switches, exact counts, overlaps, the step."""
 
 import copy
+import pickle
 
 import pytest
 
@@ -206,3 +207,13 @@ def test_step_redacts_text_and_meta_and_records_counts():
     # Deterministic and independent of batching: one document at a time gives the same records.
     again = [PiiRedactor().run([d])[0][0] for d in before]
     assert again == kept
+
+
+def test_redact_value_and_pickling_for_workers():
+    step = PiiRedactor(kinds=("email", "high_entropy"), entropy_threshold=3.0)
+    value, counts = step.redact_value({"a": ["x@example.com", 3], "b": {"c": "y@example.org"}})
+    assert value == {"a": ["[EMAIL]", 3], "b": {"c": "[EMAIL]"}} and counts == {"email": 2}
+    clone = pickle.loads(pickle.dumps(step))
+    text = "mail x@example.com, session Zx9Qm2Lr7Tb4Wk8Np3Vd6Hs1"
+    assert clone.redact(text) == step.redact(text) == (
+        "mail [EMAIL], session [HIGH_ENTROPY]", {"email": 1, "high_entropy": 1})
