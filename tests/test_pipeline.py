@@ -84,6 +84,9 @@ def test_run_end_to_end_then_skip_then_rerun_changed_stage(tmp_path, make_tiny_l
     html = (run / "report/report.html").read_text()
     assert "cogcore_closedbook" in html and "data:image/png;base64," in html and "H100" in html.upper()
 
+    asked = cli.invoke(app, ["ask", str(run), "What is the monthly fee for the Blue account?", "--max-new-tokens", "8"])
+    assert asked.exit_code == 0 and "answer" in asked.output, asked.output
+
     again = cli.invoke(app, ["run", str(recipe)])
     assert again.exit_code == 0, again.output
     assert again.output.count("[skip]") == 6
