@@ -141,6 +141,25 @@ def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<na
 
 
 @app.command()
+def serve(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
+          http: Annotated[bool, typer.Option("--http", help="streamable HTTP instead of stdio")] = False,
+          host: Annotated[str, typer.Option(help="HTTP host (no authentication: keep it local)")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="HTTP port")] = 8765) -> None:
+    """Serve the run's index to other agents as an MCP tool, `search` (the schema the model is
+    trained with). stdio by default, for MCP clients that spawn the command."""
+    try:
+        from cogcore.retrieval.server import serve as serve_index
+    except ImportError:
+        err.print("[red]error[/red] serving needs the MCP SDK: pip install 'cogcore[serve]'")
+        raise typer.Exit(2)
+    try:
+        serve_index(run_dir / "index", "http" if http else "stdio", host, port)
+    except FileNotFoundError as e:  # stdout carries the protocol: errors go to stderr only
+        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2)
+
+
+@app.command()
 def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
         question: Annotated[str, typer.Argument(help="what to ask the trained model", show_default=False)],
         max_new_tokens: Annotated[int, typer.Option(help="tokens per model turn", min=1)] = 128,
