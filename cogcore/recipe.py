@@ -212,12 +212,34 @@ class TrainConfig(Section):
     tools: ToolsTrainConfig = Field(default_factory=ToolsTrainConfig)
 
 
+class BfclConfig(Section):
+    """The Berkeley Function Calling Leaderboard's AST categories, scored like BFCL's own checker
+    (data from the bfcl-eval package)."""
+
+    enabled: bool = False
+    categories: list[str] = Field(default_factory=lambda: ["simple_python", "multiple", "parallel",
+                                                           "parallel_multiple", "irrelevance"])
+    limit: int | None = Field(20, ge=1, description="entries per category (null = all)")
+    max_new_tokens: int = Field(256, ge=1)
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, v: list[str]) -> list[str]:
+        from cogcore.eval.bfcl_data import ALIASES, CATEGORIES
+
+        unknown = [c for c in v if c not in CATEGORIES and c not in ALIASES]
+        if unknown:
+            raise ValueError(f"unknown BFCL categories {unknown}; allowed: {', '.join(CATEGORIES)}")
+        return v
+
+
 class EvalConfig(Section):
     questions: int = Field(40, ge=1, description="closed-book questions from held-out facts (lm-eval)")
     perplexity_docs: int = Field(20, ge=1, description="held-out documents for the perplexity task")
     agentic_questions: int = Field(12, ge=0, description="questions answered with the real search tool")
     max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(8, ge=1)
+    bfcl: BfclConfig = Field(default_factory=BfclConfig)
 
 
 class ReportConfig(Section):

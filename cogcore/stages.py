@@ -198,6 +198,11 @@ def _eval(recipe: Recipe, r: dict, run: Path) -> Stage:
                                              questions[:cfg.agentic_questions], folder / "agentic.jsonl",
                                              cfg.max_new_tokens, cfg.batch_size)
             results["samples"] = read_jsonl(folder / "agentic.jsonl")[:10]
+        if cfg.bfcl.enabled:
+            from cogcore.eval.bfcl import run_bfcl
+
+            results["bfcl"] = run_bfcl(trained, tok, tuple(cfg.bfcl.categories), cfg.bfcl.limit, cfg.batch_size,
+                                       cfg.bfcl.max_new_tokens, out_path=folder / "bfcl.jsonl")
         write_json_atomic(folder / "results.json", results)
 
     return Stage("eval", "eval", ("curate", "index", "train.tools"), go, {"eval": r["eval"], "seed": recipe.seed,

@@ -46,7 +46,8 @@ def _recipe(tmp_path, make_tiny_llm, make_tiny_embedder) -> tuple:
         "index": {"embedder": str(make_tiny_embedder(texts)), "chunk_chars": 200, "chunk_overlap": 20},
         "train": {"cpt": {"max_steps": 3, "seq_len": 64, "batch_size": 2, "save_steps": 2},
                   "tools": {"max_steps": 2, "seq_len": 1024, "batch_size": 2, "conversations": 6, "save_steps": 2}},
-        "eval": {"questions": 8, "perplexity_docs": 4, "agentic_questions": 3, "max_new_tokens": 8},
+        "eval": {"questions": 8, "perplexity_docs": 4, "agentic_questions": 3, "max_new_tokens": 8,
+                 "bfcl": {"enabled": True, "categories": ["simple", "irrelevance"], "limit": 1, "max_new_tokens": 8}},
         "report": {"gpus": ["h100", "cpu-2core"]},
     }
     path = tmp_path / "recipe.yaml"
@@ -79,10 +80,11 @@ def test_run_end_to_end_then_skip_then_rerun_changed_stage(tmp_path, make_tiny_l
         assert 0 <= results["lm_eval"][model]["cogcore_closedbook"]["acc"] <= 1
         assert results["lm_eval"][model]["cogcore_heldout_ppl"]["word_perplexity"] > 1
     assert results["agentic"]["n"] == 3
+    assert set(results["bfcl"]) >= {"simple_python", "irrelevance"}  # real BFCL entries, scored
     assert (run / "eval/tasks/cogcore_closedbook.yaml").exists()
 
     html = (run / "report/report.html").read_text()
-    assert "cogcore_closedbook" in html and "data:image/png;base64," in html and "H100" in html.upper()
+    assert "BFCL" in html and "cogcore_closedbook" in html and "data:image/png;base64," in html and "H100" in html.upper()
 
     asked = cli.invoke(app, ["ask", str(run), "What is the monthly fee for the Blue account?", "--max-new-tokens", "8"])
     assert asked.exit_code == 0 and "answer" in asked.output, asked.output

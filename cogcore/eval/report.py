@@ -187,6 +187,13 @@ def _eval_section(results: dict | None) -> list:
                              "cogcore_heldout_ppl: perplexity on held-out documents (lower is better).")]
     else:
         blocks.append(Paragraph("Not run: no lm-eval results."))
+    bfcl = results.get("bfcl")
+    if bfcl:
+        blocks += [Heading("Function calling (BFCL AST categories)", 3),
+                   Table(["category", "accuracy"], [[c, v] for c, v in bfcl.items()]),
+                   Paragraph("Scored with cogcore's BFCL-compatible AST checker (same verdicts as BFCL's own "
+                             "checker on every output in benchmarks/bfcl_agreement.py), on the first "
+                             "`eval.bfcl.limit` entries of each category.")]
     blocks.append(Heading("Agentic check (answers with the search tool)", 3))
     agentic = results.get("agentic")
     if not agentic:
