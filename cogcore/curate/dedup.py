@@ -24,18 +24,8 @@ class Decisions:
 
 
 def exact_decisions(ids: list[str], keys: np.ndarray) -> Decisions:
-    first: dict[int, str] = {}
-    dropped: dict[str, str] = {}
-    members: dict[str, list[str]] = {}
-    for doc_id, key in zip(ids, keys.tolist()):
-        if key in first:
-            dropped[doc_id] = first[key]
-            members[first[key]].append(doc_id)
-        else:
-            first[key] = doc_id
-            members[doc_id] = [doc_id]
-    clusters = [{"kind": "exact", "kept": k, "members": m} for k, m in members.items() if len(m) > 1]
-    return Decisions("exact_duplicate", dropped, clusters)
+    """Documents with the same content hash form a group."""
+    return groups_to_decisions(ids, keys, "exact_duplicate", "exact")
 
 
 def groups_to_decisions(ids: list[str], labels: np.ndarray, reason: str, kind: str) -> Decisions:
