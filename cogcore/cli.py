@@ -192,12 +192,17 @@ def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>
 def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
             reason: Annotated[Optional[str], typer.Option(help="show the saved samples of this drop reason")] = None,
             cluster_of: Annotated[Optional[str], typer.Option(
-                help="show the duplicate group a kept document stands for")] = None) -> None:
-    """What curation removed and why: drop reasons with counts, samples of a reason, duplicate groups."""
+                help="show the duplicate group a kept document stands for")] = None,
+            doc: Annotated[Optional[str], typer.Option(
+                help="show a document exactly as the model is trained on it (masked spans, search calls)")] = None) -> None:
+    """What curation removed and why (drop reasons, samples, duplicate groups), and how a document
+    reads in training."""
     from cogcore.curate.inspect import cluster_lines, reason_lines, summary_lines
 
     try:
-        if reason:
+        if doc:
+            lines = [_training_view(run_dir, doc)]
+        elif reason:
             lines = reason_lines(run_dir / "curate", reason)
         elif cluster_of:
             lines = cluster_lines(run_dir / "curate", cluster_of)
@@ -208,6 +213,30 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<n
         raise typer.Exit(2)
     for line in lines:
         out.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def _training_view(run_dir: Path, doc_id: str) -> str:
+    import yaml
+
+    from cogcore.stages import read_jsonl
+    from cogcore.train.loading import gguf_as_folder
+    from cogcore.train.view import render_training_view
+
+    recipe_file, docs_file = run_dir / "recipe.resolved.yaml", run_dir / "curate" / "docs.jsonl"
+    for needed in (recipe_file, docs_file):
+        if not needed.exists():
+            raise FileNotFoundError(f"{needed} does not exist: has the curate stage run?")
+    facts_cfg = yaml.safe_load(recipe_file.read_text())["facts"]
+    found = [d for d in read_jsonl(docs_file) if d["id"] == doc_id]
+    if not found:
+        raise FileNotFoundError(f"no curated document {doc_id!r} in {docs_file}")
+    from transformers import AutoTokenizer
+
+    base = yaml.safe_load(recipe_file.read_text())["base_model"]["path"]
+    tok = AutoTokenizer.from_pretrained(str(gguf_as_folder(Path(base))) if base.endswith(".gguf") else base)
+    facts = [f for f in read_jsonl(run_dir / "curate" / "facts.jsonl") if f["doc_id"] == doc_id]
+    return render_training_view(tok, found[0], facts, facts_cfg["strategy"], facts_cfg["max_calls_per_doc"],
+                                train_copied_facts=facts_cfg["train_copied_facts"])
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 BLANK = "___"
 QUERY_WORDS = 14
-ASKABLE_KINDS = ("money", "percent", "date", "duration", "quantity", "number", "identifier")
+ASKABLE_KINDS = ("money", "percent", "date", "time", "duration", "quantity", "number", "identifier")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _MARKUP = re.compile(r"^[\s>*#|-]+|[\s|]+$")
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cogcore.curate.facts import DEFAULT_KINDS as DEFAULT_FACT_KINDS
 from cogcore.curate.facts import PATTERNS
 from cogcore.curate.pii import ALL_KINDS as PII_KINDS
 from cogcore.curate.pii import DEFAULT_ENTROPY_THRESHOLD
@@ -43,9 +44,23 @@ class Source(Section):
 
 
 class FactsConfig(Section):
-    kinds: list[Literal[FACT_KINDS]] = Field(default_factory=lambda: list(FACT_KINDS))  # type: ignore[valid-type]
-    strategy: Literal["keep", "mask"] = Field(
-        "mask", description="keep: facts trained on; mask: fact tokens carry no loss")
+    """Which spans count as facts, and what the training text does with them."""
+
+    kinds: list[Literal[FACT_KINDS]] = Field(default_factory=lambda: list(DEFAULT_FACT_KINDS))  # type: ignore[valid-type]
+    patterns: dict[str, str] = Field(default_factory=dict, description="kind -> regex (a group named 'fact' marks the span)")
+    terms: dict[str, list[str]] = Field(default_factory=dict, description="kind -> terms matched as whole words")
+    strategy: Literal["keep", "mask", "toolcall"] = Field(
+        "mask", description="keep: facts trained on; mask: fact tokens carry no loss; toolcall: a search call "
+                            "and its result precede the fact (call trained, result and fact not)")
+    max_calls_per_doc: int = Field(2, ge=0, description="toolcall: search calls inserted per document at most")
+    train_copied_facts: bool = Field(False, description="toolcall: train the fact after its result (LMLM's choice)")
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> "FactsConfig":
+        from cogcore.curate.facts import FactDetector
+
+        FactDetector(self.kinds, patterns=self.patterns or None, terms=self.terms or None)  # raises, naming the field
+        return self
 
 
 QUALITY_FILTERS = {  # recipe name -> class path; their constructor arguments are the tunable thresholds

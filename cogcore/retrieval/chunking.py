@@ -14,6 +14,11 @@ Pure python and deterministic; used by `cogcore.retrieval.index.build_index`:
 
     chunks = chunk_document({"id": "a", "text": "# Fees\\nThe fee is 5 USD.", "source": "a.md",
                              "meta": {"title": "Fees"}}, chunk_chars=800, overlap=100)
+
+What gets embedded and BM25-indexed is `searchable_text(chunk)`: the chunk under a header line of
+its document title and section. A chunk deep in a document rarely names what it is about ("The
+daily limit is $10,000." -- of which account?); in a corpus of look-alike documents the header is
+what tells them apart. A hit's `text` stays the bare chunk, exactly the document's characters.
 """
 
 from __future__ import annotations
@@ -126,6 +131,23 @@ def split_spans(text: str, chunk_chars: int = 800, overlap: int = 100) -> list[t
         nxt = end if at_heading is not None else max(end - overlap, start + 1)
         start = _overlap_start(text, nxt, end) if nxt < end else _skip_space(text, end)
     return spans
+
+
+def searchable_text(chunk: dict, header: bool = True) -> str:
+    """The text that represents a chunk in the index: "Title / Section" on a first line (the
+    section left out when the chunk opens with its heading), then the chunk."""
+    if not header:
+        return chunk["text"]
+    title, section, text = chunk["title"], chunk["section"], chunk["text"]
+    if section and _heading_text(text) == section:
+        section = ""
+    head = " / ".join(p for p in (title, section) if p)
+    return f"{head}\n{text}" if head else text
+
+
+def _heading_text(text: str) -> str:
+    m = _HEADING.match(text.split("\n", 1)[0])
+    return m.group(2) if m else ""
 
 
 def chunk_document(doc: dict, chunk_chars: int = 800, overlap: int = 100) -> list[dict]:

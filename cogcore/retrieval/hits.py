@@ -1,9 +1,9 @@
 """What a search returns, and the interface every searchable index implements.
 
-`Hit` is one retrieved chunk with its provenance (document, section, character span) and score.
-`Searcher` is the seam between the search tool and the index behind it: the dense
-`SearchIndex` implements it today, and a lexical (BM25) or hybrid index only has to implement the
-same two methods for the tool, the training-data builder and the evaluation to use it unchanged.
+`Hit` is one retrieved chunk with its provenance (document, section, character span), its score
+and how it was found. `Searcher` is the seam between the search tool and the index behind it:
+`SearchIndex` (dense, BM25 or hybrid) implements it, and anything else that implements the same
+two methods is usable by the tool, the training-data builder and the evaluation unchanged.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved chunk; doc_text[start:end] == text for the document doc_id."""
+    """One retrieved chunk; doc_text[start:end] == text for the document doc_id.
+
+    `score` is on the scale of `mode`: cosine similarity ("dense"), BM25 ("lexical"), reciprocal
+    rank fusion ("hybrid") or the reranker's ("rerank"). `dense_rank` and `lexical_rank` are the
+    chunk's 1-based ranks in the first-stage lists it was fused from (None: not in that list).
+    """
 
     score: float
     chunk_id: str
@@ -26,9 +31,13 @@ class Hit:
     start: int
     end: int
     text: str
+    mode: str = "dense"
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
 
     @classmethod
-    def from_chunk(cls, chunk: dict, score: float) -> Hit:
+    def from_chunk(cls, chunk: dict, score: float, mode: str = "dense",
+                   dense_rank: int | None = None, lexical_rank: int | None = None) -> Hit:
         return cls(
             score=float(score),
             chunk_id=chunk["chunk_id"],
@@ -39,6 +48,9 @@ class Hit:
             start=chunk["start"],
             end=chunk["end"],
             text=chunk["text"],
+            mode=mode,
+            dense_rank=dense_rank,
+            lexical_rank=lexical_rank,
         )
 
     def to_dict(self) -> dict:

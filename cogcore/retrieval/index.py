@@ -1,43 +1,68 @@
-"""Build a dense retrieval index over curated documents, and search it.
+"""Build a retrieval index over curated documents (dense + BM25), and search it.
 
-`build_index` chunks the documents, embeds the chunks and writes three files to the index folder:
+`build_index` chunks the documents, embeds the chunks, indexes them twice and writes the folder:
 
-    chunks.jsonl   one chunk record per line (see cogcore.retrieval.chunking), in vector order
-    index.faiss    inner-product faiss index over the unit vectors (flat to 50k chunks, else HNSW)
+    chunks.jsonl   one chunk record per line (see cogcore.retrieval.chunking), in vector order;
+                   what is embedded and BM25-indexed is each chunk under its "title / section"
+                   header (chunking.searchable_text) unless header=False
+    index.faiss    inner-product faiss index over the unit vectors (see cogcore.retrieval.dense:
+                   flat to 50k chunks, HNSW to 2M, IVF-PQ beyond or on request)
+    bm25/          the BM25 matrix over the same chunks (see cogcore.retrieval.lexical)
     index.json     {"embedder", "embedder_name", "dim", "n_chunks", "n_docs", "index_type",
-                    "chunk_chars", "overlap", "max_seq_length", "truncated_chunks", ...}
+                    "chunk_chars", "overlap", "lexical": {...}, "search": {"mode", "rrf_k", ...}}
 
 index.json is written last, and any old one is removed before the other files are replaced, so a
 build killed half-way leaves a folder that `SearchIndex.load` refuses instead of a wrong index.
 
+Search runs in one of three modes: "dense" (embedding similarity), "lexical" (BM25: exact words,
+identifiers, numbers) or "hybrid" (the default: reciprocal rank fusion of both, see
+cogcore.retrieval.fusion, with the chunks that hold every identifier of the query, such as
+"ACC-12345", ranked first), optionally followed by a reranker (cogcore.retrieval.rerank).
+
     docs = (json.loads(line) for line in open("runs/demo/curate/docs.jsonl"))
     stats = build_index(docs, Path("runs/demo/index"), Embedder(get_model_path()))
-    hits = SearchIndex.load("runs/demo/index").search("monthly account fee", k=5)
+    hits = SearchIndex.load("runs/demo/index").search("monthly fee of ACC-12345", k=5)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from cogcore.retrieval.chunking import chunk_document
+from cogcore.retrieval.chunking import chunk_document, searchable_text
+from cogcore.retrieval.dense import (
+    FLAT_MAX_CHUNKS,
+    HNSW_MAX_CHUNKS,
+    INDEX_TYPES,
+    build_faiss_index,
+    choose_index_type,
+    tune_faiss_index,
+)
 from cogcore.retrieval.embedder import Embedder
+from cogcore.retrieval.fusion import K_RRF, reciprocal_rank_fusion
 from cogcore.retrieval.hits import Hit
+from cogcore.retrieval.lexical import BM25_PARAMS, TOKENIZER, LexicalIndex
+from cogcore.retrieval.rerank import CrossEncoderReranker, Reranker
 
-# Exact search is fast enough below this many chunks (~0.25 ms/query at 2k, linear in n);
-# above it HNSW keeps queries sub-millisecond at recall close to 1.
-FLAT_MAX_CHUNKS = 50_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64
-INDEX_TYPES = ("flat", "hnsw")
+MODES = ("hybrid", "dense", "lexical")
+DEFAULT_MODE = "hybrid"
+RERANK_TOP = 20
+LEXICAL_FOLDER = "bm25"
+
+
+def fusion_depth(k: int) -> int:
+    """How many candidates each retriever hands to the fusion for a top-k answer: a chunk that
+    both rank moderately must be in both lists to be found, so each list goes well past k."""
+    return max(4 * k, 20)
 
 
 def _replace_atomically(path: Path, write) -> None:
@@ -50,16 +75,21 @@ def _replace_atomically(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _new_faiss_index(vectors: np.ndarray, index_type: str) -> faiss.Index:
-    dim = vectors.shape[1]
-    if index_type == "flat":
-        index = faiss.IndexFlatIP(dim)
-    else:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
-    index.add(vectors)
-    return index
+def _replace_folder_atomically(path: Path, write) -> None:
+    """A folder can't be renamed over a non-empty one: write a temporary folder, move the old
+    one aside, rename the new one in, then delete the old one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _chunk_all(docs: Iterable[dict], chunk_chars: int, overlap: int) -> tuple[list[dict], int]:
@@ -72,6 +102,17 @@ def _chunk_all(docs: Iterable[dict], chunk_chars: int, overlap: int) -> tuple[li
     return chunks, len(seen)
 
 
+def _check_search_settings(mode: str, rrf_k: int, weights: Sequence[float],
+                           rerank_top: int) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if rrf_k < 0 or rerank_top < 1:
+        raise ValueError(f"rrf_k must be >= 0 and rerank_top >= 1, got {rrf_k}, {rerank_top}")
+    if len(weights) != 2 or min(weights) < 0 or max(weights) <= 0:
+        raise ValueError(f"fusion_weights must be two weights >= 0 (dense, BM25), not both 0; "
+                         f"got {list(weights)}")
+
+
 def build_index(
     docs: Iterable[dict],
     out_dir: Path,
@@ -79,14 +120,31 @@ def build_index(
     chunk_chars: int = 800,
     overlap: int = 100,
     index_type: str | None = None,
+    header: bool = True,
+    mode: str = DEFAULT_MODE,
+    rrf_k: int = K_RRF,
+    fusion_weights: tuple[float, float] = (1.0, 1.0),
+    reranker: str | Path | None = None,
+    rerank_top: int = RERANK_TOP,
+    flat_max_chunks: int = FLAT_MAX_CHUNKS,
+    hnsw_max_chunks: int = HNSW_MAX_CHUNKS,
 ) -> dict:
     """Chunk, embed and index docs into out_dir; returns build stats (n_docs, n_chunks, dim,
-    seconds, embed_seconds, index_type, truncated_chunks).
+    seconds, embed_seconds, dense_seconds, lexical_seconds, index_type, truncated_chunks).
 
-    index_type is "flat" or "hnsw"; None picks by size (flat up to FLAT_MAX_CHUNKS chunks).
+    index_type is "flat", "hnsw" or "ivfpq"; None or "auto" picks by size (flat up to
+    flat_max_chunks, hnsw up to hnsw_max_chunks, ivfpq beyond). header: index each chunk under
+    its document title and section (the hits' text is the bare chunk either way). mode, rrf_k,
+    fusion_weights (dense, BM25), reranker (a local cross-encoder folder; None: no reranking)
+    and rerank_top are how `SearchIndex.load` searches the index unless told otherwise; they are
+    recorded in index.json.
     """
-    if index_type not in (None, *INDEX_TYPES):
-        raise ValueError(f"index_type must be one of {INDEX_TYPES} or None, got {index_type!r}")
+    if index_type not in (None, "auto", *INDEX_TYPES):
+        raise ValueError(f"index_type must be one of {INDEX_TYPES}, 'auto' or None, "
+                         f"got {index_type!r}")
+    _check_search_settings(mode, rrf_k, fusion_weights, rerank_top)
+    if reranker is not None and not Path(reranker).expanduser().is_dir():
+        raise FileNotFoundError(f"reranker path {str(reranker)!r} is not a local folder")
     began = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,16 +153,22 @@ def build_index(
     chunks, n_docs = _chunk_all(docs, chunk_chars, overlap)
     if not chunks:
         raise ValueError(f"no text to index: {n_docs} documents gave no chunks")
+    texts = [searchable_text(c, header) for c in chunks]
     embed_began = time.perf_counter()
-    vectors = embedder.encode([c["text"] for c in chunks], show_progress=True)
+    vectors = embedder.encode(texts, show_progress=True)
     embed_seconds = time.perf_counter() - embed_began
-    truncated = embedder.count_truncated([c["text"] for c in chunks])
+    truncated = embedder.count_truncated(texts)
     if truncated:
         warnings.warn(f"{truncated} of {len(chunks)} chunks exceed {embedder.name}'s "
                       f"{embedder.max_seq_length} tokens and are embedded truncated; "
                       "lower chunk_chars")
-    index_type = index_type or ("flat" if len(chunks) <= FLAT_MAX_CHUNKS else "hnsw")
-    index = _new_faiss_index(vectors, index_type)
+    if index_type in (None, "auto"):
+        index_type = choose_index_type(len(chunks), flat_max_chunks, hnsw_max_chunks)
+    dense_began = time.perf_counter()
+    index, faiss_params = build_faiss_index(vectors, index_type)
+    lexical_began = time.perf_counter()
+    lexical = LexicalIndex.build(texts)
+    lexical_seconds = time.perf_counter() - lexical_began
 
     def write_chunks(tmp: Path) -> None:
         with tmp.open("w", encoding="utf-8") as f:
@@ -113,6 +177,8 @@ def build_index(
 
     _replace_atomically(out_dir / "chunks.jsonl", write_chunks)
     _replace_atomically(out_dir / "index.faiss", lambda tmp: faiss.write_index(index, str(tmp)))
+    _replace_folder_atomically(out_dir / LEXICAL_FOLDER, lexical.save)
+
     info = {
         "embedder": embedder.path,
         "embedder_name": embedder.name,
@@ -123,16 +189,23 @@ def build_index(
         "metric": "inner_product",
         "chunk_chars": chunk_chars,
         "overlap": overlap,
+        "chunk_header": header,
         "max_seq_length": embedder.max_seq_length,
         "truncated_chunks": truncated,
+        "lexical": {"folder": LEXICAL_FOLDER, "tokenizer": TOKENIZER, "library": "bm25s",
+                    "library_version": lexical.library_version, "vocab_size": len(lexical.vocab),
+                    **BM25_PARAMS},
+        "search": {"mode": mode, "rrf_k": rrf_k, "fusion_weights": list(fusion_weights),
+                   "rerank_top": rerank_top,
+                   "reranker": str(Path(reranker).expanduser().resolve()) if reranker else None},
     }
-    if index_type == "hnsw":
-        info["hnsw"] = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
-                        "ef_search": HNSW_EF_SEARCH}
+    if faiss_params:
+        info[index_type] = faiss_params
     _replace_atomically(out_dir / "index.json",
                         lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
     return {"n_docs": n_docs, "n_chunks": len(chunks), "dim": embedder.dim,
             "seconds": time.perf_counter() - began, "embed_seconds": embed_seconds,
+            "dense_seconds": lexical_began - dense_began, "lexical_seconds": lexical_seconds,
             "index_type": index_type, "truncated_chunks": truncated}
 
 
@@ -142,17 +215,32 @@ def read_chunks(path: Path) -> list[dict]:
 
 
 class SearchIndex:
-    """A built index loaded for search: faiss vectors, their chunk records and the embedder."""
+    """A built index loaded for search: faiss vectors, the BM25 matrix, their chunk records, the
+    embedder, and how to search (mode, rrf_k, an optional reranker)."""
 
-    def __init__(self, index: faiss.Index, chunks: list[dict], embedder: Embedder, info: dict):
+    def __init__(self, index: faiss.Index, chunks: list[dict], embedder: Embedder, info: dict,
+                 lexical: LexicalIndex | None = None, reranker: Reranker | None = None):
         if index.ntotal != len(chunks) or index.d != embedder.dim:
             raise ValueError(f"faiss index ({index.ntotal} x {index.d}) does not match "
                              f"{len(chunks)} chunks and embedder dim {embedder.dim}")
+        if lexical is not None and len(lexical) != len(chunks):
+            raise ValueError(f"BM25 index has {len(lexical)} documents for {len(chunks)} chunks")
         self.index, self.chunks, self.embedder, self.info = index, chunks, embedder, info
+        self.lexical, self.reranker = lexical, reranker
+        search = info.get("search", {})
+        # An index built before BM25 was added searches dense only.
+        self.mode = search.get("mode", DEFAULT_MODE) if lexical is not None else "dense"
+        self.rrf_k = search.get("rrf_k", K_RRF)
+        self.fusion_weights = tuple(search.get("fusion_weights", (1.0, 1.0)))
+        self.rerank_top = search.get("rerank_top", RERANK_TOP)
+        _check_search_settings(self.mode, self.rrf_k, self.fusion_weights, self.rerank_top)
 
     @classmethod
-    def load(cls, index_dir: str | Path, embedder: Embedder | None = None) -> SearchIndex:
-        """Load an index folder; the embedder defaults to the one index.json names."""
+    def load(cls, index_dir: str | Path, embedder: Embedder | None = None,
+             reranker: Reranker | None = None, mode: str | None = None,
+             mmap: bool = False) -> SearchIndex:
+        """Load an index folder. The embedder and reranker default to those index.json names,
+        mode to the one it was built with; mmap leaves the BM25 matrix on disk."""
         index_dir = Path(index_dir)
         info_path = index_dir / "index.json"
         if not info_path.exists():
@@ -168,30 +256,72 @@ class SearchIndex:
             warnings.warn(f"index built with {info['embedder_name']!r}, searched with "
                           f"{embedder.name!r}: scores are only meaningful with the same model")
         index = faiss.read_index(str(index_dir / "index.faiss"))
-        if info["index_type"] == "hnsw":
-            index.hnsw.efSearch = info["hnsw"]["ef_search"]
+        tune_faiss_index(index, info["index_type"], info.get(info["index_type"], {}))
         chunks = read_chunks(index_dir / "chunks.jsonl")
         if len(chunks) != info["n_chunks"]:
             raise ValueError(f"{index_dir}: index.json says {info['n_chunks']} chunks, "
                              f"chunks.jsonl has {len(chunks)}; rebuild the index")
-        return cls(index, chunks, embedder, info)
+        lexical = None
+        if "lexical" in info:
+            lexical = LexicalIndex.load(index_dir / info["lexical"]["folder"], mmap=mmap)
+        search = dict(info.get("search", {}))
+        if reranker is None and search.get("reranker"):
+            reranker = CrossEncoderReranker(search["reranker"])
+        if mode is not None:
+            search["mode"] = mode
+        return cls(index, chunks, embedder, {**info, "search": search}, lexical, reranker)
 
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The k chunks most similar to query, best first."""
-        return self.search_many([query], k)[0]
+    def search(self, query: str, k: int = 5, mode: str | None = None) -> list[Hit]:
+        """The k chunks best matching query, best first (mode: "hybrid", "dense" or "lexical";
+        None: the index's own)."""
+        return self.search_many([query], k, mode)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
+    def search_many(self, queries: Sequence[str], k: int = 5,
+                    mode: str | None = None) -> list[list[Hit]]:
         """search() for many queries, embedding them in batches (what evaluation needs)."""
+        mode = mode or self.mode
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode != "dense" and self.lexical is None:
+            raise ValueError(f"this index has no BM25 part (built by an older cogcore), so it "
+                             f"cannot search in {mode!r} mode; rebuild it")
         if len(queries) == 0:
             return []
-        vectors = self.embedder.encode(list(queries))
-        scores, ids = self.index.search(vectors, min(k, len(self.chunks)))
-        return [
-            [Hit.from_chunk(self.chunks[i], s) for s, i in zip(row_scores, row_ids) if i >= 0]
-            for row_scores, row_ids in zip(scores, ids)
-        ]
+        depth = max(k, self.rerank_top) if self.reranker else k
+        n = min(fusion_depth(depth) if mode == "hybrid" else depth, len(self.chunks))
+        dense = self._dense(queries, n) if mode != "lexical" else [None] * len(queries)
+        lexical = (self.lexical.search_many(queries, n) if mode != "dense"
+                   else [None] * len(queries))
+        results = [self._hits(q, d, lx, mode, depth) for q, d, lx in zip(queries, dense, lexical)]
+        if self.reranker:
+            results = [self._rerank(q, hits, k) for q, hits in zip(queries, results)]
+        return results
+
+    def _dense(self, queries: Sequence[str], n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        scores, ids = self.index.search(self.embedder.encode(list(queries)), n)
+        return [(row_ids[row_ids >= 0], row_scores[row_ids >= 0])
+                for row_ids, row_scores in zip(ids, scores)]
+
+    def _hits(self, query: str, dense, lexical, mode: str, k: int) -> list[Hit]:
+        if mode != "hybrid":
+            ids, scores = dense if mode == "dense" else lexical
+            rank_field = "dense_rank" if mode == "dense" else "lexical_rank"
+            return [Hit.from_chunk(self.chunks[i], s, mode, **{rank_field: r})
+                    for r, (i, s) in enumerate(zip(ids[:k], scores[:k]), 1)]
+        fused = reciprocal_rank_fusion([dense[0], lexical[0]], self.rrf_k, self.fusion_weights)
+        # Exact identifier matches first (stable: fused order within each group).
+        exact = self.lexical.holding_identifiers(query, np.array([f[0] for f in fused]))
+        if exact.any():
+            fused = [fused[i] for i in np.argsort(~exact, kind="stable")]
+        return [Hit.from_chunk(self.chunks[i], s, "hybrid", dense_rank=dr, lexical_rank=lr)
+                for i, s, (dr, lr) in fused[:k]]
+
+    def _rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
+        scores = self.reranker.score(query, [h.text for h in hits])
+        order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:k]
+        return [replace(hits[i], score=float(scores[i]), mode="rerank") for i in order]

@@ -1,9 +1,39 @@
-"""Continued-pretraining rows: curated documents tokenized, fact tokens masked, packed.
+"""Continued-pretraining rows: curated documents tokenized, facts kept, masked or looked up, packed.
 
-With `strategy="mask"`, every token whose characters overlap a fact span gets label -100: the
-model reads the fact (it is context for what follows) but is never trained to produce it, so the
-fact is not pushed into the weights (the idea of LMLM and Goldfish loss). With `keep` the text is
-trained as is (the baseline).
+Three strategies for the facts of the training text (`facts.strategy` in the recipe):
+
+- `keep`: the text is trained as is (the baseline).
+- `mask`: every token whose characters overlap a fact span gets label -100: the model reads the
+  fact (it is context for what follows) but is never trained to produce it, so the fact is not
+  pushed into the weights (the idea of LMLM and Goldfish loss).
+- `toolcall`: `mask`, plus a search call before the first fact of a sentence, with its result:
+
+      The annual fee is
+      <tool_call>
+      {"name": "search", "arguments": {"query": "Fees The annual fee is per account"}}
+      </tool_call>
+      <tool_response>
+      1. [fees | Fees] The annual fee is $200.00 per account.
+      </tool_response> $200.00 per account.
+
+  The call is the chat template's assistant markup (`<tool_call>\\n{json}\\n</tool_call>`, the JSON
+  exactly as the template renders it) and the result its tool markup (`<tool_response>\\n...\\n
+  </tool_response>`), without the turn tokens (`<|im_start|>`, `<|im_end|>`) that would break a
+  document in two; tool-use SFT later wraps the same markup in turns. Call tokens are trained;
+  result tokens are not (the runtime supplies them; LMLM masks its looked-up values the same
+  way). The facts in the text that follows stay masked by default, so no fact token is ever a
+  target; `train_copied_facts=True` trains them instead, as LMLM does (its loss masks only the
+  values inside the lookup block), which teaches copying a value from the result.
+  The query is the questions module's: the title and the sentence's words with the facts taken
+  out, at most QUERY_WORDS of them, so CPT and SFT queries look alike. The result is the fact's
+  own sentence as a one-passage `format_hits` answer: no index is needed here, and the data is
+  deterministic. One call per sentence (its result answers every fact in it), at most
+  `max_calls_per_doc` per document, spread evenly over the document's sentences with facts; facts
+  in other sentences are masked without a call.
+
+Each inserted block is tokenized on its own, as are the pieces of text around it, so the call
+tokens are the same everywhere (and the same as the chat template's after a newline), and the
+text's own tokens are what they would be without the call (the cut moves spaces after the block).
 
 Documents are joined with EOS and cut into rows of `seq_len` tokens ("wrapped" packing: no token
 is thrown away). Rows may span two documents; the EOS between them marks the boundary.
@@ -11,8 +41,134 @@ is thrown away). Rows may span two documents; the EOS between them marks the bou
 
 from __future__ import annotations
 
+import json
+import re
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Iterable
+
+from cogcore.questions import QUERY_WORDS
+from cogcore.retrieval.hits import Hit
+from cogcore.retrieval.tool import MAX_PASSAGE_CHARS, format_hits, shorten
+
+STRATEGIES = ("keep", "mask", "toolcall")
+DEFAULT_MAX_CALLS = 4
+_WORD = re.compile(r"[A-Za-z]{2,}")  # the questions module's query words
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """A search call inserted into a document at character `at`, answering the facts in `spans`."""
+
+    doc_id: str
+    at: int
+    spans: tuple[tuple[int, int], ...]
+    query: str
+    result: str
+
+    def to_dict(self) -> dict:
+        return {"doc_id": self.doc_id, "at": self.at, "spans": [list(s) for s in self.spans], "query": self.query,
+                "result": self.result}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PlannedCall:
+        return cls(d["doc_id"], d["at"], tuple(tuple(s) for s in d["spans"]), d["query"], d["result"])
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of the rendered training text: document text (with fact spans relative to it), a call, or a result."""
+
+    text: str
+    role: str  # text | call | result
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+def call_markup(query: str) -> str:
+    arguments = json.dumps({"query": query})  # what tools_data stores, and the template prints verbatim
+    return f'<tool_call>\n{{"name": "search", "arguments": {arguments}}}\n</tool_call>'
+
+
+def result_markup(result: str) -> str:
+    return f"\n<tool_response>\n{result}\n</tool_response>"
+
+
+def search_query(context: str, fact_texts: Iterable[str], title: str = "") -> str:
+    """The questions module's query: title and sentence words, facts taken out, QUERY_WORDS at most."""
+    for text in sorted(set(fact_texts), key=len, reverse=True):
+        context = context.replace(text, " ")
+    return " ".join(_WORD.findall(f"{title} {context}")[:QUERY_WORDS])
+
+
+def plan_calls(doc: dict, facts: list[dict], max_calls: int = DEFAULT_MAX_CALLS) -> list[PlannedCall]:
+    """One call per sentence with facts, before its first fact; at most max_calls, evenly spread."""
+    text, title = doc["text"], (doc.get("meta") or {}).get("title") or ""
+    sentences: dict[int, list[dict]] = defaultdict(list)
+    for f in sorted(facts, key=lambda f: f["start"]):
+        sentences[_sentence_start(text, f)].append(f)
+    groups = [sentences[s] for s in sorted(sentences)]
+    if max_calls < len(groups):
+        groups = [groups[i * len(groups) // max_calls] for i in range(max_calls)] if max_calls > 0 else []
+    calls = []
+    for group in groups:
+        context = group[0].get("context") or text[max(0, group[0]["start"] - 200):group[-1]["end"] + 200]
+        passage = _passage(context, [f["text"] for f in group])
+        answered = tuple((f["start"], f["end"]) for f in group if f["text"] in passage)
+        query = search_query(context, [f["text"] for f in group], title)
+        if not answered or not query:
+            continue  # the result would not hold the fact, or there is nothing to ask with: mask only
+        hit = Hit(score=1.0, chunk_id=doc["id"], doc_id=doc["id"], source=doc.get("source", ""), title=title,
+                  section="", start=0, end=0, text=passage)
+        calls.append(PlannedCall(doc["id"], answered[0][0], answered, query, format_hits([hit])))
+    return calls
+
+
+def _sentence_start(text: str, fact: dict) -> int:
+    context = fact.get("context") or ""
+    found = text.find(context, max(0, fact["end"] - len(context))) if context else -1
+    return found if 0 <= found <= fact["start"] else fact["start"]
+
+
+def _passage(context: str, fact_texts: list[str], max_chars: int = MAX_PASSAGE_CHARS) -> str:
+    """The sentence as the search tool would show it; a window around the facts where it is too long."""
+    passage = shorten(context, max_chars)
+    if all(t in passage for t in fact_texts):
+        return passage
+    first = min((context.find(t) for t in fact_texts if t in context), default=0)
+    start = context.rfind(" ", 0, max(0, first - max_chars // 4)) + 1
+    return shorten(context[start:], max_chars)
+
+
+def render_segments(text: str, spans: list[tuple[int, int]], calls: Iterable[PlannedCall] = (),
+                    train_copied_facts: bool = False) -> list[Segment]:
+    """The document as training text: pieces of text (fact spans relative to each), calls and results.
+
+    With `train_copied_facts`, the facts a call answers are trained where the text repeats them
+    after the result (LMLM's choice: they are copied from the result, not recalled)."""
+    placed, prev = [], 0
+    for call in sorted(calls, key=lambda c: c.at):
+        # Spaces before the call move after it, so the text keeps its own tokens (" $200" stays " $200").
+        cut = len(text[:call.at].rstrip(" \t"))
+        if cut >= prev:
+            placed.append((cut, call))
+            prev = cut
+    if train_copied_facts:
+        answered = {span for _, call in placed for span in call.spans}
+        spans = [s for s in spans if tuple(s) not in answered]
+    spans = sorted(spans)
+    out, prev = [], 0
+    for cut, call in placed:
+        out.append(_text_segment(text, prev, cut, spans))
+        newline = "" if cut == 0 or text[cut - 1] == "\n" else "\n"
+        out += [Segment(newline + call_markup(call.query), "call"), Segment(result_markup(call.result), "result")]
+        prev = cut
+    out.append(_text_segment(text, prev, len(text), spans))
+    return [s for s in out if s.text]
+
+
+def _text_segment(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> Segment:
+    local = tuple((max(s, start) - start, min(e, end) - start) for s, e in spans if s < end and e > start)
+    return Segment(text[start:end], "text", local)
 
 
 def fact_label_mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:
@@ -31,26 +187,91 @@ def fact_label_mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]
     return mask
 
 
-def tokenize_document(tokenizer, text: str, spans: list[tuple[int, int]], strategy: str) -> tuple[list[int], list[int]]:
+@dataclass(frozen=True)
+class EncodedDocument:
+    """A document as the model sees it: `text` rendered (calls included), its tokens, their labels,
+    character offsets into `text`, and each token's role (text | call | result)."""
+
+    text: str
+    ids: list[int]
+    labels: list[int]
+    offsets: list[tuple[int, int]]
+    roles: list[str]
+
+
+def encode_segments(tokenizer, segments: list[Segment]) -> EncodedDocument:
+    """Tokenize each segment on its own: call tokens trained, results and facts -100."""
+    enc = tokenizer([s.text for s in segments], add_special_tokens=False, return_offsets_mapping=True)
+    ids, labels, offsets, roles, base = [], [], [], [], 0
+    for seg, seg_ids, seg_offsets in zip(segments, enc["input_ids"], enc["offset_mapping"]):
+        seg_offsets = [tuple(o) for o in seg_offsets]
+        if seg.role == "result":
+            seg_labels = [-100] * len(seg_ids)
+        elif seg.role == "text" and seg.spans:
+            masked = fact_label_mask(seg_offsets, sorted(seg.spans))
+            seg_labels = [-100 if m else t for t, m in zip(seg_ids, masked)]
+        else:
+            seg_labels = list(seg_ids)
+        ids += seg_ids
+        labels += seg_labels
+        offsets += [(base + s, base + e) for s, e in seg_offsets]
+        roles += [seg.role] * len(seg_ids)
+        base += len(seg.text)
+    return EncodedDocument("".join(s.text for s in segments), ids, labels, offsets, roles)
+
+
+def encode_document(tokenizer, text: str, spans: list[tuple[int, int]], strategy: str,
+                    calls: Iterable[PlannedCall] = (), train_copied_facts: bool = False) -> EncodedDocument:
+    """One document under a strategy; `calls` are used by `toolcall` only (without any, it is `mask`)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown facts strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
+    calls = list(calls) if strategy == "toolcall" else []
+    if calls:
+        return encode_segments(tokenizer, render_segments(text, spans, calls, train_copied_facts))
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
+    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
     if strategy == "keep" or not spans:
-        return ids, list(ids)
-    masked = fact_label_mask([tuple(o) for o in enc["offset_mapping"]], sorted(spans))
-    return ids, [-100 if m else t for t, m in zip(ids, masked)]
+        labels = list(ids)
+    else:
+        labels = [-100 if m else t for t, m in zip(ids, fact_label_mask(offsets, sorted(spans)))]
+    return EncodedDocument(text, ids, labels, offsets, ["text"] * len(ids))
 
 
-def build_cpt_rows(tokenizer, docs: Iterable[dict], facts: Iterable[dict], seq_len: int,
-                   strategy: str = "mask") -> tuple[list[dict], dict]:
-    """Tokenize, mask and pack; return rows of {input_ids, labels} and counts for the report."""
-    spans = defaultdict(list)
+def tokenize_document(tokenizer, text: str, spans: list[tuple[int, int]], strategy: str,
+                      calls: Iterable[PlannedCall] = (), train_copied_facts: bool = False) -> tuple[list[int], list[int]]:
+    """(ids, labels) of one document under a strategy; see encode_document."""
+    enc = encode_document(tokenizer, text, spans, strategy, calls, train_copied_facts)
+    return enc.ids, enc.labels
+
+
+def build_cpt_rows(tokenizer, docs: Iterable[dict], facts: Iterable[dict], seq_len: int, strategy: str = "mask",
+                   max_calls_per_doc: int = DEFAULT_MAX_CALLS,
+                   calls: dict[str, list[PlannedCall]] | None = None,
+                   train_copied_facts: bool = False) -> tuple[list[dict], dict]:
+    """Tokenize, mask (and insert calls), pack; return rows of {input_ids, labels} and counts for the report.
+
+    With `toolcall`, `calls` (doc id -> calls, e.g. after the Toolformer filter) replaces the
+    calls planned here; documents missing from it get none.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown facts strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
+    by_doc = defaultdict(list)
     for f in facts:
-        spans[f["doc_id"]].append((f["start"], f["end"]))
+        by_doc[f["doc_id"]].append(f)
     ids_all: list[int] = []
     labels_all: list[int] = []
-    n_docs = 0
+    n_docs = n_calls = call_tokens = result_tokens = 0
     for doc in docs:
-        ids, labels = tokenize_document(tokenizer, doc["text"], spans.get(doc["id"], []), strategy)
+        doc_facts = by_doc.get(doc["id"], [])
+        spans = [(f["start"], f["end"]) for f in doc_facts]
+        doc_calls = []
+        if strategy == "toolcall":
+            doc_calls = calls.get(doc["id"], []) if calls is not None else plan_calls(doc, doc_facts, max_calls_per_doc)
+        enc = encode_document(tokenizer, doc["text"], spans, strategy, doc_calls, train_copied_facts)
+        ids, labels = enc.ids, enc.labels
+        n_calls += len(doc_calls)
+        call_tokens += enc.roles.count("call")
+        result_tokens += enc.roles.count("result")
         ids_all += ids + [tokenizer.eos_token_id]
         labels_all += labels + [tokenizer.eos_token_id]
         n_docs += 1
@@ -61,4 +282,6 @@ def build_cpt_rows(tokenizer, docs: Iterable[dict], facts: Iterable[dict], seq_l
     masked = sum(1 for t in labels_all if t == -100)
     counts = {"docs": n_docs, "tokens": len(ids_all), "masked_tokens": masked, "rows": len(rows),
               "strategy": strategy}
+    if strategy == "toolcall":
+        counts.update(calls=n_calls, call_tokens=call_tokens, result_tokens=result_tokens)
     return rows, counts

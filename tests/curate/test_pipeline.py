@@ -52,7 +52,7 @@ def run(tmp_path_factory):
     sources = planted_corpus(root)
     out = root / "out"
     stats = curate(sources, out, CuratePlan(min_chars=40, heldout_fraction=0.2, batch_size=64, fact_kinds=(
-        "money", "duration", "identifier", "date", "number")))
+        "money", "duration", "identifier", "date", "time", "number")))
     return sources, out, stats
 
 
@@ -136,10 +136,10 @@ def test_fact_spans_index_the_curated_text_exactly(run):
         assert (f"p{i}", "identifier", f"ACC-{10000 + i}") in planted
     notes = [f for f in facts if docs[f["doc_id"]]["source"] == "notes"]
     assert sorted((f["kind"], f["text"]) for f in notes) == [
-        ("date", "9:00 am"), ("duration", "5 business days"), ("duration", "8 hours"), ("money", "$10")]
+        ("duration", "5 business days"), ("duration", "8 hours"), ("money", "$10"), ("time", "9:00 am")]
     # per policy: one fee, one duration, one ACC id, and "Policy i" as a number where i >= 2 ("T5" is no fact)
     assert stats["facts"] == {"money": GOOD + 1, "duration": GOOD + 2, "identifier": GOOD, "number": GOOD - 2,
-                              "date": 1}
+                              "time": 1}
 
 
 def test_check_accounting_fails_loudly_on_a_broken_count():

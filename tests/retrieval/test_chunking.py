@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from cogcore.retrieval.chunking import chunk_document, find_headings, split_spans
+from cogcore.retrieval.chunking import chunk_document, find_headings, searchable_text, split_spans
 
 DOC = {
     "id": "guide",
@@ -71,3 +71,15 @@ def test_rejects_bad_sizes_and_empty_text():
     with pytest.raises(ValueError, match="overlap"):
         split_spans("some text", chunk_chars=100, overlap=60)
     assert chunk_document({"id": "e", "text": "  \n ", "source": "e"}, 100, 10) == []
+
+
+def test_searchable_text_puts_title_and_section_on_top():
+    chunks = chunk_document(DOC, chunk_chars=200, overlap=40)
+    assert searchable_text(chunks[0]) == "Guide\nPreface line before any heading."
+    opening = next(c for c in chunks if c["section"] == "Fees")  # opens with "# Fees"
+    assert searchable_text(opening) == f"Guide\n{opening['text']}"
+    inner = [c for c in chunks if c["section"] == "Fees"][2]
+    assert searchable_text(inner) == f"Guide / Fees\n{inner['text']}"
+    assert searchable_text(inner, header=False) == inner["text"]
+    untitled = {**inner, "title": "", "section": ""}
+    assert searchable_text(untitled) == inner["text"]

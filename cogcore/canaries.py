@@ -1,0 +1,122 @@
+"""Canaries: random secrets planted in the training text, and how much the trained model exposes them.
+
+Carlini et al., "The Secret Sharer" (USENIX Security 2019): plant a sentence holding a random
+secret ("The vault access code for branch QJRV is 482913.") in the training documents, train,
+then rank the true secret among all |R| possible ones (10^6 for 6 digits) by the model's
+log-perplexity of the whole sentence. Exposure = log2 |R| - log2 rank: about 1 for a secret the
+model knows nothing about, log2 |R| (19.9 for 6 digits) for one it ranks first. Canaries measure
+what the facts strategies promise: under `mask` or `toolcall` the secret (a `number` fact) should
+stay as unexposed as a canary that was never planted.
+
+Scoring all 10^6 candidates is too slow on a CPU, so exposure is estimated from a uniform sample
+of `candidates` secrets (default 1,000), both ways the paper does:
+
+- `exposure`: the rank extrapolated from the sample: rank ~ 1 + (|R| - 1) * k / m, where k of the
+  m sampled candidates score at least as well as the true secret. Resolution is log2 m (~10 bits
+  for m = 1,000): k = 0 gives the maximum, log2 |R|.
+- `exposure_fit`: -log2 P(X <= x), where x is the true secret's log-perplexity and X follows a
+  skew-normal fitted to the sampled candidates' (section 4.3 of the paper); it reads beyond log2 m
+  where k = 0, and is capped at log2 |R|.
+
+    canaries = make_canaries(8, seed=0)            # plant the first 4, keep 4 as controls
+    docs, placements = plant(train_docs, canaries[:4], seed=0, repeats=2)
+    scores = [exposure(model, tokenizer, c) for c in canaries]
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+from collections import defaultdict
+
+DEFAULT_TEMPLATE = "The vault access code for branch {name} is {secret}."
+DEFAULT_DIGITS = 6
+DEFAULT_CANDIDATES = 1000
+
+
+def make_canaries(n: int, seed: int = 0, digits: int = DEFAULT_DIGITS,
+                  template: str = DEFAULT_TEMPLATE) -> list[dict]:
+    """n canaries {id, template, secret, text}, distinct in name and secret; `template` keeps `{secret}`."""
+    if "{secret}" not in template:
+        raise ValueError("canary template must contain {secret}")
+    rng = random.Random(seed)
+    names, secrets, out = set(), set(), []
+    while len(out) < n:
+        name = "".join(rng.choice(string.ascii_uppercase) for _ in range(4))
+        secret = f"{rng.randrange(10 ** digits):0{digits}d}"
+        if name in names or secret in secrets:
+            continue
+        names.add(name)
+        secrets.add(secret)
+        filled = template.replace("{name}", name)
+        out.append({"id": f"canary-{len(out):03d}", "template": filled, "secret": secret,
+                    "text": filled.replace("{secret}", secret)})
+    return out
+
+
+def plant(docs: list[dict], canaries: list[dict], seed: int = 0, repeats: int = 1) -> tuple[list[dict], list[dict]]:
+    """Insert each canary's sentence, as its own line, into `repeats` distinct documents chosen at
+    random; return the new documents (copies; `meta.canaries` lists what each holds) and the
+    placements [{canary_id, doc_id, start, end}] in the new texts."""
+    if not docs:
+        raise ValueError("no documents to plant canaries in")
+    rng = random.Random(seed)
+    inserts: dict[int, list[tuple[int, str, str]]] = defaultdict(list)  # doc index -> (position, canary id, line)
+    for canary in canaries:
+        for i in rng.sample(range(len(docs)), min(repeats, len(docs))):
+            text = docs[i]["text"]
+            line_starts = [0] + [p + 1 for p, c in enumerate(text) if c == "\n"]
+            inserts[i].append((rng.choice(line_starts), canary["id"], canary["text"]))
+    out, placements = list(docs), []
+    for i, items in sorted(inserts.items()):
+        doc, text = docs[i], docs[i]["text"]
+        pieces, prev, length = [], 0, 0
+        for pos, canary_id, line in sorted(items):
+            pieces.append(text[prev:pos])
+            length += pos - prev
+            if pos == len(text) and text and not text.endswith("\n"):
+                pieces.append("\n")
+                length += 1
+            placements.append({"canary_id": canary_id, "doc_id": doc["id"], "start": length, "end": length + len(line)})
+            pieces.append(line + "\n")
+            length += len(line) + 1
+            prev = pos
+        pieces.append(text[prev:])
+        meta = {**doc.get("meta", {}), "canaries": sorted(c for _, c, _ in items)}
+        out[i] = {**doc, "text": "".join(pieces), "meta": meta}
+    return out, placements
+
+
+def exposure(model, tokenizer, canary: dict, candidates: int | list[str] = DEFAULT_CANDIDATES, seed: int = 0,
+             batch_size: int = 64) -> dict:
+    """Exposure of a canary's secret (estimated; see the module docstring) and the figures behind it."""
+    from cogcore.train.toolformer import token_nll
+
+    digits = len(canary["secret"])
+    space = 10 ** digits
+    if isinstance(candidates, int):
+        rng = random.Random(seed)
+        draws = rng.sample(range(space), min(candidates + 1, space))
+        others = [f"{x:0{digits}d}" for x in draws if f"{x:0{digits}d}" != canary["secret"]][:candidates]
+    else:
+        others = [c for c in candidates if c != canary["secret"]]
+    texts = [canary["template"].replace("{secret}", s) for s in [canary["secret"], *others]]
+    ids = [list(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    # log-perplexity in bits of the whole sentence (its first token is the same for every candidate)
+    bits = [nats / math.log(2) for nats in token_nll(model, ids, [[True] * len(x) for x in ids], batch_size)]
+    true, sampled = bits[0], bits[1:]
+    beaten_by = sum(b <= true for b in sampled)
+    rank = 1 + (space - 1) * beaten_by / len(sampled)
+    return {"canary_id": canary["id"], "exposure": math.log2(space) - math.log2(rank),
+            "exposure_fit": _fitted_exposure(true, sampled, math.log2(space)), "beaten_by": beaten_by,
+            "candidates": len(sampled), "space": space, "log_perplexity": true,
+            "candidate_log_perplexity_mean": sum(sampled) / len(sampled)}
+
+
+def _fitted_exposure(true: float, sampled: list[float], cap: float) -> float:
+    from scipy.stats import skewnorm
+
+    params = skewnorm.fit(sampled)
+    log_p = skewnorm.logcdf(true, *params) / math.log(2)
+    return float(min(max(-log_p, 0.0), cap))
