@@ -38,6 +38,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Idle OpenMP threads (torch's and faiss's) spin by default; on a loaded 2-core machine that made
+# one MiniLM query embedding take 130-500 ms instead of 15-25 ms. Must be set before importing
+# torch or faiss.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -372,7 +376,7 @@ def end_to_end(n: int, faiss_index, lexical, text_queries: list[str], embedder) 
     for mode in ("dense", "lexical", "hybrid"):
         lat = time_calls(lambda q: index.search(q, 5, mode=mode), text_queries)
         rows.append({"bench": "end_to_end", "n": n, "part": f"search k=5 {mode}",
-                     "index_type": index.info.get("index_type"), **percentiles(lat)})
+                     **percentiles(lat)})
     for row in rows:
         row["loadavg_1min"] = round(os.getloadavg()[0], 2)
         print(json.dumps(row))
@@ -394,13 +398,16 @@ def scale(args) -> list[dict]:
         bm25_row, (lexical, text_queries) = bm25_scale(n, args.queries)
         results.append(bm25_row)
         chosen = choose_index_type(n)
-        faiss_index = parts["indexes"].get(chosen) or next(iter(parts["indexes"].values()))
+        if chosen not in parts["indexes"]:  # e.g. --index-types ivfpq at 1M
+            chosen = types[-1]
+        faiss_index = parts["indexes"][chosen]
         faiss.omp_set_num_threads(1)
         rows = end_to_end(n, faiss_index, lexical, text_queries[: min(300, args.queries)],
                           embedder)
         faiss.omp_set_num_threads(os.cpu_count())
         for row in rows:
             row["index_type"] = chosen
+            row["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
         results += rows
         del parts, lexical, faiss_index
         gc.collect()

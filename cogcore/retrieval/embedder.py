@@ -9,6 +9,10 @@ be built and searched offline and records exactly which model made its vectors:
 
 Vectors are L2-normalized so that inner product is cosine similarity (what the faiss indexes in
 `cogcore.retrieval.index` search with).
+
+One query costs ~15 ms with MiniLM on 2 cores, the largest part of a search. On a busy machine
+set OMP_WAIT_POLICY=PASSIVE before torch is imported: spinning idle OpenMP threads made it
+130-500 ms under load (benchmarks/README.md, retrieval).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import faiss
@@ -322,6 +322,8 @@ class SearchIndex:
                 for i, s, (dr, lr) in fused[:k]]
 
     def _rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
-        scores = self.reranker.score(query, [h.text for h in hits])
+        # The reranker reads what the retrievers indexed: the chunk under its header.
+        header = self.info.get("chunk_header", False)
+        scores = self.reranker.score(query, [searchable_text(asdict(h), header) for h in hits])
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:k]
         return [replace(hits[i], score=float(scores[i]), mode="rerank") for i in order]

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from cogcore.retrieval import CrossEncoderReranker, Reranker, SearchIndex, build_index
+from cogcore.retrieval.chunking import searchable_text
 
 
 class WordOverlapReranker:
@@ -31,8 +32,10 @@ def test_reranker_reorders_first_stage_candidates(tiny_index_dir, tiny_embedder)
     assert [h.mode for h in hits] == ["rerank"] * 3
     assert hits[0].doc_id == "overdraft" and "declined at the till" in hits[0].text
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    # Scores are the reranker's, ranks still say where the first stage had each chunk.
-    assert hits[0].score == pytest.approx(reranker.score(query, [hits[0].text])[0])
+    # Scores are the reranker's (on the chunk under its header, as indexed); ranks still say
+    # where the first stage had each chunk.
+    assert hits[0].score == pytest.approx(
+        reranker.score(query, [searchable_text(hits[0].to_dict())])[0])
     assert all(h.dense_rank or h.lexical_rank for h in hits)
     assert len(index.search_many([query, "wire cut-off"], k=12)[1]) == 12
 
@@ -48,8 +51,8 @@ def test_cross_encoder_from_a_local_folder(tmp_path, tiny_docs, tiny_embedder,
     query = "how long until a new card arrives"
     hits = index.search(query, k=4)
     first_stage = SearchIndex.load(tmp_path, tiny_embedder, reranker=WordOverlapReranker())
-    candidates = [h.text for h in first_stage.search_many([query], k=6)[0]]
-    assert len(hits) == 4 and {h.text for h in hits} <= set(candidates)
+    candidates = [searchable_text(h.to_dict()) for h in first_stage.search_many([query], k=6)[0]]
+    assert len(hits) == 4 and {searchable_text(h.to_dict()) for h in hits} <= set(candidates)
     expected = sorted(index.reranker.score(query, candidates), reverse=True)[:4]
     assert [h.score for h in hits] == pytest.approx(expected, abs=1e-6)
 
