@@ -12,10 +12,11 @@ scale    synthetic corpora: unit random 384-d vectors for faiss (flat, hnsw, ivf
          vector given (index time only) and end to end (a real MiniLM query embedding, BM25,
          fusion, hits) through SearchIndex.
 
-    .venv/bin/python benchmarks/retrieval.py recall                       # ~3 min the first time
-    .venv/bin/python benchmarks/retrieval.py recall --variants            # + tuning variants
-    .venv/bin/python benchmarks/retrieval.py scale --sizes 10000,100000   # ~5 min
-    .venv/bin/python benchmarks/retrieval.py scale --sizes 1000000        # ~20 min, ~10 GB RAM
+    .venv/bin/python benchmarks/retrieval.py recall                 # ~6 min the first time
+    .venv/bin/python benchmarks/retrieval.py recall --variants      # ~17 min cold, ~1 min cached
+    .venv/bin/python benchmarks/retrieval.py scale --sizes 10000,100000              # ~4 min
+    .venv/bin/python benchmarks/retrieval.py scale --sizes 1000000 --index-types flat,hnsw,ivfpq
+                                                        # ~35 min (HNSW build ~21), ~8 GB RAM
 
 Embedded chunks are cached under --work (default .cache/benchmarks/retrieval); results are
 appended to <work>/results.jsonl; benchmarks/README.md has the figures.
