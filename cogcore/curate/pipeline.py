@@ -111,8 +111,8 @@ def _run_pass(label: str, executor, fn, batches: Iterator[list[dict]], folder: P
     folder.mkdir(parents=True, exist_ok=True)
     merged = {"stats": None, "samples": {}, "line_counter": None, "exact": [], "minhash": [], "n": 0}
     bar = tqdm(desc=f"curate {label}", unit="doc", dynamic_ncols=True, smoothing=0.1)
-    todo = ((k, batch) for k, batch in enumerate(batches) if not (folder / f"{k:06d}.pkl").exists())
-    results = executor.map(_ShardJob(fn, folder), todo)
+    pending = ((k, batch) for k, batch in enumerate(batches) if not (folder / f"{k:06d}.pkl").exists())
+    results = executor.map(_ShardJob(fn, folder), pending)
     done_before = sorted(folder.glob("*.pkl"))
     n_shards = 0
     for path in _in_order(folder, done_before, results):
