@@ -58,7 +58,7 @@ def make_canaries(n: int, seed: int = 0, digits: int = DEFAULT_DIGITS,
 def plant(docs: list[dict], canaries: list[dict], seed: int = 0, repeats: int = 1) -> tuple[list[dict], list[dict]]:
     """Insert each canary's sentence, as its own line, into `repeats` distinct documents chosen at
     random; return the new documents (copies; `meta.canaries` lists what each holds) and the
-    placements [{canary_id, doc_id, start, end}] in the new texts."""
+    placements [{canary_id, doc_id, start, end}] in the new texts (`at`: where in the old text)."""
     if not docs:
         raise ValueError("no documents to plant canaries in")
     rng = random.Random(seed)
@@ -78,7 +78,8 @@ def plant(docs: list[dict], canaries: list[dict], seed: int = 0, repeats: int = 
             if pos == len(text) and text and not text.endswith("\n"):
                 pieces.append("\n")
                 length += 1
-            placements.append({"canary_id": canary_id, "doc_id": doc["id"], "start": length, "end": length + len(line)})
+            placements.append({"canary_id": canary_id, "doc_id": doc["id"], "start": length, "end": length + len(line),
+                               "at": pos})
             pieces.append(line + "\n")
             length += len(line) + 1
             prev = pos
@@ -86,6 +87,43 @@ def plant(docs: list[dict], canaries: list[dict], seed: int = 0, repeats: int = 
         meta = {**doc.get("meta", {}), "canaries": sorted(c for _, c, _ in items)}
         out[i] = {**doc, "text": "".join(pieces), "meta": meta}
     return out, placements
+
+
+def plant_in_training(docs: list[dict], facts: list[dict], detector, count: int, controls: int, repeats: int,
+                      seed: int = 0, digits: int = DEFAULT_DIGITS) -> tuple[list[dict], list[dict], dict]:
+    """Plant `count` canaries in training documents and keep `controls` unplanted; return the new
+    documents, their facts (the curated ones moved to the new offsets, plus what `detector` finds in
+    each canary line, so every strategy treats a canary's secret as the fact it is) and the record
+    the eval stage scores: {planted, controls, repeats, placements, secret_is_fact}."""
+    canaries = make_canaries(count + controls, seed=seed, digits=digits)
+    planted, unplanted = canaries[:count], canaries[count:]
+    new_docs, placements = plant(docs, planted, seed=seed, repeats=repeats)
+    by_doc = defaultdict(list)
+    for p in placements:
+        by_doc[p["doc_id"]].append(p)
+    text_of = {c["id"]: c["text"] for c in planted}
+    out_facts = []
+    for f in facts:
+        inserted = by_doc.get(f["doc_id"], ())
+        # A canary line and its newline go in at a line start `at`; a fact at or after it moves by
+        # that length. (A line put at the very end of a text moves no fact.)
+        shift = sum(p["end"] + 1 - p["start"] for p in inserted if p["at"] <= f["start"])
+        out_facts.append(f if not shift else {**f, "id": f"{f['doc_id']}:{f['start'] + shift}",
+                                              "start": f["start"] + shift, "end": f["end"] + shift})
+    secret_is_fact = {}
+    for p in placements:
+        line = text_of[p["canary_id"]]
+        found = detector.detect({"id": p["doc_id"], "text": line})
+        for f in found:
+            out_facts.append({**f, "id": f"{p['doc_id']}:{p['start'] + f['start']}", "start": p["start"] + f["start"],
+                              "end": p["start"] + f["end"], "canary_id": p["canary_id"]})
+        at = line.rindex(next(c["secret"] for c in planted if c["id"] == p["canary_id"]))
+        covered = any(f["start"] <= at < f["end"] for f in found)
+        secret_is_fact[p["canary_id"]] = secret_is_fact.get(p["canary_id"], True) and covered
+    out_facts.sort(key=lambda f: (f["doc_id"], f["start"]))
+    record = {"planted": planted, "controls": unplanted, "repeats": repeats, "placements": placements,
+              "secret_is_fact": secret_is_fact}
+    return new_docs, out_facts, record
 
 
 def exposure(model, tokenizer, canary: dict, candidates: int | list[str] = DEFAULT_CANDIDATES, seed: int = 0,

@@ -125,3 +125,34 @@ def test_training_on_a_canary_raises_its_exposure_unless_its_secret_is_masked(ti
     # the secret is a `number` fact: under `mask` the model reads it but is never trained to write it
     masked, _ = _train(tiny_dir, tmp_path, texts, "mask")
     assert exposure(masked, tok, planted, candidates=300)["exposure"] < after["exposure"] - 5
+
+
+def test_plant_in_training_moves_facts_and_marks_secrets_as_facts():
+    from cogcore.canaries import plant_in_training
+    from cogcore.curate.facts import FactDetector
+
+    detector = FactDetector()
+    docs = [{"id": f"d{i}", "text": f"Title {i}\nThe fee is $2{i}.50 per month.\nIt is due within 30 days.", "meta": {}}
+            for i in range(6)]
+    facts = [f for d in docs for f in detector.detect(d)]
+    new_docs, new_facts, record = plant_in_training(docs, facts, detector, count=2, controls=3, repeats=2, seed=3)
+    assert len(record["planted"]) == 2 and len(record["controls"]) == 3
+    assert {c["secret"] for c in record["planted"]}.isdisjoint(c["secret"] for c in record["controls"])
+    assert all(record["secret_is_fact"].values()) and len(record["placements"]) == 4
+    text_of = {d["id"]: d["text"] for d in new_docs}
+    # every curated fact still points at its own text in the new documents
+    moved = [f for f in new_facts if "canary_id" not in f]
+    assert len(moved) == len(facts)
+    assert all(text_of[f["doc_id"]][f["start"]:f["end"]] == f["text"] for f in new_facts)
+    # and the secret of every placement is a fact
+    secrets = {c["id"]: c["secret"] for c in record["planted"]}
+    for p in record["placements"]:
+        assert any(f["text"] == secrets[p["canary_id"]] and f["doc_id"] == p["doc_id"] for f in new_facts)
+    plain = [{k: v for k, v in f.items() if k != "canary_id"} for f in new_facts]
+    assert plain == detector_facts_sorted(new_docs, detector)
+
+
+def detector_facts_sorted(docs, detector):
+    """What curation would have found in the planted texts: the same spans, fact for fact."""
+    out = [f for d in docs for f in detector.detect(d)]
+    return sorted(out, key=lambda f: (f["doc_id"], f["start"]))

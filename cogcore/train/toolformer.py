@@ -146,3 +146,39 @@ def _logits_at(model, ids, mask, keep):
     except TypeError:  # a model without `logits_to_keep`
         logits = model(input_ids=ids, attention_mask=mask).logits
     return logits if logits.dim() == 2 else logits[keep]
+
+
+def select_calls(model, tokenizer, docs: list[dict], facts: list[dict], max_calls_per_doc: int, tau: float = DEFAULT_TAU,
+                 limit: int | None = None, seed: int = 0, batch_size: int = 8,
+                 log_path=None) -> tuple[dict[str, list[PlannedCall]], dict]:
+    """Plan every document's calls, score them (all, or a seeded sample of `limit`), keep those that
+    pass; return doc id -> kept calls (for `build_cpt_rows(..., calls=...)`) and the counts. Calls
+    left out of the sample are dropped, not kept unscored: every call trained on has earned its place.
+    With `log_path`, each scored call and its three losses go to a JSONL file."""
+    import json
+    import random
+
+    from tqdm.auto import tqdm
+
+    from cogcore.train.cpt_data import plan_calls
+
+    by_doc: dict[str, list[dict]] = defaultdict(list)
+    for f in facts:
+        by_doc[f["doc_id"]].append(f)
+    examples = [e for doc in docs for e in call_examples(doc, plan_calls(doc, by_doc.get(doc["id"], []), max_calls_per_doc))]
+    planned = len(examples)
+    if limit is not None and planned > limit:
+        examples = sorted(random.Random(seed).sample(examples, limit), key=lambda e: (e.call.doc_id, e.call.at))
+    losses = []
+    step = max(batch_size * 4, 1)
+    for i in tqdm(range(0, len(examples), step), desc="toolformer filter", unit="batch", disable=not examples):
+        losses += call_losses(model, tokenizer, examples[i:i + step], batch_size)
+    kept = [x["fact_tokens"] > 0 and min(x["plain"], x["empty"]) - x["result"] >= tau for x in losses]
+    if log_path is not None:
+        with open(log_path, "w") as f:
+            for e, x, k in zip(examples, losses, kept):
+                f.write(json.dumps({"doc_id": e.call.doc_id, "at": e.call.at, "query": e.call.query, **x, "kept": k}) + "\n")
+    gains = [min(x["plain"], x["empty"]) - x["result"] for x in losses if x["fact_tokens"]]
+    stats = {"planned": planned, "scored": len(examples), "kept": sum(kept), "tau": tau,
+             "mean_gain_nats": round(sum(gains) / len(gains), 4) if gains else None}
+    return calls_by_doc(examples, kept), stats
