@@ -245,6 +245,7 @@ def rss_bytes() -> int:
 def percentiles(seconds: list[float]) -> dict:
     ms = np.array(seconds) * 1000
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p90_ms": round(float(np.percentile(ms, 90)), 3),
             "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
@@ -260,7 +261,9 @@ def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
 def zipf_texts(n: int, seed: int, vocab: int = 100_000, words: int = 110) -> list[str]:
     """n texts of ~`words` words drawn from a Zipf(1.1) vocabulary, about the length of an
     800-character chunk. As in English, the most frequent words are stopwords: ranks 1-33 are the
-    stop list (~30% of the words), rank r > 33 is "w<r>"."""
+    stop list (~30% of the words), rank r > 33 is "w<r>". Ranks past `vocab` are clipped to it,
+    so "w100000" is in every text: a content word as common as a stopword, the worst case for
+    BM25's pruning (queries whose only content word it is set the p99)."""
     from cogcore.retrieval.lexical import STOPWORDS
 
     rng = np.random.default_rng(seed)
@@ -330,7 +333,31 @@ def exact_top10(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return flat.search(queries, 10)[1]
 
 
-def bm25_scale(n: int, n_queries: int, seed: int = 0) -> tuple[dict, object]:
+def bm25s_retrieve(lexical, queries: list[str], backend: str, n: int) -> dict:
+    """bm25s's own top-n retrieval over the same matrix, one thread ("numba" needs
+    `pip install numba`, a benchmark-only dependency): what cogcore's pruned search competes with."""
+    from cogcore.retrieval.lexical import tokenize
+
+    bm25 = lexical.bm25
+    bm25.backend = backend
+    if backend == "numba":
+        bm25.activate_numba_scorer()
+    tokens = [[t for t in dict.fromkeys(tokenize(q)) if t in lexical.vocab] for q in queries]
+    pairs = [(q, t) for q, t in zip(queries, tokens) if t]
+
+    def retrieve(t):
+        return bm25.retrieve([t], k=n, backend_selection=backend, n_threads=1,
+                             show_progress=False, return_as="tuple")
+
+    retrieve(pairs[0][1])  # compile
+    lat = time_calls(retrieve, [t for _, t in pairs])
+    same = sum(np.allclose(np.sort(retrieve(t)[1][0])[::-1], lexical.search(q, n)[1], rtol=1e-5)
+               for q, t in pairs)
+    return {f"bm25s_{backend}_top{n}": percentiles(lat),
+            f"bm25s_{backend}_same_scores": f"{same}/{len(pairs)}"}
+
+
+def bm25_scale(n: int, n_queries: int, seed: int = 0, bm25s_backends: list[str] = ()) -> tuple[dict, object]:
     from cogcore.retrieval import LexicalIndex
 
     began = time.perf_counter()
@@ -350,13 +377,22 @@ def bm25_scale(n: int, n_queries: int, seed: int = 0) -> tuple[dict, object]:
         words = texts[i].split()
         at = int(rng.integers(0, max(1, len(words) - 8)))
         queries.append(" ".join(words[at:at + 8]))
+    # search() prunes (MaxScore); search_exhaustive() scores every document sharing a term, as
+    # cogcore did before. Both must return the same ranking.
     lat = time_calls(lambda q: lexical.search(q, 40), queries)
+    exhaustive = time_calls(lambda q: lexical.search_exhaustive(q, 40), queries)
+    identical = sum(all(np.array_equal(a, b) for a, b in zip(lexical.search(q, 40),
+                                                              lexical.search_exhaustive(q, 40)))
+                    for q in queries)
     row = {"bench": "bm25", "n": n, "loadavg_1min": round(os.getloadavg()[0], 2),
            "generate_s": round(gen_s, 1), "build_s": round(build_s, 1),
            "vocab": len(lexical.vocab), "matrix_bytes_per_chunk": round(matrix / n),
            "rss_delta_per_chunk": round((rss_bytes() - rss0) / n),
            "peak_rss_gb": round(peak_kb / 2**20, 2), "peak_before_gb": round(peak0 / 2**20, 2),
-           "search_top40": percentiles(lat)}
+           "search_top40": percentiles(lat), "search_top40_exhaustive": percentiles(exhaustive),
+           "identical_to_exhaustive": f"{identical}/{len(queries)}"}
+    for backend in bm25s_backends:
+        row.update(bm25s_retrieve(lexical, queries, backend, 40))
     print(json.dumps(row))
     del texts
     return row, (lexical, queries)
@@ -396,7 +432,8 @@ def scale(args) -> list[dict]:
         types = args.index_types or sorted({"flat", choose_index_type(n), "hnsw"})
         rows, parts = faiss_scale(n, types, args.queries)
         results += rows
-        bm25_row, (lexical, text_queries) = bm25_scale(n, args.queries)
+        bm25_row, (lexical, text_queries) = bm25_scale(n, args.queries,
+                                                       bm25s_backends=args.bm25s_backends)
         results.append(bm25_row)
         chosen = choose_index_type(n)
         if chosen not in parts["indexes"]:  # e.g. --index-types ivfpq at 1M
@@ -430,9 +467,12 @@ def main() -> None:
                     help="scale: comma-separated faiss kinds (default: flat, hnsw and the one "
                          "chosen by size)")
     ap.add_argument("--queries", type=int, default=1000, help="scale: queries timed per index")
+    ap.add_argument("--bm25s-backends", default="",
+                    help="scale: also time bm25s's own retrieve with these backends (numpy, numba)")
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     args.index_types = [s for s in args.index_types.split(",") if s]
+    args.bm25s_backends = [s for s in args.bm25s_backends.split(",") if s]
     args.work.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     results = recall(args) if args.what == "recall" else scale(args)

@@ -129,15 +129,30 @@ def report(target: Annotated[Path, typer.Argument(help="run directory, or the re
 @app.command()
 def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
            query: Annotated[str, typer.Argument(help="what to look for", show_default=False)],
-           k: Annotated[int, typer.Option("-k", help="number of passages", min=1, max=50)] = 5) -> None:
+           k: Annotated[int, typer.Option("-k", help="number of passages", min=1, max=50)] = 5,
+           mode: Annotated[Optional[str], typer.Option(
+               help="hybrid, dense or bm25 (default: the mode the recipe built the index with)",
+               show_default=False)] = None) -> None:
     """Search a run's index and print the top passages with their source document."""
+    if mode is not None and mode not in ("hybrid", "dense", "bm25"):
+        err.print(f"[red]error[/red] --mode: {escape(repr(mode))} is not allowed; use hybrid, dense or bm25")
+        raise typer.Exit(2)
     index_dir = run_dir / "index"
     if not (index_dir / "index.json").exists():
         err.print(f"[red]error[/red] {run_dir} has no finished index (run `cogcore index RECIPE` first)")
         raise typer.Exit(2)
-    from cogcore.retrieval import SearchIndex
+    from cogcore.retrieval import SearchIndex, canonical_mode
 
-    for rank, hit in enumerate(SearchIndex.load(index_dir).search(query, k), 1):
+    index = SearchIndex.load(index_dir)
+    used = canonical_mode(mode) if mode else index.mode
+    try:
+        hits = index.search(query, k, mode=used)
+    except ValueError as e:  # e.g. bm25 asked of an index built before BM25 was added
+        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2)
+    rerank = f", reranked by {index.reranker.name}" if index.reranker else ""
+    out.print(f"mode: {'bm25' if used == 'lexical' else used}{rerank}", highlight=False)
+    for rank, hit in enumerate(hits, 1):
         out.print(f"[bold]{rank}.[/bold] score {hit.score:.3f}  [cyan]{escape(hit.doc_id)}[/cyan]  {escape(hit.title)}", highlight=False)
         if hit.section:
             out.print(f"   section: {escape(hit.section)}", highlight=False)
@@ -168,28 +183,36 @@ def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>
         question: Annotated[str, typer.Argument(help="what to ask the trained model", show_default=False)],
         max_new_tokens: Annotated[int, typer.Option(help="tokens per model turn", min=1)] = 128,
         max_rounds: Annotated[int, typer.Option(help="model turns (tool calls) at most", min=1)] = 3) -> None:
-    """Ask the trained model; it may call the search tool over the run's index. Shows each call,
-    its result, and the answer."""
+    """Ask the trained model; it may call the search tool over the run's index and the recipe's tools
+    that have a Python implementation. Shows each call, its result, the answer and its sources."""
     model_dir, index_dir = run_dir / "train" / "tools" / "model", run_dir / "index"
     for needed in (model_dir / "config.json", index_dir / "index.json"):
         if not needed.exists():
             err.print(f"[red]error[/red] {escape(str(needed))} is missing: run the train and index stages first")
             raise typer.Exit(2)
-    from cogcore.retrieval import SEARCH_TOOL, SearchIndex, run_search_tool
-    from cogcore.runtime import ToolRuntime
+    from cogcore.retrieval import SearchIndex
+    from cogcore.runtime import ToolRuntime, run_tools, sources
     from cogcore.train.loading import load_model_and_tokenizer
 
+    try:
+        tools = run_tools(run_dir, SearchIndex.load(index_dir))
+    except ValueError as e:
+        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2)
     model, tok = load_model_and_tokenizer(str(model_dir))
-    index = SearchIndex.load(index_dir)
-    runtime = ToolRuntime(model, tok, {"search": (SEARCH_TOOL, lambda args: run_search_tool(index, args))},
-                          max_new_tokens=max_new_tokens, max_rounds=max_rounds, batch_size=1)
+    runtime = ToolRuntime(model, tok, tools, max_new_tokens=max_new_tokens, max_rounds=max_rounds, batch_size=1)
     transcript = runtime.answer_many([question])[0]
     for call in transcript.calls:
-        out.print(f"[bold]search[/bold] {escape(json.dumps(call['arguments'], ensure_ascii=False))}", highlight=False)
+        args = json.dumps(call["arguments"], ensure_ascii=False)
+        out.print(f"[bold]{escape(call['name'])}[/bold] {escape(args)}", highlight=False)
         out.print(escape(call["result"]), highlight=False, soft_wrap=True)
     for error in transcript.errors:
         out.print(f"[yellow]rejected call[/yellow] {escape(error)}", highlight=False, soft_wrap=True)
     out.print(f"[bold green]answer[/bold green] {escape(transcript.answer)}", highlight=False, soft_wrap=True)
+    found = sources(transcript)
+    if found:
+        cited = [f"{doc} (cited)" if doc in transcript.answer else doc for doc in found]
+        out.print(f"[bold]sources[/bold] {escape(', '.join(cited))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -239,8 +262,39 @@ def _training_view(run_dir: Path, doc_id: str) -> str:
     base = yaml.safe_load(recipe_file.read_text())["base_model"]["path"]
     tok = AutoTokenizer.from_pretrained(str(gguf_as_folder(Path(base))) if base.endswith(".gguf") else base)
     facts = [f for f in read_jsonl(run_dir / "curate" / "facts.jsonl") if f["doc_id"] == doc_id]
-    return render_training_view(tok, found[0], facts, facts_cfg["strategy"], facts_cfg["max_calls_per_doc"],
-                                train_copied_facts=facts_cfg["train_copied_facts"])
+    doc, calls = found[0], None
+    # train.cpt records the documents it changed (canaries planted, calls kept by the Toolformer filter)
+    changed = run_dir / "train" / "cpt" / "training_docs.jsonl"
+    if changed.exists():
+        from cogcore.train.cpt_data import PlannedCall
+
+        for row in read_jsonl(changed):
+            if row["id"] == doc_id:
+                doc, facts = {"id": row["id"], "text": row["text"], "meta": row["meta"]}, row["facts"]
+                calls = None if row["calls"] is None else [PlannedCall.from_dict(c) for c in row["calls"]]
+    return render_training_view(tok, doc, facts, facts_cfg["strategy"], facts_cfg["max_calls_per_doc"],
+                                calls=calls, train_copied_facts=facts_cfg["train_copied_facts"])
+
+
+@app.command()
+def compare(runs: Annotated[list[Path], typer.Argument(help="run directories (runs/<name>) to put side by side",
+                                                       show_default=False)],
+            reference: Annotated[Optional[Path], typer.Option(
+                help="CSV or JSON file of published scores to add as rows (e.g. reference/bfcl_v3_small_models.csv)")] = None,
+            metric: Annotated[Optional[str], typer.Option(
+                help="quality column of the Pareto chart (default: agentic_accuracy, or the first present)")] = None,
+            gpu: Annotated[str, typer.Option(help="GPU profile the $ per 1M output tokens is estimated on")] = "h100",
+            out_dir: Annotated[Path, typer.Option("--out", help="folder for compare.md, compare.html, pareto.png")] = Path("compare")) -> None:
+    """Several runs side by side (quality, serving cost, training cost) with a quality-vs-cost
+    Pareto chart, as compare.md and a self-contained compare.html."""
+    from cogcore.eval.compare import CompareError, build_compare
+
+    try:
+        md, html = build_compare(runs, out_dir, reference, metric, gpu.lower())
+    except (CompareError, KeyError) as e:  # KeyError: an unknown GPU profile, with the known ones
+        err.print(f"[red]error[/red] {escape(str(e.args[0] if e.args else e))}", soft_wrap=True)
+        raise typer.Exit(2)
+    out.print(f"wrote {md}\nwrote {html}")
 
 
 def main() -> None:

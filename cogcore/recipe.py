@@ -43,6 +43,26 @@ class Source(Section):
     meta_fields: list[str] = Field(default_factory=list, description="other fields kept in `meta`")
 
 
+class CanaryConfig(Section):
+    """Random secret-like sentences planted in the training text, to measure memorization
+    (exposure, Carlini et al. 2019) in the eval stage; planted after curation, so redaction never
+    sees them, and never indexed."""
+
+    count: int = Field(0, ge=0, description="canaries planted (0 = none)")
+    controls: int = Field(4, ge=0, description="canaries made alike but never planted: the exposure baseline")
+    repeats: int = Field(4, ge=1, description="training documents each canary goes into")
+    digits: int = Field(6, ge=3, le=9, description="digits of each secret (the candidate space is 10^digits)")
+
+
+class ToolformerConfig(Section):
+    """toolcall: keep a planned call only where its result lowers the base model's loss on the facts."""
+
+    enabled: bool = False
+    tau: float = Field(0.0, description="minimum loss decrease (nats per fact token) for a call to stay")
+    limit: int | None = Field(None, ge=1, description="score a seeded sample of this many calls (the rest are dropped)")
+    batch_size: int = Field(8, ge=1)
+
+
 class FactsConfig(Section):
     """Which spans count as facts, and what the training text does with them."""
 
@@ -54,6 +74,8 @@ class FactsConfig(Section):
                             "and its result precede the fact (call trained, result and fact not)")
     max_calls_per_doc: int = Field(2, ge=0, description="toolcall: search calls inserted per document at most")
     train_copied_facts: bool = Field(False, description="toolcall: train the fact after its result (LMLM's choice)")
+    toolformer: ToolformerConfig = Field(default_factory=ToolformerConfig)
+    canaries: CanaryConfig = Field(default_factory=CanaryConfig)
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> "FactsConfig":
@@ -177,16 +199,37 @@ class CurateConfig(Section):
     rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
 
 
+class FusionWeights(Section):
+    """How much each retriever counts in hybrid search's reciprocal rank fusion."""
+
+    dense: float = Field(1.0, ge=0)
+    bm25: float = Field(1.0, ge=0)
+
+
 class IndexConfig(Section):
+    """The retrieval index, and how every later stage searches it (the search settings are stored
+    in the index folder, so the search tool in training data, eval, `ask` and `serve` all use them)."""
+
     embedder: str = Field(description="sentence-transformers folder (local path or package:...)")
     chunk_chars: int = Field(800, ge=100)
     chunk_overlap: int = Field(100, ge=0)
     batch_size: int = Field(64, ge=1)
+    type: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
+        "auto", description="faiss index; auto = by size: flat to 50k chunks, hnsw to 2M, ivfpq beyond")
+    chunk_header: bool = Field(True, description="embed and BM25-index each chunk under its 'title / section'")
+    search_mode: Literal["hybrid", "dense", "bm25"] = Field(
+        "hybrid", description="hybrid = reciprocal rank fusion of dense and BM25, exact identifier matches first")
+    rrf_k: int = Field(60, ge=0, description="fusion constant: score = sum of weight / (rrf_k + rank)")
+    weights: FusionWeights = Field(default_factory=FusionWeights)
+    reranker: str | None = Field(None, description="cross-encoder folder (local path or package:...); null = none")
+    rerank_top: int = Field(20, ge=1, description="first-stage hits the reranker rescores")
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> "IndexConfig":
         if self.chunk_overlap >= self.chunk_chars:
             raise ValueError("chunk_overlap must be smaller than chunk_chars")
+        if self.weights.dense == 0 and self.weights.bm25 == 0:
+            raise ValueError("weights.dense and weights.bm25 are both 0: hybrid search would rank nothing")
         return self
 
 
@@ -215,16 +258,146 @@ class StageTrainConfig(Section):
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     save_steps: int = Field(10, ge=1, description="checkpoint every N steps (a killed run resumes from the last)")
     logging_steps: int = Field(1, ge=1)
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, ~30% slower")
+
+
+class Replay(Section):
+    """General text mixed into continued pretraining against forgetting: trained whole (no fact
+    masking), read from the start of the source until it makes `ratio` of all training tokens."""
+
+    path: str = Field(description="file, folder or glob, read like a source")
+    format: Literal["auto", "txt", "md", "rst", "html", "pdf", "json", "jsonl", "csv", "tsv", "parquet"] = "auto"
+    text_field: str = Field("text", description="field holding the text, for json/jsonl/csv/parquet")
+    ratio: float = Field(0.1, gt=0, lt=1, description="share of all training tokens that is replay text")
+
+
+class CptTrainConfig(StageTrainConfig):
+    """Continued pretraining: the stage settings, plus packing, a token budget and replay text."""
+
+    method: Literal["lora", "full", "qlora"] = Field(
+        "lora", description="qlora = LoRA on 4-bit NF4 base weights (needs a CUDA GPU and bitsandbytes)")
+    packing: bool = Field(True, description="several documents per row, kept apart by position ids")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; 20 when max_tokens is not set either")
+    max_tokens: int | None = Field(None, ge=1, description="token budget: the steps are derived from it "
+                                                           "(rows x seq_len / (batch_size x grad_accum x processes))")
+    replay: Replay | None = None
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> "CptTrainConfig":
+        if self.max_tokens is not None and self.max_steps is not None:
+            raise ValueError("max_tokens and max_steps are both set; keep one (max_tokens derives the steps)")
+        if self.max_tokens is None and self.max_steps is None:
+            self.max_steps = 20
+        return self
+
+
+class ToolsMix(Section):
+    """Shares of the synthesized conversation kinds (weights, normalized to sum to 1)."""
+
+    single: float = Field(0.5, ge=0, description="one search call, then the value with its source")
+    multi: float = Field(0.15, ge=0, description="two facts from different documents: two calls, both sources")
+    no_call: float = Field(0.15, ge=0, description="the answer is already in the conversation: no call")
+    tool_error: float = Field(0.1, ge=0, description="a bad call gets the tool's real error; one corrected retry")
+    unanswerable: float = Field(0.1, ge=0, description="the index's result lacks the value: 'could not find'")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> "ToolsMix":
+        if sum(self.model_dump().values()) <= 0:
+            raise ValueError("at least one kind needs a share above 0")
+        return self
+
+
+class ToolSpec(Section):
+    """A tool of the recipe's own, beside `search`: listed to the model in training and at `cogcore ask`."""
+
+    name: str = Field(description="function name: letters, digits, '_' or '-', at most 64; not 'search'")
+    description: str = Field(min_length=1, description="what the tool does, as the model reads it")
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}},
+                                       description="JSON schema of the arguments (an object schema)")
+    python: str | None = Field(None, description="'module:function' implementing it for `cogcore ask` and eval; "
+                                                 "the function takes the arguments dict and returns text")
+
+    @field_validator("name")
+    @classmethod
+    def _tool_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", v):
+            raise ValueError("use letters, digits, '_' or '-' (at most 64, not starting with a digit or '-')")
+        if v == "search":
+            raise ValueError("'search' is the built-in search tool; choose another name")
+        return v
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, v: dict) -> dict:
+        import jsonschema
+
+        if v.get("type") != "object":
+            raise ValueError('must be an object schema: {"type": "object", "properties": {...}}')
+        try:
+            jsonschema.validators.validator_for(v).check_schema(v)
+        except jsonschema.SchemaError as e:
+            where = "/".join(str(p) for p in e.path)
+            raise ValueError(f"not a valid JSON schema{f' (at {where})' if where else ''}: {e.message}") from None
+        return v
+
+    @field_validator("python")
+    @classmethod
+    def _module_function(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
+            raise ValueError("use 'module:function', e.g. 'mytools.rates:lookup_rate'")
+        return v
+
+    def schema(self) -> dict:
+        """The OpenAI function definition, as the chat template lists it."""
+        return {"type": "function", "function": {"name": self.name, "description": self.description,
+                                                 "parameters": self.parameters}}
 
 
 class ToolsTrainConfig(StageTrainConfig):
-    conversations: int = Field(64, ge=1, description="search-tool conversations synthesized from training facts")
+    conversations: int = Field(64, ge=1, description="conversations synthesized from training facts and the index")
     lr: float = Field(5e-4, gt=0)
+    mix: ToolsMix = Field(default_factory=ToolsMix, description="shares of the synthesized conversation kinds")
+    conversation_files: list[str] = Field(default_factory=list, description=(
+        "JSONL files of OpenAI-format conversations ({messages: [...]}) calling search or the recipe's tools; "
+        "invalid lines are skipped and counted by reason"))
+
+
+class FsdpOptions(Section):
+    """FSDP settings (train.distributed.strategy: fsdp), written into accelerate's `fsdp_config`."""
+
+    full_shard: bool = Field(True, description="shard weights, gradients and optimizer state; false = SHARD_GRAD_OP")
+    auto_wrap: bool = Field(True, description="wrap each transformer layer as its own FSDP unit")
+    layer_class: str | None = Field(None, description="layer class to wrap (e.g. LlamaDecoderLayer); unset = the model's own")
+    activation_checkpointing: bool = Field(False, description="recompute layer activations in backward (less memory)")
+    cpu_offload: bool = Field(False, description="keep parameters and optimizer state in CPU memory")
+
+
+class DistributedConfig(Section):
+    """How many processes train, and how they share the model (accelerate configs are generated from this)."""
+
+    processes: int = Field(1, ge=1, description="processes per node: one per GPU; on a CPU, gloo workers")
+    nodes: int = Field(1, ge=1, description="machines; each runs the same recipe with its own machine_rank")
+    machine_rank: int = Field(0, ge=0, description="this machine's rank, 0 = main (set per node with -o)")
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field("ddp", description="replicate (ddp) or shard (fsdp, deepspeed)")
+    zero_stage: Literal[2, 3] = Field(2, description="deepspeed: 2 shards gradients+optimizer, 3 also weights")
+    fsdp: FsdpOptions = Field(default_factory=FsdpOptions)
+    mixed_precision: Literal["no", "bf16"] = Field("bf16", description="bf16 on GPUs; CPUs always train in fp32")
+    main_process_ip: str | None = Field(None, description="address of machine_rank 0 (required when nodes > 1)")
+    main_process_port: int = Field(0, ge=0, le=65535, description="rendezvous port; 0 = a free one (one node only)")
+
+    @model_validator(mode="after")
+    def _multi_node_needs_address(self) -> "DistributedConfig":
+        if self.nodes > 1 and (not self.main_process_ip or not self.main_process_port):
+            raise ValueError("nodes > 1 needs main_process_ip and a fixed main_process_port")
+        if self.machine_rank >= self.nodes:
+            raise ValueError(f"machine_rank must be below nodes ({self.nodes})")
+        return self
 
 
 class TrainConfig(Section):
-    cpt: StageTrainConfig = Field(default_factory=StageTrainConfig)
+    cpt: CptTrainConfig = Field(default_factory=CptTrainConfig)
     tools: ToolsTrainConfig = Field(default_factory=ToolsTrainConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
 
 class BfclConfig(Section):
@@ -249,12 +422,32 @@ class BfclConfig(Section):
 
 
 class EvalConfig(Section):
-    questions: int = Field(40, ge=1, description="closed-book questions from held-out facts (lm-eval)")
-    perplexity_docs: int = Field(20, ge=1, description="held-out documents for the perplexity task")
+    questions: int = Field(40, ge=1, description="questions from held-out facts (closed-book, open-book, cloze) "
+                                                 "and as many from training facts (train recall), for lm-eval")
+    perplexity_docs: int = Field(20, ge=1, description="held-out documents for the perplexity tasks")
+    openbook_passages: int = Field(3, ge=0, description="passages from the index in the open-book prompt (0 = no "
+                                   "open-book task); the longest prompts of the eval: the costliest task on a CPU")
     agentic_questions: int = Field(12, ge=0, description="questions answered with the real search tool")
     max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(8, ge=1)
+    backend: Literal["auto", "hf", "vllm"] = Field(
+        "auto", description="lm-eval backend: hf (in process), vllm (needs vllm and a GPU), auto: vllm where it runs")
+    lm_eval_tasks: list[str] = Field(default_factory=list, description="standard lm-eval tasks (e.g. hellaswag) run on "
+                                     "the trained and base model; offline, those with no cached dataset are skipped")
+    lm_eval_limit: int | None = Field(None, ge=1, description="documents per standard task (null = all)")
+    canary_candidates: int = Field(200, ge=10, description="sampled secrets each canary's exposure is ranked among "
+                                   "(resolution log2 of it; ~28 s per canary and model for a 135M model on 1 CPU core)")
     bfcl: BfclConfig = Field(default_factory=BfclConfig)
+
+    @field_validator("lm_eval_tasks")
+    @classmethod
+    def _task_names(cls, v: list[str]) -> list[str]:
+        # Whether lm-eval knows a name is checked when the eval stage starts (indexing its ~15k
+        # tasks takes ~20 s, too slow for validation); here only what can never be a task name.
+        bad = [name for name in v if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name)]
+        if bad:
+            raise ValueError(f"not lm-eval task names: {bad} (one name per item: letters, digits, '_', '-', '.')")
+        return v
 
 
 class ReportConfig(Section):
@@ -264,6 +457,11 @@ class ReportConfig(Section):
     batch: int = Field(16, ge=1, description="concurrent streams assumed in the cost model")
     prompt_tokens: int = Field(1024, ge=1)
     output_tokens: int = Field(256, ge=1)
+    reference: str | None = Field(None, description="CSV or JSON file of published scores to place beside the run "
+                                                     "(reference/README.md); relative to the working directory, as "
+                                                     "run_dir is; `package:PKG/path` works")
+    train_gpu: str | None = Field(None, description="GPU profile the train stages ran on, for their achieved MFU, "
+                                                    "where metrics.json does not name its device")
 
     @field_validator("gpus", "prices")
     @classmethod
@@ -273,6 +471,28 @@ class ReportConfig(Section):
         unknown = [g for g in v if g.lower() not in GPUS]
         if unknown:
             raise ValueError(f"unknown GPU profile(s) {unknown}; allowed: {', '.join(GPUS)}")
+        return v
+
+    @field_validator("train_gpu")
+    @classmethod
+    def _known_train_gpu(cls, v):
+        from cogcore.eval.cost import GPUS
+
+        if v is not None and v.lower() not in GPUS:
+            raise ValueError(f"unknown GPU profile {v!r}; allowed: {', '.join(GPUS)}")
+        return v
+
+    @field_validator("reference")
+    @classmethod
+    def _readable_reference(cls, v):
+        if v is None:
+            return v
+        try:
+            path = resolve_path(v)
+        except ResourceError as e:
+            raise ValueError(str(e)) from None
+        if Path(path).suffix not in (".csv", ".json", ".jsonl"):
+            raise ValueError(f"{v!r}: expected a .csv, .json or .jsonl file")
         return v
 
 
@@ -290,6 +510,16 @@ class Recipe(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    tools: list[ToolSpec] = Field(default_factory=list, description="the recipe's own tools, beside search")
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, v: list[ToolSpec]) -> list[ToolSpec]:
+        names = [t.name for t in v]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"tool name(s) {repeated} declared more than once")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -416,9 +646,24 @@ def check_recipe_paths(recipe: Recipe, base: Path) -> None:
     except ResourceError as e:
         problems.append(f"index.embedder: {e}")
     try:
+        if recipe.index.reranker is not None:
+            resolve_path(recipe.index.reranker, base)
+    except ResourceError as e:
+        problems.append(f"index.reranker: {e}")
+    try:
         resolve_path(recipe.base_model.path, base, hub_ok=True)
     except ResourceError as e:
         problems.append(f"base_model.path: {e}")
+    try:
+        if recipe.train.cpt.replay is not None:
+            resolve_path(recipe.train.cpt.replay.path, base, glob_ok=True)
+    except ResourceError as e:
+        problems.append(f"train.cpt.replay.path: {e}")
+    for i, f in enumerate(recipe.train.tools.conversation_files):
+        try:
+            resolve_path(f, base)
+        except ResourceError as e:
+            problems.append(f"train.tools.conversation_files.{i}: {e}")
     if problems:
         raise RecipeError(problems)
 
@@ -429,5 +674,12 @@ def resolved_dict(recipe: Recipe, base: Path) -> dict:
     for src in data["sources"]:
         src["path"] = str(resolve_path(src["path"], base, glob_ok=True))
     data["index"]["embedder"] = str(resolve_path(data["index"]["embedder"], base))
+    if data["index"]["reranker"] is not None:
+        data["index"]["reranker"] = str(resolve_path(data["index"]["reranker"], base))
     data["base_model"]["path"] = str(resolve_path(data["base_model"]["path"], base, hub_ok=True))
+    replay = data["train"]["cpt"]["replay"]
+    if replay is not None:
+        replay["path"] = str(resolve_path(replay["path"], base, glob_ok=True))
+    tools = data["train"]["tools"]
+    tools["conversation_files"] = [str(resolve_path(f, base)) for f in tools["conversation_files"]]
     return data

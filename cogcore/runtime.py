@@ -1,9 +1,11 @@
 """The model in a loop with its tools: generate, parse tool calls as data, dispatch, answer.
 
-Tool calls are parsed as JSON (`parse_tool_calls`) and dispatched only to the tools declared here;
-an undeclared tool or a malformed call is reported back to the model as a tool message, never
-executed. Generation is batched across questions, since on a CPU a 135M model is overhead-bound at
-batch 1 (STACK-NOTES).
+Tool calls are parsed as JSON (`parse_tool_calls`) and dispatched only to the tools declared here,
+with arguments checked against the tool's JSON schema first; an undeclared tool, a malformed call
+or invalid arguments are reported back to the model as a tool message, never executed. The
+recipe's own tools run where the recipe names a Python implementation (`python: module:function`,
+see `python_tools`). Generation is batched across questions, since on a CPU a 135M model is
+overhead-bound at batch 1 (STACK-NOTES).
 
     rt = ToolRuntime(model, tokenizer, tools={"search": (SEARCH_TOOL, lambda args: ...)})
     transcripts = rt.answer_many(["What is the wire fee?"])
@@ -11,16 +13,71 @@ batch 1 (STACK-NOTES).
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
+import jsonschema
 import torch
 
-from cogcore.train.chat_template import parse_tool_calls
+from cogcore.train.chat_template import parse_tool_calls, template_messages
 
 ToolFn = Callable[[dict], str]
+Tools = dict[str, tuple[dict, "ToolFn | None"]]  # name -> (OpenAI function schema, implementation or None)
+
+
+def argument_error(schema: dict, arguments: dict) -> str | None:
+    """Why `arguments` do not fit the tool's parameter schema, or None when they do."""
+    parameters = schema.get("function", schema).get("parameters") or {"type": "object"}
+    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(parameters)(parameters)
+                                             .iter_errors(arguments))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{error.message}{f' (at {where})' if where else ''}"
+
+
+def dispatch(tools: Tools, call: dict) -> str:
+    """Run a declared tool with checked arguments; anything else is an error message for the model."""
+    name = call["name"]
+    if name not in tools:
+        return f"error: unknown tool {name!r}; available: {', '.join(tools)}"
+    schema, fn = tools[name]
+    problem = argument_error(schema, call["arguments"])
+    if problem:
+        return f"error: invalid arguments for {name!r}: {problem}"
+    if fn is None:
+        return f"error: tool {name!r} has no implementation here (the recipe gives it no `python:`)"
+    try:
+        result = fn(call["arguments"])
+    except Exception as e:  # a tool's failure is the model's information, not our crash
+        return f"error: tool {name!r} failed: {type(e).__name__}: {e}"
+    return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+
+
+def python_tools(specs: list[dict]) -> Tools:
+    """The recipe's tools ({name, description, parameters, python}) with their implementations
+    imported: only the named function of the named module; a tool without `python` stays declared
+    (listed to the model) but answers every call with an error."""
+    tools: Tools = {}
+    for spec in specs:
+        schema = {"type": "function", "function": {k: spec[k] for k in ("name", "description", "parameters")}}
+        fn = None
+        if spec.get("python"):
+            module_name, _, attr = spec["python"].partition(":")
+            try:
+                fn = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as e:
+                raise ValueError(f"tool {spec['name']!r}: cannot load {spec['python']!r} ({type(e).__name__}: {e}); "
+                                 "is the module installed or on PYTHONPATH?") from None
+            if not callable(fn):
+                raise ValueError(f"tool {spec['name']!r}: {spec['python']!r} is not a function")
+        tools[spec["name"]] = (schema, fn)
+    return tools
 
 
 @dataclass
@@ -34,7 +91,7 @@ class Transcript:
 
 
 class ToolRuntime:
-    def __init__(self, model, tokenizer, tools: dict[str, tuple[dict, ToolFn]], max_new_tokens: int = 64,
+    def __init__(self, model, tokenizer, tools: Tools, max_new_tokens: int = 64,
                  max_rounds: int = 3, batch_size: int = 8):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -77,21 +134,19 @@ class ToolRuntime:
         return True
 
     def dispatch(self, call: dict) -> str:
-        """Run a declared tool with parsed arguments; anything else is an error message."""
-        if call["name"] not in self.tools:
-            return f"error: unknown tool {call['name']!r}; available: {', '.join(self.tools)}"
-        _, fn = self.tools[call["name"]]
-        try:
-            return fn(call["arguments"])
-        except Exception as e:  # a tool's failure is the model's information, not our crash
-            return f"error: tool {call['name']!r} failed: {type(e).__name__}: {e}"
+        return dispatch(self.tools, call)
 
     @torch.no_grad()
+    def prompts(self, conversations: list[list[dict]]) -> list[str]:
+        """The text the model continues: every declared tool listed, as in training."""
+        schemas = [schema for schema, _ in self.tools.values()]
+        # Arguments as mappings, as in training: most model templates print `arguments | tojson`.
+        return [self.tokenizer.apply_chat_template(template_messages(m), tools=schemas, tokenize=False,
+                                                   add_generation_prompt=True) for m in conversations]
+
     def _generate(self, conversations: list[list[dict]]) -> list[str]:
         tok = self.tokenizer
-        schemas = [schema for schema, _ in self.tools.values()]
-        prompts = [tok.apply_chat_template(m, tools=schemas, tokenize=False, add_generation_prompt=True)
-                   for m in conversations]
+        prompts = self.prompts(conversations)
         outputs = []
         side, tok.padding_side = tok.padding_side, "left"  # decoder-only batches pad on the left
         try:
@@ -105,3 +160,24 @@ class ToolRuntime:
         finally:
             tok.padding_side = side
         return [o.split(tok.eos_token)[0].replace(tok.pad_token, "") for o in outputs]
+
+
+def run_tools(run: Path, index) -> Tools:
+    """The tools a trained run's model was trained with: `search` over `index`, then the recipe's
+    own (from `train/tools/tools.json`), implemented where the recipe names a function."""
+    from cogcore.retrieval import SEARCH_TOOL, run_search_tool
+
+    tools: Tools = {"search": (SEARCH_TOOL, lambda args: run_search_tool(index, args))}
+    spec_file = run / "train" / "tools" / "tools.json"
+    if spec_file.exists():
+        tools.update(python_tools(json.loads(spec_file.read_text())))
+    return tools
+
+
+_SOURCE = re.compile(r"^\d+\. \[([^\]|]+?)(?: \| [^\]]*)?\]", re.M)
+
+
+def sources(transcript: Transcript) -> list[str]:
+    """Documents the search calls returned, in order of first appearance."""
+    found = [m.group(1) for c in transcript.calls if c["name"] == "search" for m in _SOURCE.finditer(c["result"])]
+    return list(dict.fromkeys(found))

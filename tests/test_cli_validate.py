@@ -87,7 +87,7 @@ def test_missing_and_undecodable_recipe_files(tmp_path):
 @pytest.mark.parametrize("sections, field, allowed", [
     ({"train": {"cpt": {"max_step": 3}}}, "train.cpt.max_step", "max_steps"),  # nested typo
     ({"index": {"embedder": "embedder", "chunk_size": 10}}, "index.chunk_size", "chunk_chars"),
-    ({"train": {"cpt": {"method": "qlora"}}}, "train.cpt.method", "use 'lora' or 'full'"),
+    ({"train": {"cpt": {"method": "dora"}}}, "train.cpt.method", "use 'lora', 'full' or 'qlora'"),
     ({"facts": {"strategy": "drop"}}, "facts.strategy", "use 'keep', 'mask' or 'toolcall'"),
     ({"sources": "docs.jsonl"}, "sources", "valid list"),
     ({"seed": "zero"}, "seed", "valid integer"),
@@ -101,7 +101,7 @@ def test_schema_problem_is_one_line_with_field_path(tmp_path, sections, field, a
 
 
 def test_several_problems_give_one_line_each(tmp_path):
-    path = write_recipe(tmp_path, train={"cpt": {"max_step": 3, "method": "qlora"}, "tools": {"lr": -1}})
+    path = write_recipe(tmp_path, train={"cpt": {"max_step": 3, "method": "dora"}, "tools": {"lr": -1}})
     result = cli("validate", path)
     assert result.exit_code == 2
     fields = sorted(line.split(":")[0] for line in error_lines(result))

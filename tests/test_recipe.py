@@ -71,7 +71,7 @@ def test_hub_id_base_model_is_accepted_without_a_local_folder(tmp_path):
     ({"train": {"cpt": {"max_step": 3}}}, ["train.cpt.max_step: unknown field", "max_steps"]),
     ({"trian": {}}, ["trian: unknown field", "train"]),
     ({"sources": [{"name": "d", "path": "docs.jsonl", "txt_field": "x"}]}, ["sources.0.txt_field: unknown field", "text_field"]),
-    ({"train": {"cpt": {"method": "qlora"}}}, ["train.cpt.method: 'qlora' is not allowed", "'lora'", "'full'"]),
+    ({"train": {"cpt": {"method": "dora"}}}, ["train.cpt.method: 'dora' is not allowed", "'lora'", "'qlora'"]),
     ({"facts": {"kinds": ["money", "phone"]}}, ["facts.kinds.1: 'phone' is not allowed", "'money'", "'date'"]),
     ({"train": {"cpt": {"max_steps": "many"}}}, ["train.cpt.max_steps:", "integer", "'many'"]),
     ({"train": {"cpt": {"max_steps": 0}}}, ["train.cpt.max_steps:", "greater than or equal to 1"]),
@@ -88,7 +88,7 @@ def test_schema_problem_names_the_field_and_what_is_allowed(tmp_path, sections, 
 
 
 def test_every_problem_is_reported_not_just_the_first(tmp_path):
-    path = write_recipe(tmp_path, train={"cpt": {"max_step": 3, "method": "qlora"}}, eval={"questions": -1})
+    path = write_recipe(tmp_path, train={"cpt": {"max_step": 3, "method": "dora"}}, eval={"questions": -1})
     problems = problems_of(path)
     assert sorted(p.split(":")[0] for p in problems) == ["eval.questions", "train.cpt.max_step", "train.cpt.method"]
 
@@ -188,4 +188,4 @@ def test_assignment_is_validated_too(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path))
     assert isinstance(recipe, Recipe)
     with pytest.raises(ValueError):
-        recipe.train.cpt.method = "qlora"
+        recipe.train.cpt.method = "dora"

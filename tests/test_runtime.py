@@ -156,3 +156,42 @@ def test_left_padding_changes_no_generation(model_and_tok):
     batched = rt._generate(prompts)
     assert len(set(batched)) == len(batched)  # the outputs differ, so the comparison means something
     assert batched == [rt._generate([p])[0] for p in prompts]
+
+
+@pytest.mark.parametrize("arguments, problem", [
+    ({"q": "fee"}, "'query' is a required property"),
+    ({"query": "fee", "k": "two"}, "'two' is not of type 'integer' (at k)"),
+    ({"query": "fee", "k": 99}, "99 is greater than the maximum of 10 (at k)"),
+    ({"query": "fee", "shell": "ls"}, "Additional properties are not allowed ('shell' was unexpected)"),
+])
+def test_arguments_outside_the_schema_are_refused_before_the_tool_runs(model_and_tok, arguments, problem):
+    search = Recorder()
+    rt, t = _runtime(model_and_tok, search=search), _transcript()
+    call = json.dumps({"name": "search", "arguments": arguments})
+    assert rt._step(t, f"<tool_call>{call}</tool_call>", last=False)
+    assert search.calls == []
+    assert t.messages[-1] == {"role": "tool", "name": "search",
+                              "content": f"error: invalid arguments for 'search': {problem}"}
+
+
+def test_refusals_go_back_to_the_model_and_the_loop_goes_on(model_and_tok, monkeypatch):
+    search = Recorder()
+    rt = _runtime(model_and_tok, search=search)
+    scripted = [['<tool_call>{"name": "shell", "arguments": {"cmd": "ls"}}</tool_call>'
+                 '<tool_call>{"name": "search", "arguments": {"query": </tool_call>'],
+                ['<tool_call>{"name": "search", "arguments": {"query": "fee"}}</tool_call>'],
+                ["The fee is 5 USD (source: fees)."]]
+    seen = []
+
+    def scripted_generate(conversations):
+        seen.append([list(c) for c in conversations])
+        return scripted[len(seen) - 1]
+
+    monkeypatch.setattr(rt, "_generate", scripted_generate)
+    (t,) = rt.answer_many(QUESTIONS[:1])
+    # Round 2 saw both refusals as tool results; only the declared, well-formed call of round 2 ran.
+    refusals = [m["content"] for m in seen[1][0] if m["role"] == "tool"]
+    assert len(refusals) == 2 and all(r.startswith("error: ") for r in refusals)
+    assert any("unknown tool 'shell'" in r for r in refusals) and any("malformed tool call" in r for r in refusals)
+    assert search.calls == [{"query": "fee"}]
+    assert t.answer == "The fee is 5 USD (source: fees)." and len(t.errors) == 1

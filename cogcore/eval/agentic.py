@@ -17,9 +17,10 @@ from cogcore.runtime import ToolRuntime
 
 
 def run_agentic(model, tokenizer, index: SearchIndex, questions: list[Question], out_path: Path,
-                max_new_tokens: int, batch_size: int) -> dict:
-    runtime = ToolRuntime(model, tokenizer, tools={"search": (SEARCH_TOOL, lambda a: run_search_tool(index, a))},
-                          max_new_tokens=max_new_tokens, batch_size=batch_size)
+                max_new_tokens: int, batch_size: int, tools=None) -> dict:
+    """`tools`: what the model was trained with (`runtime.run_tools`); by default `search` alone."""
+    tools = tools or {"search": (SEARCH_TOOL, lambda a: run_search_tool(index, a))}
+    runtime = ToolRuntime(model, tokenizer, tools=tools, max_new_tokens=max_new_tokens, batch_size=batch_size)
     transcripts = runtime.answer_many([q.question for q in questions])
     rows = []
     for q, t in zip(questions, transcripts):
@@ -51,13 +52,26 @@ def _passages(result: str) -> str:
 
 
 def summarize(rows: list[dict]) -> dict:
+    """Rates over the questions; calls per answer (tool calls made per question answered) and the
+    latency of a whole answer, tool calls included (mean, p50, p90)."""
     n = len(rows)
     if n == 0:
         return {"n": 0}
+    seconds = sorted(r["seconds"] for r in rows)
     return {"n": n,
             "accuracy": sum(r["correct"] for r in rows) / n,
             "call_rate": sum(r["called_search"] for r in rows) / n,
             "retrieval_hit_rate": sum(r["retrieval_hit"] for r in rows) / n,
-            "mean_calls": sum(len(r["calls"]) for r in rows) / n,
+            "calls_per_answer": sum(len(r["calls"]) for r in rows) / n,
             "malformed_calls": sum(len(r["errors"]) for r in rows),
-            "seconds_per_answer": sum(r["seconds"] for r in rows) / n}
+            "seconds_per_answer": sum(seconds) / n,
+            "latency_p50_s": percentile(seconds, 50),
+            "latency_p90_s": percentile(seconds, 90)}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The q-th percentile of sorted values, linearly interpolated (numpy's default)."""
+    at = (len(sorted_values) - 1) * q / 100
+    low = int(at)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (at - low)

@@ -256,3 +256,46 @@ def training_cost(
     seconds = flops / (mfu * g.tflops * 1e12)
     return {"gpu": g.name, "mfu": mfu, "flops": flops, "seconds": seconds,
             "gpu_hours": seconds / 3600, "usd": seconds / 3600 * price}
+
+
+# Training MFU assumed where none was measured on the profile: OLMo-core reports 39-48% on H100s
+# for 1B-8B models, litgpt 52% for TinyLlama on A100s; llm-analysis caps training compute at 0.5.
+ASSUMED_TRAIN_MFU = 0.4
+
+
+def achieved_mfu(n_params: int, tokens: int, seconds: float, gpu: str | GpuProfile) -> float:
+    """Model FLOPs utilization of a finished run: 6*N*D / seconds over the profile's dense peak."""
+    return 6 * n_params * tokens / seconds / (resolve_gpu(gpu).tflops * 1e12)
+
+
+def gpu_key_for(device: str | None) -> str | None:
+    """The profile key for a device name ("NVIDIA H100 80GB HBM3", "h100", "cpu-2core"), or None."""
+    if not device:
+        return None
+    name = device.lower()
+    if name in GPUS:
+        return name
+    words = name.replace("-", " ").replace("_", " ").split()
+    return next((key for key in GPUS if key in words), None)
+
+
+def estimate_from_params(
+    n_params: float,
+    gpu: str | GpuProfile,
+    dtype: str = "bf16",
+    batch: int = 16,
+    price_per_hour: float | None = None,
+    eta_flop: float = ETA_FLOP_INFERENCE,
+    eta_mem: float = ETA_MEM,
+) -> dict:
+    """Decode figures for a model known only by its parameter count (a published score's row).
+
+    The roofline above without the KV cache and attention terms: a decode step streams the weights
+    once and does 2*N FLOPs per stream. It is optimistic next to `estimate`, which knows the shape.
+    """
+    g = resolve_gpu(gpu)
+    price = g.price_per_hour if price_per_hour is None else price_per_hour
+    step = max(n_params * BYTES_PER_PARAM[dtype] / (eta_mem * g.mem_bw_gbs * 1e9),
+               batch * 2 * n_params / (eta_flop * g.tflops * 1e12))
+    return {"gpu": g.name, "decode_tokens_per_s": batch / step, "price_per_hour": price,
+            "usd_per_1m_output": _dollars_per_million(price, batch / step)}

@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 FIGSIZE = (6.0, 3.2)
 DPI = 100
@@ -69,4 +69,50 @@ def fact_kinds(counts: dict[str, int]) -> bytes:
     ax.margins(y=0.12)  # room for the labels above the tallest bar
     ax.set_ylabel("facts")
     ax.tick_params(axis="x", labelrotation=30)
+    return _to_png(fig)
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
+    """Indices of the (cost, quality) points no other point beats: cheaper-or-equal and at least as
+    good, better in one. Ordered by cost; lower cost always wins, quality per `higher_is_better`."""
+    sign = 1 if higher_is_better else -1
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -sign * points[i][1]))
+    front, best = [], None
+    for i in order:
+        quality = sign * points[i][1]
+        if best is None or quality > best:
+            front.append(i)
+            best = quality
+    return front
+
+
+def pareto(points: list[tuple[str, float, float, bool]], xlabel: str, ylabel: str,
+           higher_is_better: bool = True) -> bytes:
+    """Quality against cost: (label, cost, quality, is_reference) per point, cost on a log axis,
+    the Pareto frontier drawn as a step line and every point labelled."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for is_reference, style in ((False, dict(color="#c44e52", marker="o", s=42, zorder=3, label="cogcore runs")),
+                                (True, dict(facecolors="none", edgecolors="#555555", marker="s", s=36,
+                                            zorder=2, label="reference"))):
+        chosen = [p for p in points if p[3] == is_reference]
+        if chosen:
+            ax.scatter([p[1] for p in chosen], [p[2] for p in chosen], **style)
+    front = [points[i] for i in pareto_front([(p[1], p[2]) for p in points], higher_is_better)]
+    if len(front) > 1:
+        ax.step([p[1] for p in front], [p[2] for p in front], where="post", color="#4c72b0",
+                linewidth=1.2, label="Pareto frontier")
+    placed: dict[float, int] = {}
+    for label, x, y, _ in sorted(points, key=lambda p: (p[1], -p[2])):
+        # Points at the same cost (models of one size) stack their labels instead of overprinting.
+        nth = placed[round(x, 12)] = placed.get(round(x, 12), -1) + 1
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 3 - 9 * nth), fontsize=7)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel + ("" if higher_is_better else " (lower is better)"))
+    ax.grid(alpha=0.3, which="both")
+    if points:
+        ax.legend(fontsize=7, loc="best")
     return _to_png(fig)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import shlex
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -145,48 +146,87 @@ def _final_loss(history: list[dict]) -> float | None:
     return losses[-1] if losses else None
 
 
-def _training_section(metrics: dict[str, dict | None]) -> list:
+def _train_device(m: dict, settings: dict) -> str | None:
+    # The device the stage recorded, else the one the recipe says the train stages ran on.
+    return cost.gpu_key_for(m.get("device")) or settings.get("train_gpu")
+
+
+def _training_section(metrics: dict[str, dict | None], settings: dict) -> list:
     blocks = [Heading("Training")]
     header = ["stage", "method", "steps", "tokens", "seconds", "tokens/s", "final loss",
-              "trainable / total params", "6ND on an H100 at 40% MFU"]
+              "trainable / total params", "hardware", "achieved MFU (6ND)"]
     rows, curves = [], []
     for stage, m in metrics.items():
         if m is None or m.get("skipped"):
             rows.append([stage, "skipped" if m else "not run"] + [None] * (len(header) - 2))
             continue
         history = m.get("log_history", [])
-        at_h100 = cost.training_cost(m["total_params"], m["tokens_trained"], "h100", 0.4)
+        device = _train_device(m, settings)
+        mfu = (cost.achieved_mfu(m["total_params"], m["tokens_trained"], m["seconds"], device)
+               if device and m.get("seconds") else None)
         rows.append([stage, m["method"], m["steps"], m["tokens_trained"], m["seconds"],
                      m["tokens_per_s"], _final_loss(history),
                      f"{_fmt(m['trainable_params'])} / {_fmt(m['total_params'])}",
-                     f"{at_h100['gpu_hours']:.3g} GPU-h, ${at_h100['usd']:.3g}"])
+                     cost.resolve_gpu(device).name if device else m.get("device") or "not recorded",
+                     f"{mfu:.1%}" if mfu is not None else None])
         points = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
         if points:
             curves.append((stage, [p[0] for p in points], [p[1] for p in points]))
     blocks.append(Table(header, rows))
     if curves:
         blocks.append(Image("loss.png", plots.loss_curves(curves)))
-    return blocks
+    return blocks + _training_cost_blocks([m for m in metrics.values() if m and not m.get("skipped")], settings)
+
+
+def _training_cost_blocks(metrics: list[dict], settings: dict) -> list:
+    """GPU-hours and $ for the same tokens on each profile, at an assumed MFU: 6ND / (MFU x peak)."""
+    blocks = [Heading("Training cost (estimate)", 3)]
+    runs = [(m["total_params"], m["tokens_trained"]) for m in metrics if m.get("total_params") and m.get("tokens_trained")]
+    if not runs:
+        return blocks + [Paragraph("Not run: no train stage recorded tokens and parameters.")]
+    mfu, rows = cost.ASSUMED_TRAIN_MFU, []
+    for key in settings["gpus"]:
+        profile = cost.resolve_gpu(key, settings["prices"])
+        parts = [cost.training_cost(n, d, profile, mfu) for n, d in runs]
+        hours = sum(p["gpu_hours"] for p in parts)
+        rows.append([profile.name, profile.tflops, profile.price_per_hour, f"{mfu:.0%}",
+                     f"{sum(p['flops'] for p in parts):.3g}", f"{hours:.3g}", f"{hours * 3600:.3g}",
+                     f"{sum(p['usd'] for p in parts):.3g}"])
+    blocks.append(Table(["GPU", "peak bf16 TFLOPS", "$/h", "assumed MFU", "FLOPs (6ND)", "GPU-hours",
+                         "GPU-seconds", "$"], rows))
+    return blocks + [Paragraph(
+        f"The train stages' {sum(d for _, d in runs):,} tokens, at FLOPs = 6 × N × D (N the parameters of "
+        "each stage's model, D its tokens trained; Kaplan et al. 2020), priced as time = FLOPs / (MFU × "
+        f"peak dense bf16 FLOPS) on one GPU of each profile. The assumed {mfu:.0%} MFU follows llm-analysis "
+        "(training compute efficiency at most 0.5) and LLM-Viewer's roofline peaks; OLMo-core measures 39–48% "
+        "on H100s for 1B–8B models. Achieved MFU above is 6 × N × tokens/s over the peak of the hardware "
+        "the stage ran on (metrics.json `device`, else the recipe's report.train_gpu). LoRA skips the "
+        "frozen weights' gradients (about 4ND of real work), so for LoRA stages 6ND counts what a full "
+        "fine-tune of the same tokens would cost and overstates the achieved MFU up to 1.5×.")]
+
+
+KNOWLEDGE_TASKS = {"cogcore_closedbook": "the question alone (closed book)",
+                   "cogcore_openbook": "the question and the index's top passages (open book)",
+                   "cogcore_cloze": "the fact's own sentence, each value in the blank"}
+PPL_TASKS = {"cogcore_heldout_ppl": "all held-out text", "cogcore_heldout_ppl_nofacts": "held-out text, facts excluded"}
+MEMORIZATION_TASKS = ("cogcore_train_recall",)
 
 
 def _eval_section(results: dict | None) -> list:
     blocks = [Heading("Evaluation")]
     if results is None:
         return blocks + [Paragraph(NOT_RUN.format("eval/results.json"))]
-    blocks.append(Heading("lm-eval", 3))
     lm = results.get("lm_eval") or {}
     if lm:
         # {model: {task: {metric: value}}}: the trained model beside the base model it started from.
-        models = list(lm)
-        keys = sorted({(t, m) for res in lm.values() for t, ms in res.items() for m in ms})
-        rows = [[t, m] + [lm[name].get(t, {}).get(m) for name in models] for t, m in keys]
-        blocks += [Table(["task", "metric"] + models, rows),
-                   Paragraph(f"lm-eval version {results.get('lm_eval_version', 'unknown')}. "
-                             "cogcore_closedbook: multiple choice among the true value and three values of "
-                             "the same kind, on facts of held-out documents (chance = 0.25). "
-                             "cogcore_heldout_ppl: perplexity on held-out documents (lower is better).")]
+        blocks += _knowledge_blocks(lm) + _perplexity_blocks(lm) + _other_task_blocks(lm)
+        blocks.append(Paragraph(f"lm-eval version {results.get('lm_eval_version', 'unknown')}, backend "
+                                f"{results.get('backend', 'hf')}; the task YAMLs are in eval/tasks/ and run with "
+                                "plain `lm_eval --include_path`."))
     else:
-        blocks.append(Paragraph("Not run: no lm-eval results."))
+        blocks += [Heading("lm-eval", 3), Paragraph("Not run: no lm-eval results.")]
+    blocks += _standard_task_blocks(results.get("standard_tasks") or {})
+    blocks += _memorization_blocks(results.get("memorization"))
     bfcl = results.get("bfcl")
     if bfcl:
         blocks += [Heading("Function calling (BFCL AST categories)", 3),
@@ -198,9 +238,12 @@ def _eval_section(results: dict | None) -> list:
     agentic = results.get("agentic")
     if not agentic:
         return blocks + [Paragraph("Not run: no agentic results.")]
+    if "calls_per_answer" not in agentic:  # results written before it was renamed
+        agentic = {**agentic, "calls_per_answer": agentic.get("mean_calls")}
     labels = {"n": "questions", "accuracy": "accuracy", "call_rate": "search call rate",
-              "retrieval_hit_rate": "retrieval hit rate", "mean_calls": "calls per answer",
-              "seconds_per_answer": "seconds per answer"}
+              "retrieval_hit_rate": "retrieval hit rate", "calls_per_answer": "calls per answer",
+              "seconds_per_answer": "seconds per answer (mean)", "latency_p50_s": "seconds per answer (p50)",
+              "latency_p90_s": "seconds per answer (p90)"}
     blocks.append(Table(["metric", "value"], [[labels[k], agentic.get(k)] for k in labels]))
     samples = results.get("samples") or []
     if samples:
@@ -211,6 +254,101 @@ def _eval_section(results: dict | None) -> list:
                    Table(["question", "answer", "expected", "calls", "correct"], rows)]
     return blocks
 
+
+
+def _models(by_model: dict) -> list[str]:
+    # results.json is written with sorted keys; the trained model reads best first.
+    return sorted(by_model, key=lambda m: (m != "trained", m))
+
+
+def _knowledge_blocks(lm: dict) -> list:
+    models = _models(lm)
+    present = [t for t in KNOWLEDGE_TASKS if any(t in res for res in lm.values())]
+    if not present:
+        return []
+    rows = [[t, KNOWLEDGE_TASKS[t]] + [lm[m].get(t, {}).get(metric) for metric in ("acc", "acc_norm") for m in models]
+            for t in present]
+    return [Heading("Held-out facts: closed book, open book, cloze", 3),
+            Table(["task", "the model sees"] + [f"{m} {metric}" for metric in ("acc", "acc_norm") for m in models], rows),
+            Paragraph("Multiple choice among the true value and three values of the same kind from other facts "
+                      "(chance = 0.25), on facts of held-out documents, scored by loglikelihood (acc_norm: per "
+                      "byte). Open book minus closed book is what the retrieved passages add.")]
+
+
+def _perplexity_blocks(lm: dict) -> list:
+    models = _models(lm)
+    rows = [[PPL_TASKS[t], metric] + [lm[m].get(t, {}).get(metric) for m in models]
+            for t in PPL_TASKS for metric in ("word_perplexity", "bits_per_byte")
+            if any(metric in res.get(t, {}) for res in lm.values())]
+    if not rows:
+        return []
+    return [Heading("Perplexity on held-out text", 3), Table(["text", "metric"] + models, rows),
+            Paragraph("Lower is better. 'Facts excluded' scores only the text between the facts, each segment "
+                      "conditioned on all the text before it: the domain's language, which every strategy "
+                      "trains, apart from the facts, which only `keep` trains.")]
+
+
+def _other_task_blocks(lm: dict) -> list:
+    models, shown = _models(lm), set(KNOWLEDGE_TASKS) | set(PPL_TASKS) | set(MEMORIZATION_TASKS)
+    keys = sorted({(t, m) for res in lm.values() for t, ms in res.items() if t not in shown for m in ms})
+    if not keys:
+        return []
+    return [Heading("Other lm-eval tasks", 3),
+            Table(["task", "metric"] + models, [[t, m] + [lm[n].get(t, {}).get(m) for n in models] for t, m in keys])]
+
+
+def _standard_task_blocks(standard: dict) -> list:
+    """{model: {task: {metric: value} | {"skipped": reason}}}, from `eval.lm_eval_tasks`."""
+    if not standard:
+        return []
+    models = _models(standard)
+    tasks = list(dict.fromkeys(t for res in standard.values() for t in res))
+    rows = []
+    for t in tasks:
+        skipped = next((res[t]["skipped"] for res in standard.values() if "skipped" in res.get(t, {})), None)
+        if skipped:
+            rows.append([t, f"skipped: {skipped}"] + [None] * len(models))
+            continue
+        metrics = sorted({m for res in standard.values() for m in res.get(t, {})})
+        rows += [[t, m] + [standard[n].get(t, {}).get(m) for n in models] for m in metrics]
+    return [Heading("Standard lm-eval tasks", 3), Table(["task", "metric"] + models, rows),
+            Paragraph("General ability before and after domain training (`eval.lm_eval_tasks`); a task whose "
+                      "dataset was not available offline is listed as skipped.")]
+
+
+def _exposure_cell(summary: dict | None) -> str | None:
+    if not summary or summary.get("mean_exposure") is None:
+        return None
+    return f"{summary['mean_exposure']:.3g} ({summary['max_exposure']:.3g}), n={summary['n']}"
+
+
+def _memorization_blocks(memo: dict | None) -> list:
+    if not memo:
+        return []
+    recall, heldout = memo.get("train_recall") or {}, memo.get("heldout_closedbook") or {}
+    canaries = memo.get("canaries")
+    rows = []
+    if canaries:
+        base = canaries.get("base") or {}
+        rows += [["canary exposure, planted: mean (max)", _exposure_cell(canaries.get("planted")),
+                  _exposure_cell(base.get("planted"))],
+                 ["canary exposure, controls: mean (max)", _exposure_cell(canaries.get("controls")),
+                  _exposure_cell(base.get("controls"))]]
+    rows += [["training-fact recall, closed book (acc)", recall.get("trained"), recall.get("base")],
+             ["held-out fact recall, closed book (acc)", heldout.get("trained"), heldout.get("base")]]
+    blocks = [Heading("Memorization", 3), Table(["measure", "trained", "base"], rows)]
+    if canaries:
+        blocks.append(Paragraph(
+            f"Exposure (Carlini et al. 2019) is log2 of the secret space minus log2 of the true secret's rank among "
+            f"{_fmt(canaries.get('candidates'))} sampled candidates: about 1 bit for a secret the model knows "
+            f"nothing about (the never-planted controls), {_fmt(canaries.get('max_possible'))} bits for one it "
+            f"ranks first. Planted canaries went into {_fmt(canaries.get('repeats'))} training documents each under "
+            f"strategy {canaries.get('strategy') or 'unknown'}: planted well above controls means the model stored them."))
+    else:
+        blocks.append(Paragraph("No canaries were planted in this run (facts.canaries.count is 0)."))
+    blocks.append(Paragraph("Training-fact recall above held-out recall means the model answers from its weights "
+                            "facts it was trained on: expected under `keep`, not under `mask` or `toolcall`."))
+    return blocks
 
 def _cost_section(config: dict | None, settings: dict) -> tuple[list, dict]:
     blocks = [Heading("Inference cost (estimate)")]
@@ -242,6 +380,90 @@ def _cost_section(config: dict | None, settings: dict) -> tuple[list, dict]:
     return blocks, {"model": summary, "settings": settings, "rows": rows}
 
 
+def _throughput_blocks(results: dict | None, config: dict | None, settings: dict) -> list:
+    """Measured serving throughput (eval results' `measured_throughput`: one object or a list, each
+    with `prefill_tokens_per_s` and/or `decode_tokens_per_s`, and optionally `device` or `gpu`,
+    `batch`, `prompt_tokens`, `output_tokens`, `dtype`, `engine`) beside the roofline for the same."""
+    measured = (results or {}).get("measured_throughput")
+    if not measured or config is None:
+        return []
+    shape = cost.ModelShape.from_config(config)
+    rows = []
+    for entry in measured if isinstance(measured, list) else [measured]:
+        device = entry.get("device") or entry.get("gpu")
+        key = cost.gpu_key_for(device)
+        run = {k: entry.get(k) or settings[k] for k in ("batch", "prompt_tokens", "output_tokens")}
+        dtype = entry.get("dtype") if entry.get("dtype") in cost.BYTES_PER_PARAM else settings["dtype"]
+        bound = cost.estimate(shape, key, dtype, run["batch"], run["prompt_tokens"], run["output_tokens"]) if key else {}
+        for phase in ("prefill", "decode"):
+            got, est = entry.get(f"{phase}_tokens_per_s"), bound.get(f"{phase}_tokens_per_s")
+            if got is not None:
+                rows.append([device or "not recorded", entry.get("engine"), phase, run["batch"], run["prompt_tokens"],
+                             run["output_tokens"], got, est, f"{got / est:.1%}" if est else None])
+    if not rows:
+        return []
+    return [Heading("Measured throughput beside the estimate", 3),
+            Table(["hardware", "engine", "phase", "batch", "prompt tokens", "output tokens", "measured tok/s",
+                   "roofline tok/s", "measured / roofline"], rows),
+            Paragraph("Measured figures come from eval/results.json (`measured_throughput`); the roofline is "
+                      "the estimate above for the same hardware, batch and lengths (none where the hardware is "
+                      "not one of the GPU profiles). The ratio is how much of the upper bound the server reached.")]
+
+
+def _reference_rows(run_dir: Path, spec: str | None, gpu: str, settings: dict) -> tuple[list[dict], str]:
+    """Reference rows from the recipe's `report.reference`, kept in report/reference.json so that a
+    rebuild from the run directory alone still has them when the file is not reachable from here."""
+    from cogcore.eval.compare import CompareError, read_reference
+    from cogcore.resources import ResourceError, resolve_path
+
+    saved = run_dir / "report" / "reference.json"
+    if spec:
+        try:
+            rows = read_reference(Path(resolve_path(spec)), gpu, settings)
+        except (ResourceError, CompareError) as error:
+            note = f"The reference file could not be read ({error})"
+        else:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps({"source": spec, "rows": rows}, indent=2) + "\n")
+            return rows, f"Reference rows: {len(rows)} from {Path(spec).name}."
+        copy = _load_json(saved)
+        if copy is not None:
+            return copy["rows"], note + f"; used the copy saved in report/reference.json ({len(copy['rows'])} rows)."
+        return [], note + "."
+    return [], "No reference rows (set report.reference in the recipe to add published scores)."
+
+
+def _pareto_section(run_dir: Path, reference: str | None, settings: dict) -> list:
+    from cogcore.eval import compare  # compare renders with this module's blocks
+
+    blocks = [Heading("Quality against cost")]
+    keys = [g.lower() for g in settings["gpus"]]
+    gpu = "h100" if "h100" in keys else keys[0]
+    refs, note = _reference_rows(run_dir, reference, gpu, settings)
+    try:
+        row = compare.run_row(run_dir, gpu, settings)
+        metric, label, up = compare.pick_metric([row] + refs)
+    except compare.CompareError as error:
+        return blocks + [Paragraph(f"Not run: {error}."), Paragraph(note)]
+    return blocks + compare.pareto_blocks([row] + refs, metric, label, up, gpu, settings) + [Paragraph(note)]
+
+
+def _serve_section(run_dir: Path, config: dict | None, settings: dict) -> list:
+    blocks = [Heading("Serve the model")]
+    if config is None:
+        return blocks + [Paragraph(NOT_RUN.format("train/tools/model/config.json"))]
+    model = (run_dir / "train" / "tools" / "model").resolve()
+    length = config.get("max_position_embeddings") or settings["prompt_tokens"] + settings["output_tokens"]
+    return blocks + [
+        Code(f"vllm serve {shlex.quote(str(model))} --enable-auto-tool-choice --tool-call-parser hermes "
+             f"--dtype bfloat16 --max-model-len {length}"),
+        Paragraph("vLLM's OpenAI-compatible server with tool calling (pip install vllm; a GPU). The chat template "
+                  "saved with the tokenizer (chat_template.jinja: ChatML, tool calls as <tool_call> JSON) is "
+                  "used as it is, and the hermes parser returns the calls as `tool_calls`, so clients pass the "
+                  "search tool's schema in `tools`. --max-model-len is max_position_embeddings from config.json; "
+                  "lower it to reserve less KV cache per sequence.")]
+
+
 def _read_recipe(run_dir: Path) -> dict:
     try:
         return yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
@@ -253,7 +475,7 @@ def _cost_settings(report: dict) -> dict:
     return {"gpus": report.get("gpus") or DEFAULT_GPUS, "prices": report.get("prices") or {},
             "dtype": report.get("dtype", "bf16"), "batch": report.get("batch", 16),
             "prompt_tokens": report.get("prompt_tokens", 1024),
-            "output_tokens": report.get("output_tokens", 256)}
+            "output_tokens": report.get("output_tokens", 256), "train_gpu": report.get("train_gpu")}
 
 
 def _guarded(title: str, build) -> list:
@@ -277,16 +499,21 @@ def report_blocks(run_dir: Path) -> tuple[list, dict]:
     blocks += _guarded("Stages", lambda: _stage_section(manifest))
     blocks += _guarded("Data", lambda: _curate_section(_load_json(run_dir / "curate/stats.json")))
     train = {s: _load_json(run_dir / f"train/{s}/metrics.json") for s in ("cpt", "tools")}
-    blocks += _guarded("Training", lambda: _training_section(train))
+    settings = _cost_settings(recipe.get("report") or {})
+    blocks += _guarded("Training", lambda: _training_section(train, settings))
     blocks += _guarded("Evaluation", lambda: _eval_section(_load_json(run_dir / "eval/results.json")))
     cost_data = {"rows": []}
 
+    config = _load_json(run_dir / "train/tools/model/config.json")
+
     def build_cost():
         nonlocal cost_data
-        section, cost_data = _cost_section(_load_json(run_dir / "train/tools/model/config.json"),
-                                           _cost_settings(recipe.get("report") or {}))
-        return section
+        section, cost_data = _cost_section(config, settings)
+        return section + _throughput_blocks(_load_json(run_dir / "eval/results.json"), config, settings)
     blocks += _guarded("Inference cost (estimate)", build_cost)
+    blocks += _guarded("Quality against cost",
+                       lambda: _pareto_section(run_dir, (recipe.get("report") or {}).get("reference"), settings))
+    blocks += _guarded("Serve the model", lambda: _serve_section(run_dir, config, settings))
     blocks += [Heading("How to reproduce"),
                Code(f"cogcore run runs/{run_dir.name}/recipe.resolved.yaml   # the whole run\n"
                     f"cogcore report runs/{run_dir.name}   # this report, from the files alone")]
@@ -375,5 +602,9 @@ def build_report(run_dir: Path) -> tuple[Path, Path]:
 
 
 if __name__ == "__main__":
-    for path in build_report(Path(sys.argv[1])):
+    # Run as `python -m`, this file is __main__; compare imports cogcore.eval.report, whose block
+    # classes would not be this module's, so build through the imported module.
+    from cogcore.eval import report as imported
+
+    for path in imported.build_report(Path(sys.argv[1])):
         print(path)

@@ -14,9 +14,11 @@ from cogcore.retrieval.fusion import K_RRF, reciprocal_rank_fusion
 from cogcore.retrieval.hits import Hit, Searcher
 from cogcore.retrieval.index import (
     DEFAULT_MODE,
+    MODE_ALIASES,
     MODES,
     SearchIndex,
     build_index,
+    canonical_mode,
     fusion_depth,
     read_chunks,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "K_RRF",
     "MAX_K",
     "MODES",
+    "MODE_ALIASES",
     "SEARCH_TOOL",
     "CrossEncoderReranker",
     "Embedder",
@@ -50,6 +53,7 @@ __all__ = [
     "SearchIndex",
     "Searcher",
     "build_index",
+    "canonical_mode",
     "choose_index_type",
     "chunk_document",
     "find_headings",

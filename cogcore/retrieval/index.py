@@ -15,7 +15,8 @@ index.json is written last, and any old one is removed before the other files ar
 build killed half-way leaves a folder that `SearchIndex.load` refuses instead of a wrong index.
 
 Search runs in one of three modes: "dense" (embedding similarity), "lexical" (BM25: exact words,
-identifiers, numbers) or "hybrid" (the default: reciprocal rank fusion of both, see
+identifiers, numbers; "bm25" is accepted as its other name, the one recipes and the command line
+use) or "hybrid" (the default: reciprocal rank fusion of both, see
 cogcore.retrieval.fusion, with the chunks that hold every identifier of the query, such as
 "ACC-12345", ranked first), optionally followed by a reranker (cogcore.retrieval.rerank).
 
@@ -54,6 +55,7 @@ from cogcore.retrieval.lexical import BM25_PARAMS, TOKENIZER, LexicalIndex
 from cogcore.retrieval.rerank import CrossEncoderReranker, Reranker
 
 MODES = ("hybrid", "dense", "lexical")
+MODE_ALIASES = {"bm25": "lexical"}
 DEFAULT_MODE = "hybrid"
 RERANK_TOP = 20
 LEXICAL_FOLDER = "bm25"
@@ -102,10 +104,17 @@ def _chunk_all(docs: Iterable[dict], chunk_chars: int, overlap: int) -> tuple[li
     return chunks, len(seen)
 
 
+def canonical_mode(mode: str) -> str:
+    """The mode's name in MODES ("bm25" -> "lexical"); ValueError for an unknown one."""
+    mode = MODE_ALIASES.get(mode, mode)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {(*MODES, *MODE_ALIASES)}, got {mode!r}")
+    return mode
+
+
 def _check_search_settings(mode: str, rrf_k: int, weights: Sequence[float],
                            rerank_top: int) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    canonical_mode(mode)
     if rrf_k < 0 or rerank_top < 1:
         raise ValueError(f"rrf_k must be >= 0 and rerank_top >= 1, got {rrf_k}, {rerank_top}")
     if len(weights) != 2 or min(weights) < 0 or max(weights) <= 0:
@@ -142,6 +151,7 @@ def build_index(
     if index_type not in (None, "auto", *INDEX_TYPES):
         raise ValueError(f"index_type must be one of {INDEX_TYPES}, 'auto' or None, "
                          f"got {index_type!r}")
+    mode = canonical_mode(mode)
     _check_search_settings(mode, rrf_k, fusion_weights, rerank_top)
     if reranker is not None and not Path(reranker).expanduser().is_dir():
         raise FileNotFoundError(f"reranker path {str(reranker)!r} is not a local folder")
@@ -229,7 +239,8 @@ class SearchIndex:
         self.lexical, self.reranker = lexical, reranker
         search = info.get("search", {})
         # An index built before BM25 was added searches dense only.
-        self.mode = search.get("mode", DEFAULT_MODE) if lexical is not None else "dense"
+        self.mode = (canonical_mode(search.get("mode", DEFAULT_MODE)) if lexical is not None
+                     else "dense")
         self.rrf_k = search.get("rrf_k", K_RRF)
         self.fusion_weights = tuple(search.get("fusion_weights", (1.0, 1.0)))
         self.rerank_top = search.get("rerank_top", RERANK_TOP)
@@ -268,28 +279,26 @@ class SearchIndex:
         if reranker is None and search.get("reranker"):
             reranker = CrossEncoderReranker(search["reranker"])
         if mode is not None:
-            search["mode"] = mode
+            search["mode"] = canonical_mode(mode)
         return cls(index, chunks, embedder, {**info, "search": search}, lexical, reranker)
 
     def __len__(self) -> int:
         return len(self.chunks)
 
     def search(self, query: str, k: int = 5, mode: str | None = None) -> list[Hit]:
-        """The k chunks best matching query, best first (mode: "hybrid", "dense" or "lexical";
-        None: the index's own)."""
+        """The k chunks best matching query, best first (mode: "hybrid", "dense" or "lexical"
+        (or "bm25"); None: the index's own)."""
         return self.search_many([query], k, mode)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 5,
                     mode: str | None = None) -> list[list[Hit]]:
         """search() for many queries, embedding them in batches (what evaluation needs)."""
-        mode = mode or self.mode
+        mode = canonical_mode(mode or self.mode)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode != "dense" and self.lexical is None:
             raise ValueError(f"this index has no BM25 part (built by an older cogcore), so it "
-                             f"cannot search in {mode!r} mode; rebuild it")
+                             f"cannot search in {mode!r} mode, which needs it; rebuild it")
         if len(queries) == 0:
             return []
         depth = max(k, self.rerank_top) if self.reranker else k

@@ -20,6 +20,12 @@ letter or inner punctuation ("acc-12345", "2024-01-01", "abc123", "2.00"; not a 
 Hybrid search ranks the chunks holding all of them first (see cogcore.retrieval.index), because
 rank fusion alone lets chunks that both retrievers find moderately relevant outrank the one
 chunk that holds the exact code.
+
+Search is exact but pruned (MaxScore): at 1M chunks a common query word has a posting list of
+a sizeable share of the corpus, and summing all of them cost ~20-40 ms a query; taking the rare
+words first and only looking up the common ones for the few documents that can still reach the
+top n cost ~0.6 ms at the median (benchmarks/README.md). `search_exhaustive` is the unpruned
+reference it equals, ranking and scores bit for bit.
 """
 
 from __future__ import annotations
@@ -80,6 +86,12 @@ class LexicalIndex:
         self._data = bm25.scores["data"]
         self._docs = bm25.scores["indices"]
         self._indptr = bm25.scores["indptr"]
+        # Each term's highest weight in any document: the bound that search() prunes with.
+        starts = self._indptr[:-1]
+        used = self._indptr[1:] > starts
+        self._bounds = np.zeros(len(starts), dtype=np.float64)
+        if used.any():
+            self._bounds[used] = np.maximum.reduceat(self._data, starts[used])
 
     @classmethod
     def build(cls, texts: Iterable[str]) -> LexicalIndex:
@@ -96,7 +108,8 @@ class LexicalIndex:
             raise ValueError("no texts to index")
         if not vocab:  # bm25s needs one term; an index of empty texts then matches nothing
             vocab[""] = 0
-        bm25 = bm25s.BM25(**BM25_PARAMS)
+        # The numpy backend sorts each posting list by document: search() relies on it.
+        bm25 = bm25s.BM25(**BM25_PARAMS, csc_backend="numpy")
         bm25.index((doc_ids, vocab), show_progress=False)
         return cls(bm25)
 
@@ -123,8 +136,18 @@ class LexicalIndex:
 
     def search(self, query: str, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Positions and BM25 scores of the (at most) n best documents that share a term with
-        query, best first; ties go to the earlier document."""
-        terms = [self.vocab[t] for t in dict.fromkeys(tokenize(query)) if t in self.vocab]
+        query, best first; ties go to the earlier document. Exactly what search_exhaustive
+        returns, scores bit for bit, but only the candidates that pruning keeps are scored."""
+        terms = self._query_terms(query)
+        if not terms or n < 1:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        candidates = self._candidates(terms, n)
+        return self._top(candidates, self._score(terms, candidates), n)
+
+    def search_exhaustive(self, query: str, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """search() by scoring every document that shares a term with query: the reference that
+        search() must equal, and its cost without pruning (benchmarks/retrieval.py)."""
+        terms = self._query_terms(query)
         if not terms or n < 1:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         spans = [(self._indptr[t], self._indptr[t + 1]) for t in terms]
@@ -140,10 +163,69 @@ class LexicalIndex:
             totals = np.bincount(docs, weights=weights, minlength=self.n_docs)
             candidates = np.flatnonzero(totals)
             scores = totals[candidates]
-        if len(candidates) > n:
-            top = np.argpartition(-scores, n - 1)[:n]
+        return self._top(candidates, scores, n)
+
+    def _query_terms(self, query: str) -> list[int]:
+        return [self.vocab[t] for t in dict.fromkeys(tokenize(query)) if t in self.vocab]
+
+    def _postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self._indptr[term], self._indptr[term + 1]
+        return self._docs[a:b], self._data[a:b]
+
+    def _candidates(self, terms: list[int], n: int) -> np.ndarray:
+        """The documents that can be among the n best for terms (a superset of those), found by
+        MaxScore pruning (Turtle and Flood, 1995). Terms are taken by their weight bound, highest
+        (rarest) first, summing partial scores. Once the n-th best partial score exceeds what
+        the terms still to come could add together, no document unseen so far can reach the
+        top n: the remaining terms, typically the common ones with posting lists of a large
+        share of the corpus, are only looked up for the candidates instead of read whole, and
+        candidates that can no longer reach the n-th score are dropped on the way."""
+        order = sorted(terms, key=lambda t: -self._bounds[t])
+        bounds = self._bounds[order]
+        # later[i]: the most the terms after order[i] can add to a document; with slack, and a
+        # slack under the n-th score below, so that float rounding never prunes a tie.
+        later = (np.cumsum(bounds[::-1])[::-1] - bounds) * (1 + 1e-6)
+        candidates = np.zeros(0, dtype=self._docs.dtype)
+        partial = np.zeros(0, dtype=np.float64)
+        open_ = True  # whether documents not seen yet may still enter
+        for term, rest in zip(order, later):
+            docs, weights = self._postings(term)
+            if not len(candidates):  # the first term: all its documents (never written to)
+                candidates, partial = docs, weights.astype(np.float64)
+            else:
+                at, found = _locate(docs, candidates)
+                partial[found] += weights[at[found]]
+                if open_:
+                    new = np.ones(len(docs), dtype=bool)
+                    new[at[found]] = False
+                    candidates = np.concatenate([candidates, docs[new]])
+                    partial = np.concatenate([partial, weights[new]])
+            if len(candidates) >= n:
+                floor = _nth_largest(partial, n) * (1 - 1e-9)
+                open_ = open_ and rest >= floor
+                if not open_:
+                    keep = partial + rest >= floor
+                    candidates, partial = candidates[keep], partial[keep]
+        if len(candidates) > n:  # now partial is the whole score: keep the n best and their ties
+            candidates = candidates[partial >= _nth_largest(partial, n) * (1 - 1e-9)]
+        return candidates
+
+    def _score(self, terms: list[int], candidates: np.ndarray) -> np.ndarray:
+        """BM25 scores of candidates, summed in query term order as search_exhaustive sums them
+        (so that equal scores stay equal and ties break the same way)."""
+        scores = np.zeros(len(candidates), dtype=np.float64)
+        for term in terms:
+            docs, weights = self._postings(term)
+            at, found = _locate(docs, candidates)
+            scores[found] += weights[at[found]]
+        return scores
+
+    @staticmethod
+    def _top(candidates: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(candidates) > n:  # all that tie with the n-th, so the earlier documents win the cut
+            top = scores >= _nth_largest(scores, n)
             candidates, scores = candidates[top], scores[top]
-        order = np.lexsort((candidates, -scores))
+        order = np.lexsort((candidates, -scores))[:n]
         return candidates[order].astype(np.int64), scores[order].astype(np.float32)
 
     def holding_identifiers(self, query: str, positions: np.ndarray) -> np.ndarray:
@@ -151,12 +233,39 @@ class LexicalIndex:
         when the query has none)."""
         terms = identifiers(query)
         held = np.full(len(positions), bool(terms))
+        # Looked up in the sorted posting list, not np.isin: that sorts the whole list, and a
+        # token such as "covid19" may be in a large share of the corpus.
+        positions = np.asarray(positions).astype(self._docs.dtype)
         for term in terms:
             t = self.vocab.get(term)
             if t is None:
                 return np.zeros(len(positions), dtype=bool)
-            held &= np.isin(positions, self._docs[self._indptr[t]:self._indptr[t + 1]])
+            held &= _locate(self._postings(t)[0], positions)[1]
         return held
 
     def search_many(self, queries: Sequence[str], n: int = 10) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self.search(q, n) for q in queries]
+
+
+def _nth_largest(values: np.ndarray, n: int, sample: int = 8192) -> float:
+    """The n-th largest of values (at least n of them). Partitioning a million partial scores
+    costs ~10 ms: when there are many, a cut that about 4n of them pass is read off a strided
+    sample, and only the values above it are partitioned (exact: if n values pass the cut, the n
+    largest do)."""
+    cut_rank = max(8, -(-4 * n * sample // len(values)))
+    if len(values) > 2 * sample and cut_rank < sample // 4:
+        picked = values[::len(values) // sample]
+        cut = np.partition(picked, len(picked) - cut_rank)[len(picked) - cut_rank]
+        above = values[values >= cut]
+        if len(above) >= n:
+            values = above
+    return float(np.partition(values, len(values) - n)[len(values) - n])
+
+
+def _locate(docs: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of positions, where it sits in the sorted posting list docs, and whether it is
+    there at all."""
+    if len(docs) == 0:
+        return np.zeros(len(positions), dtype=np.int64), np.zeros(len(positions), dtype=bool)
+    at = np.minimum(np.searchsorted(docs, positions), len(docs) - 1)
+    return at, docs[at] == positions

@@ -8,6 +8,11 @@ tool parser reads, so the saved model serves with tool calling and no cogcore co
 Assistant output sits inside `{% generation %}` markers, so `apply_chat_template(...,
 return_assistant_tokens_mask=True)` tells which tokens the model must learn to produce.
 `arguments` may be a mapping or a JSON string (datasets stores them as strings; see STACK-NOTES).
+
+The base model's own template is kept instead when it passes `template_problem` (it lists the
+tools, writes hermes `<tool_call>` JSON, and its assistant turns can be located), as Qwen2.5's
+does: `choose_chat_template(tokenizer)`. Assistant masks are found by rendering prefixes
+(`tokenize_with_mask`), which needs no generation markers and so works for either template.
 """
 
 from __future__ import annotations
@@ -87,3 +92,133 @@ def parse_tool_calls(text: str) -> tuple[str, list[dict], list[str]]:
         calls.append({"name": obj["name"], "arguments": args})
     content = _TOOL_CALL.sub("", text).replace("<|im_end|>", "").strip()
     return content, calls, errors
+
+
+class TemplateError(ValueError):
+    """A chat template whose assistant turns cannot be located by rendering prefixes."""
+
+
+def template_messages(messages: list[dict]) -> list[dict]:
+    """Messages as a chat template expects them: tool-call arguments as mappings (most model templates
+    print `arguments | tojson`, which would quote a JSON string), no training-only keys (`weight`)."""
+    out = []
+    for m in messages:
+        m = {k: v for k, v in m.items() if k != "weight"}
+        if m.get("tool_calls"):
+            m["tool_calls"] = [_call_with_mapping(c) for c in m["tool_calls"]]
+        out.append(m)
+    return out
+
+
+def _call_with_mapping(call: dict) -> dict:
+    fn = call.get("function", call)  # OpenAI's {"function": {...}} or a bare {"name", "arguments"}
+    if not isinstance(fn.get("arguments"), str):
+        return call
+    fn = {**fn, "arguments": json.loads(fn["arguments"])}
+    return {**call, "function": fn} if "function" in call else fn
+
+
+def render(tokenizer, messages: list[dict], tools: list[dict] | None, template: str | None = None,
+           add_generation_prompt: bool = False) -> str:
+    return tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False, chat_template=template,
+                                         add_generation_prompt=add_generation_prompt)
+
+
+def assistant_spans(tokenizer, messages: list[dict], tools: list[dict] | None,
+                    template: str | None = None) -> tuple[str, list[tuple[int, int, int]]]:
+    """The rendered text and (start, end, message index) of each assistant turn in it.
+
+    A turn starts where the generation prompt for it ends and ends where rendering it ends (trailing
+    whitespace left out: the model stops at its end-of-turn token). This needs no `{% generation %}`
+    markers, so it works for any template that renders earlier turns the same way whatever follows.
+    """
+    messages = template_messages(messages)
+    full = render(tokenizer, messages, tools, template)
+    spans = []
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt = render(tokenizer, messages[:i], tools, template, add_generation_prompt=True)
+        upto = render(tokenizer, messages[:i + 1], tools, template)
+        if not (upto.startswith(prompt) and full.startswith(upto)):
+            raise TemplateError(f"assistant turn {i}: the template renders earlier turns differently once later "
+                                "turns follow, so the turn cannot be located")
+        spans.append((len(prompt), len(upto.rstrip()), i))
+    return full, spans
+
+
+def tokenize_with_mask(tokenizer, messages: list[dict], tools: list[dict] | None,
+                       template: str | None = None) -> tuple[list[int], list[int]]:
+    """(input_ids, mask) with mask 1 on the tokens of assistant turns to train (weight not 0).
+
+    Each piece between turn boundaries is tokenized on its own, as at inference, where the prompt
+    ends at the generation prompt and the model's tokens start there.
+    """
+    text, spans = assistant_spans(tokenizer, messages, tools, template)
+    trained = [(s, e) for s, e, i in spans if messages[i].get("weight", 1) != 0]
+    ids, mask, pos = [], [], 0
+    for start, end in trained + [(len(text), len(text))]:
+        for piece, flag in ((text[pos:start], 0), (text[start:end], 1)):
+            if piece:
+                piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+                ids += piece_ids
+                mask += [flag] * len(piece_ids)
+        pos = end
+    return ids, mask
+
+
+PROBE_TOOL = {"type": "function", "function": {
+    "name": "probe_lookup", "description": "Probe tool: look up a probe value.",
+    "parameters": {"type": "object", "properties": {"key": {"type": "string"}, "n": {"type": "integer"}},
+                   "required": ["key"]}}}
+_PROBE_ARGS = {"key": "probe \"quoted\" café", "n": 2}
+PROBE_CONVERSATION = [
+    {"role": "user", "content": "What is the probe value?"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "probe_lookup", "arguments": _PROBE_ARGS}}]},
+    {"role": "tool", "name": "probe_lookup", "content": "probe result 4217"},
+    {"role": "assistant", "content": "The probe value is 4217."},
+]
+
+
+def template_problem(tokenizer, template: str) -> str | None:
+    """Why `template` cannot carry tool-use training and hermes serving, or None when it can.
+
+    It must list the tools given as `tools=`, render an assistant tool call as a hermes
+    `<tool_call>` JSON block that reads back as the same call, show the tool result, and let the
+    assistant turns be located by rendering prefixes.
+    """
+    try:
+        text, spans = assistant_spans(tokenizer, PROBE_CONVERSATION, [PROBE_TOOL], template)
+    except TemplateError as e:
+        return f"its assistant turns cannot be located ({e})"
+    except Exception as e:  # a template may raise anything (raise_exception, undefined names)
+        return f"it fails on a tool conversation ({type(e).__name__}: {e})"
+    fn = PROBE_TOOL["function"]
+    if fn["name"] not in text[:spans[0][0]] or fn["description"] not in text[:spans[0][0]]:
+        return "it does not list the tools passed as tools="
+    if "probe result 4217" not in text:
+        return "it does not render tool results"
+    (call_start, call_end, _), (answer_start, answer_end, _) = spans
+    content, calls, errors = parse_tool_calls(text[call_start:call_end])
+    if errors or calls != [{"name": fn["name"], "arguments": _PROBE_ARGS}]:
+        return "it does not render tool calls as hermes <tool_call> JSON blocks"
+    if "The probe value is 4217." not in text[answer_start:answer_end]:
+        return "the final assistant turn cannot be located"
+    return None
+
+
+def choose_chat_template(tokenizer) -> tuple[str, dict]:
+    """(template, record): the base tokenizer's own template when it passes `template_problem`,
+    else CHAT_TEMPLATE. The record says which was used and why, for metrics.json."""
+    own = tokenizer.chat_template
+    if isinstance(own, dict):  # named templates: the tool-use one if there is one
+        own = own.get("tool_use") or own.get("default")
+    if not own:
+        return CHAT_TEMPLATE, {"template": "cogcore", "reason": "the base tokenizer has no chat template"}
+    if own == CHAT_TEMPLATE:
+        return CHAT_TEMPLATE, {"template": "cogcore", "reason": "the base tokenizer already carries it"}
+    problem = template_problem(tokenizer, own)
+    if problem:
+        return CHAT_TEMPLATE, {"template": "cogcore", "reason": f"the base model's template was not used: {problem}"}
+    return own, {"template": "base", "reason": "the base model's template renders tools and hermes tool calls"}

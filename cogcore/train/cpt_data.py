@@ -35,8 +35,11 @@ Each inserted block is tokenized on its own, as are the pieces of text around it
 tokens are the same everywhere (and the same as the chat template's after a newline), and the
 text's own tokens are what they would be without the call (the cut moves spaces after the block).
 
-Documents are joined with EOS and cut into rows of `seq_len` tokens ("wrapped" packing: no token
-is thrown away). Rows may span two documents; the EOS between them marks the boundary.
+Documents end with EOS and are packed into rows of `seq_len` tokens (no token is thrown away).
+With `packing=True` (the recipe's default for train.cpt) each row carries `position_ids` that
+restart at every document, so that a row's documents never attend to each other
+(cogcore.train.packing); without it, rows are plain windows over the joined text. Replay text
+(general text against forgetting, `encode_replay`) is trained whole, at a share of all tokens.
 """
 
 from __future__ import annotations
@@ -45,11 +48,12 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from cogcore.questions import QUERY_WORDS
 from cogcore.retrieval.hits import Hit
 from cogcore.retrieval.tool import MAX_PASSAGE_CHARS, format_hits, shorten
+from cogcore.train.packing import RowPacker
 
 STRATEGIES = ("keep", "mask", "toolcall")
 DEFAULT_MAX_CALLS = 4
@@ -247,41 +251,119 @@ def tokenize_document(tokenizer, text: str, spans: list[tuple[int, int]], strate
 def build_cpt_rows(tokenizer, docs: Iterable[dict], facts: Iterable[dict], seq_len: int, strategy: str = "mask",
                    max_calls_per_doc: int = DEFAULT_MAX_CALLS,
                    calls: dict[str, list[PlannedCall]] | None = None,
-                   train_copied_facts: bool = False) -> tuple[list[dict], dict]:
+                   train_copied_facts: bool = False, packing: bool = False) -> tuple[list[dict], dict]:
     """Tokenize, mask (and insert calls), pack; return rows of {input_ids, labels} and counts for the report.
 
     With `toolcall`, `calls` (doc id -> calls, e.g. after the Toolformer filter) replaces the
-    calls planned here; documents missing from it get none.
+    calls planned here; documents missing from it get none. With `packing`, rows also carry
+    `position_ids` that keep their documents apart (see cogcore.train.packing).
     """
+    counts: dict = {}
+    encoded = encode_documents(tokenizer, docs, facts, strategy, counts, max_calls_per_doc, calls, train_copied_facts)
+    rows = list(pack_rows(encoded, seq_len, packing, counts))
+    return rows, counts
+
+
+def encode_documents(tokenizer, docs: Iterable[dict], facts: Iterable[dict], strategy: str, counts: dict,
+                     max_calls_per_doc: int = DEFAULT_MAX_CALLS, calls: dict[str, list[PlannedCall]] | None = None,
+                     train_copied_facts: bool = False, progress: bool = False) -> Iterator[tuple[list[int], list[int]]]:
+    """(ids, labels) of each document, EOS appended (and trained: the model must learn where documents
+    end); `counts` is filled as documents go by (docs, tokens, masked_tokens; calls with toolcall)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown facts strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
     by_doc = defaultdict(list)
     for f in facts:
         by_doc[f["doc_id"]].append(f)
-    ids_all: list[int] = []
-    labels_all: list[int] = []
-    n_docs = n_calls = call_tokens = result_tokens = 0
-    for doc in docs:
+    counts.update(docs=0, tokens=0, masked_tokens=0, strategy=strategy)
+    if strategy == "toolcall":
+        counts.update(calls=0, call_tokens=0, result_tokens=0)
+    for doc in _progress(docs, progress, "tokenizing", "doc"):
         doc_facts = by_doc.get(doc["id"], [])
         spans = [(f["start"], f["end"]) for f in doc_facts]
         doc_calls = []
         if strategy == "toolcall":
             doc_calls = calls.get(doc["id"], []) if calls is not None else plan_calls(doc, doc_facts, max_calls_per_doc)
         enc = encode_document(tokenizer, doc["text"], spans, strategy, doc_calls, train_copied_facts)
-        ids, labels = enc.ids, enc.labels
-        n_calls += len(doc_calls)
-        call_tokens += enc.roles.count("call")
-        result_tokens += enc.roles.count("result")
-        ids_all += ids + [tokenizer.eos_token_id]
-        labels_all += labels + [tokenizer.eos_token_id]
-        n_docs += 1
-    rows = [{"input_ids": ids_all[i:i + seq_len], "labels": labels_all[i:i + seq_len]}
-            for i in range(0, len(ids_all), seq_len)]
-    # A row with nothing to predict (all masked, or a 1-token tail) would give a NaN loss.
-    rows = [r for r in rows if sum(t != -100 for t in r["labels"][1:]) > 0]
-    masked = sum(1 for t in labels_all if t == -100)
-    counts = {"docs": n_docs, "tokens": len(ids_all), "masked_tokens": masked, "rows": len(rows),
-              "strategy": strategy}
-    if strategy == "toolcall":
-        counts.update(calls=n_calls, call_tokens=call_tokens, result_tokens=result_tokens)
-    return rows, counts
+        if strategy == "toolcall":
+            counts["calls"] += len(doc_calls)
+            counts["call_tokens"] += enc.roles.count("call")
+            counts["result_tokens"] += enc.roles.count("result")
+        counts["docs"] += 1
+        counts["tokens"] += len(enc.ids) + 1
+        counts["masked_tokens"] += enc.labels.count(-100)
+        yield enc.ids + [tokenizer.eos_token_id], enc.labels + [tokenizer.eos_token_id]
+
+
+def encode_replay(tokenizer, docs: Iterable[dict], target_tokens: int, counts: dict,
+                  progress: bool = False) -> Iterator[tuple[list[int], list[int]]]:
+    """General text, every token trained (no fact masking), until `target_tokens` (EOS included)
+    are reached; counts `replay_docs` and `replay_tokens`. A source too small gives what it has."""
+    counts.update(replay_docs=0, replay_tokens=0, replay_target_tokens=target_tokens)
+    if target_tokens <= 0:
+        return
+    bar = _progress(None, progress, "replay text", "tok", total=target_tokens)
+    for doc in docs:
+        ids = tokenizer(doc["text"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = ids[:target_tokens - counts["replay_tokens"]]
+        counts["replay_docs"] += 1
+        counts["replay_tokens"] += len(ids)
+        bar.update(len(ids))
+        yield ids, list(ids)
+        if counts["replay_tokens"] >= target_tokens:
+            break
+    bar.close()
+
+
+def with_replay(encoded: Iterable[tuple[list[int], list[int]]], tokenizer, replay_docs: Iterable[dict],
+                ratio: float, counts: dict, progress: bool = False) -> Iterator[tuple[list[int], list[int]]]:
+    """The domain's encoded documents, then replay text making `ratio` of all tokens. The rows are
+    shuffled in training, so batches mix both; the domain count is known only once it is read."""
+    yield from encoded
+    yield from encode_replay(tokenizer, replay_docs, replay_target(counts["tokens"], ratio), counts, progress)
+
+
+def read_replay(path: str, fmt: str = "auto", text_field: str = "text", counts: dict | None = None) -> Iterator[dict]:
+    """Documents of a replay source, read lazily (a big general corpus is read only as far as
+    needed); unreadable files and records are counted in `replay_unreadable` and skipped."""
+    from cogcore.curate.readers import Unreadable, read_source
+
+    for item in read_source(path, name="replay", fmt=fmt, text_field=text_field):
+        if isinstance(item, Unreadable):
+            if counts is not None:
+                counts["replay_unreadable"] = counts.get("replay_unreadable", 0) + 1
+            continue
+        yield item
+
+
+def replay_target(domain_tokens: int, ratio: float) -> int:
+    """Replay tokens that make `ratio` of all training tokens: r / (1 - r) times the domain's."""
+    return round(domain_tokens * ratio / (1 - ratio)) if ratio > 0 else 0
+
+
+def pack_rows(encoded: Iterable[tuple[list[int], list[int]]], seq_len: int, separate: bool,
+              counts: dict) -> Iterator[dict]:
+    """Rows of `seq_len` tokens (see cogcore.train.packing); rows with nothing to predict are
+    dropped, since an all-masked row (or a 1-token tail) would give a NaN loss. Counts `rows`."""
+    packer = RowPacker(seq_len, separate)
+    counts["rows"] = 0
+    for ids, labels in encoded:
+        for row in packer.add(ids, labels):
+            if _trainable(row):
+                counts["rows"] += 1
+                yield row
+    for row in packer.finish():
+        if _trainable(row):
+            counts["rows"] += 1
+            yield row
+
+
+def _trainable(row: dict) -> bool:
+    return any(t != -100 for t in row["labels"][1:])
+
+
+def _progress(items, enabled: bool, desc: str, unit: str, total: int | None = None):
+    from tqdm.auto import tqdm
+
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
+    return tqdm(items, desc=desc, unit=unit, total=total, disable=not enabled, unit_scale=unit == "tok")

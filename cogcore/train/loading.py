@@ -23,16 +23,30 @@ def cache_root() -> Path:
     return Path(os.environ.get("COGCORE_CACHE", Path.home() / ".cache" / "cogcore"))
 
 
-def load_model_and_tokenizer(path: str, dtype: str = "float32", trust_remote_code: bool = False):
-    """Return (model, tokenizer) for a hub id, a folder or a .gguf file."""
+def load_model_and_tokenizer(path: str, dtype: str = "float32", trust_remote_code: bool = False,
+                             quantize_4bit: bool = False):
+    """Return (model, tokenizer) for a hub id, a folder or a .gguf file. `quantize_4bit` loads the
+    weights as 4-bit NF4 on this process's GPU (QLoRA; needs CUDA and bitsandbytes)."""
     if path.endswith(".gguf"):
         path = str(gguf_as_folder(Path(path)))
     kwargs = {"trust_remote_code": trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    if quantize_4bit:
+        kwargs.update(_nf4_kwargs())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], use_safetensors=True, **kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _nf4_kwargs() -> dict:
+    """QLoRA's storage (Dettmers et al. 2023): NF4 weights, double-quantized scales, bf16 compute.
+    Each process holds a whole copy on its own GPU (LOCAL_RANK under accelerate/torchrun)."""
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=torch.bfloat16)
+    return {"quantization_config": config, "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
 
 
 def gguf_as_folder(gguf: Path) -> Path:

@@ -94,3 +94,34 @@ def test_training_cost_is_six_n_d_over_effective_peak():
     assert out["usd"] == pytest.approx(seconds / 3600 * 3.99)
     # The OLMo-core anchor: ~9.5k tokens/s/GPU for Llama3-8B on an H100 is ~46% MFU by this formula.
     assert 6 * 8.03e9 * 9500 / 989e12 == pytest.approx(0.46, abs=0.01)
+
+
+def test_training_cost_of_the_demo_run_by_hand():
+    # The demo's two LoRA stages: 139,399,488 params over 8,192 + 10,386 tokens.
+    out = cost.training_cost(139_399_488, 18_578, "a100", mfu=0.4)
+    flops = 6 * 139_399_488 * 18_578  # 1.5539e13
+    assert out["flops"] == flops and flops == pytest.approx(1.5539e13, rel=1e-4)
+    assert out["seconds"] == pytest.approx(flops / (0.4 * 312e12))  # 0.1245 s
+    assert out["gpu_hours"] == pytest.approx(3.458e-5, rel=1e-3)
+    assert out["usd"] == pytest.approx(3.458e-5 * 1.94, rel=1e-3)
+
+
+def test_achieved_mfu_and_device_names():
+    # 9,500 tokens/s for Llama3-8B on an H100 (OLMo-core) is ~46% MFU; as tokens over seconds:
+    assert cost.achieved_mfu(8.03e9, 9500 * 60, 60.0, "h100") == pytest.approx(6 * 8.03e9 * 9500 / 989e12)
+    names = {"NVIDIA H100 80GB HBM3": "h100", "NVIDIA A100-SXM4-80GB": "a100", "NVIDIA L40S": "l40s",
+             "NVIDIA L4": "l4", "cpu-2core": "cpu-2core", "NVIDIA L40": None, "Tesla T4": None, None: None}
+    assert {name: cost.gpu_key_for(name) for name in names} == names
+
+
+def test_estimate_from_params_is_the_weights_only_roofline():
+    # 8e9 bf16 params on an H100 at batch 1: 16 GB streamed per step at 0.9 * 3,350 GB/s.
+    row = cost.estimate_from_params(8e9, "h100", batch=1)
+    assert row["decode_tokens_per_s"] == pytest.approx(0.9 * 3350e9 / 16e9)
+    assert row["usd_per_1m_output"] == pytest.approx(3.99 / (row["decode_tokens_per_s"] * 3600) * 1e6)
+    # At batch 4096 compute binds: 4096 * 2 * 8e9 FLOPs at 0.7 * 989 TFLOPS per step.
+    big = cost.estimate_from_params(8e9, "h100", batch=4096)
+    assert big["decode_tokens_per_s"] == pytest.approx(0.7 * 989e12 / (2 * 8e9))
+    # It is optimistic next to the full estimate, which also reads the KV cache.
+    full = cost.estimate(cost.ModelShape.from_config(LLAMA3_8B), "h100", batch=16)
+    assert cost.estimate_from_params(8.03e9, "h100", batch=16)["usd_per_1m_output"] < full["usd_per_1m_output"]

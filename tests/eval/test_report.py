@@ -3,6 +3,7 @@
 import json
 import re
 
+import pytest
 import yaml
 
 from cogcore.eval.report import build_report
@@ -60,10 +61,10 @@ def test_full_run_gives_both_reports_with_tables_images_and_cost_rows(tmp_path):
     assert "It holds for all 2 steps" in page and "near\\_duplicate: 2" in md
     assert "acme_cloze" in page and "0.61" in page and "retrieval hit rate" in page
     assert page.count("<table>") >= 8
-    assert len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', page)) == 3
+    assert len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', page)) == 4
     assert not re.search(r'(src|href)\s*=\s*"?https?:', page)
     assert "not run" not in page.lower()
-    for image in ("loss.png", "funnel.png", "fact_kinds.png"):
+    for image in ("loss.png", "funnel.png", "fact_kinds.png", "pareto.png"):
         assert f"]({image})" in md and (run / "report" / image).read_bytes()[:4] == b"\x89PNG"
 
     rows = json.loads((run / "report/cost.json").read_text())["rows"]
@@ -103,3 +104,69 @@ def test_broken_accounting_and_a_malformed_file_are_reported_not_raised(tmp_path
     page = build_report(run)[1].read_text()
     assert "It is broken for: pii" in page and "BROKEN" in page
     assert "Could not be built: KeyError" in page  # the config lacks the layer counts
+
+
+def test_training_cost_serve_command_and_measured_throughput(tmp_path):
+    run = tmp_path / "acme-demo"
+    _full_run(run)
+    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(
+        {"name": "acme-demo", "report": {"gpus": ["h100", "a100"], "train_gpu": "a100"}}))
+    results = json.loads((run / "eval/results.json").read_text())
+    results["measured_throughput"] = {"device": "NVIDIA H100 80GB HBM3", "engine": "vllm", "batch": 16,
+                                      "prompt_tokens": 1024, "output_tokens": 256, "decode_tokens_per_s": 5000.0}
+    _write(run / "eval/results.json", results)
+    page = build_report(run)[1].read_text()
+
+    # Achieved MFU on the recipe's train_gpu: 6 * 150,000 params * 4,096 tokens / 2.5 s / 312e12 FLOPS.
+    assert f"{6 * 150_000 * 4096 / 2.5 / 312e12:.1%}" in page and "A100 SXM 80GB" in page
+    # Both stages' 8,192 tokens at 40% MFU on an H100: 6 * 150,000 * 8,192 / (0.4 * 989e12) seconds.
+    assert f"{6 * 150_000 * 8192 / (0.4 * 989e12) / 3600:.3g}" in page and "llm-analysis" in page
+    model = (run / "train/tools/model").resolve()
+    assert (f"vllm serve {model} --enable-auto-tool-choice --tool-call-parser hermes --dtype bfloat16 "
+            "--max-model-len 1280") in page  # no max_position_embeddings: prompt + output tokens
+    decode = re.search(r"<td>decode</td>(?:<td[^>]*>[^<]*</td>){3}<td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td>"
+                       r"<td[^>]*>([^<]*)</td>", page)
+    measured, bound = float(decode[1].replace(",", "")), float(decode[2].replace(",", ""))
+    assert measured == 5000 and decode[3] == f"{5000 / bound:.1%}"
+
+
+def test_reference_rows_join_the_pareto_chart_and_survive_a_rebuild_without_the_file(tmp_path, monkeypatch):
+    run = tmp_path / "acme-demo"
+    _full_run(run)
+    results = json.loads((run / "eval/results.json").read_text())
+    results["bfcl"] = {"simple_python": 0.5, "multiple": 0.25, "parallel": 0.25, "parallel_multiple": 0.0,
+                       "non_live_ast_python": 0.25}
+    _write(run / "eval/results.json", results)
+    (tmp_path / "published.csv").write_text("model,params_b,bfcl_non_live_ast,note\nBig-7B,7,0.85,x\nTiny-1B,1,0.2,\n")
+    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(
+        {"name": "acme-demo", "report": {"reference": "published.csv"}}))
+    monkeypatch.chdir(tmp_path)  # a relative reference resolves against the working directory, as run_dir does
+
+    page = build_report(run)[1].read_text()
+    # The shared metric wins over agentic accuracy, and the 150k-param run is cheapest: it is on the frontier.
+    assert "BFCL non-live AST against the estimated" in page and "Reference rows: 2 from published.csv" in page
+    assert "Pareto frontier (no other row is both cheaper and better): acme-demo, Big-7B." in page
+
+    (tmp_path / "published.csv").unlink()
+    page = build_report(run)[1].read_text()
+    assert "used the copy saved in report/reference.json (2 rows)" in page
+    assert "Pareto frontier (no other row is both cheaper and better): acme-demo, Big-7B." in page
+
+
+def test_report_config_errors_name_the_field(tmp_path, monkeypatch):
+    from cogcore.recipe import RecipeError, validate
+
+    monkeypatch.chdir(tmp_path)
+    base = {"name": "x", "sources": [{"name": "d", "path": "d.jsonl"}], "base_model": {"path": "m"},
+            "index": {"embedder": "e"}}
+    with pytest.raises(RecipeError) as error:
+        validate({**base, "report": {"reference": "missing.csv", "train_gpu": "tpu", "refrence": "x"}})
+    problems = "\n".join(error.value.problems)
+    assert "report.reference: Value error, 'missing.csv' does not exist" in problems
+    assert "report.train_gpu: Value error, unknown GPU profile 'tpu'; allowed: h100" in problems
+    assert "report.refrence: unknown field" in problems
+    (tmp_path / "scores.txt").write_text("x")
+    with pytest.raises(RecipeError, match=r"report.reference: Value error, 'scores.txt': expected a .csv"):
+        validate({**base, "report": {"reference": "scores.txt"}})
+    (tmp_path / "scores.csv").write_text("model\nM\n")
+    assert validate({**base, "report": {"reference": "scores.csv", "train_gpu": "a100"}}).report.train_gpu == "a100"

@@ -399,3 +399,41 @@ def test_planned_calls_round_trip_through_json():
 
     calls = plan_calls(TITLED[0], _detected()[TITLED[0]["id"]])
     assert [PlannedCall.from_dict(json.loads(json.dumps(c.to_dict()))) for c in calls] == calls
+
+
+# --- replay: general text mixed in against forgetting ---------------------------------------------
+
+def test_replay_text_makes_its_share_of_tokens_unmasked_and_is_read_lazily(tok, tmp_path):
+    from cogcore.train.cpt_data import encode_documents, pack_rows, read_replay, with_replay
+
+    general = tmp_path / "general.jsonl"
+    lines = [json.dumps({"body": f"Branches are open on weekdays number {n} and the café desk opens."}) for n in range(500)]
+    general.write_text("\n".join(["{not json"] + lines) + "\n")
+    counts: dict = {}
+    encoded = encode_documents(tok, DOCS, FACTS, "mask", counts)
+    mixed = with_replay(encoded, tok, read_replay(str(general), "jsonl", "body", counts), 0.25, counts)
+    rows = list(pack_rows(mixed, 32, True, counts))
+    domain = counts["tokens"]
+    assert counts["replay_target_tokens"] == round(domain / 3)  # 25% of all tokens
+    assert counts["replay_tokens"] == counts["replay_target_tokens"]
+    assert counts["replay_unreadable"] == 1
+    assert counts["replay_docs"] < 20  # the 500-document source is read only as far as needed
+    ids = [t for r in rows for t in r["input_ids"]]
+    labels = [t for r in rows for t in r["labels"]]
+    assert len(ids) == domain + counts["replay_tokens"]
+    replay_ids, replay_labels = ids[domain:], labels[domain:]
+    # Replay is trained whole: only packing's boundary tokens (position 0) carry no label.
+    positions = [p for r in rows for p in r["position_ids"]][domain:]
+    assert all(lab == t or p == 0 for t, lab, p in zip(replay_ids, replay_labels, positions))
+    assert tok.decode(replay_ids[:12]).startswith("Branches are open on weekdays number 0")
+
+
+def test_replay_source_smaller_than_the_share_gives_what_it_has(tok):
+    from cogcore.train.cpt_data import encode_documents, encode_replay, replay_target
+
+    counts: dict = {}
+    list(encode_documents(tok, DOCS, [], "keep", counts))
+    target = replay_target(counts["tokens"], 0.9)
+    got = list(encode_replay(tok, [{"text": "Branches are open."}], target, counts))
+    assert counts["replay_docs"] == 1 and counts["replay_tokens"] == len(got[0][0]) < target
+    assert replay_target(100, 0.5) == 100 and replay_target(100, 0.0) == 0

@@ -79,7 +79,7 @@ def _shown_passages(tool_result: str) -> list[tuple[str, str]]:
 
 def test_conversation_shape(index, questions):
     conversations = build_conversations(questions, index, k=2)
-    assert [c["fact_id"] for c in conversations] == [q.fact_id for q in questions]
+    assert [c["fact_ids"] for c in conversations] == [[q.fact_id] for q in questions]
     for q, conv in zip(questions, conversations):
         user, call, tool, answer = conv["messages"]
         assert [m["role"] for m in conv["messages"]] == ["user", "assistant", "tool", "assistant"]
@@ -94,7 +94,7 @@ def test_conversation_shape(index, questions):
 def test_answer_cites_a_source_only_when_the_shown_result_holds_the_value(index, questions):
     # k covers every chunk, so whether the value is found depends on the documents, not on ranking.
     conversations = build_conversations(questions, index, k=len(DOCS))
-    by_fact = {c["fact_id"]: c for c in conversations}
+    by_fact = {c["fact_ids"][0]: c for c in conversations}
     for q, conv in zip(questions, conversations):
         result, answer = conv["messages"][2]["content"], conv["messages"][3]["content"]
         holding = [doc for doc, text in _shown_passages(result) if answer_matches(q.answer, text)]
