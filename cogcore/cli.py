@@ -23,7 +23,7 @@ from rich.markup import escape  # noqa: E402
 
 from cogcore.recipe import RecipeError, load_recipe, resolved_dict  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Build small domain cognitive cores from one recipe: "
                        "curate -> index -> train -> eval -> report.")
 err = Console(stderr=True)
@@ -91,25 +91,27 @@ def run(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> N
 
 @app.command()
 def curate(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
-    """Read, clean, filter and deduplicate the sources; find facts. Writes <run>/curate/."""
+    """Read, clean, filter and deduplicate the sources; find facts. Writes RUN_DIR/curate/."""
     _execute(recipe, override, ["curate"], force)
 
 
 @app.command()
 def index(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
-    """Chunk and embed the curated documents into a faiss index. Writes <run>/index/."""
+    """Chunk and embed the curated documents into a faiss index. Writes RUN_DIR/index/."""
     _execute(recipe, override, ["index"], force)
 
 
 @app.command()
 def train(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
-    """Continued pretraining (fact tokens masked), then tool-use fine-tuning. Writes <run>/train/."""
+    """Continued pretraining (facts kept, masked or replaced by search calls), then tool-use
+    fine-tuning. Writes RUN_DIR/train/."""
     _execute(recipe, override, ["train.cpt", "train.tools"], force)
 
 
 @app.command(name="eval")
 def eval_(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
-    """lm-eval on held-out facts and text, and the agentic search check. Writes <run>/eval/."""
+    """lm-eval tasks (closed- and open-book facts, cloze, memorization, perplexity), canary
+    exposure, the agentic search check, BFCL. Writes RUN_DIR/eval/."""
     _execute(recipe, override, ["eval"], force)
 
 
@@ -127,7 +129,7 @@ def report(target: Annotated[Path, typer.Argument(help="run directory, or the re
 
 
 @app.command()
-def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
+def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
            query: Annotated[str, typer.Argument(help="what to look for", show_default=False)],
            k: Annotated[int, typer.Option("-k", help="number of passages", min=1, max=50)] = 5,
            mode: Annotated[Optional[str], typer.Option(
@@ -160,7 +162,7 @@ def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<na
 
 
 @app.command()
-def serve(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
+def serve(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
           http: Annotated[bool, typer.Option("--http", help="streamable HTTP instead of stdio")] = False,
           host: Annotated[str, typer.Option(help="HTTP host (no authentication: keep it local)")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="HTTP port")] = 8765) -> None:
@@ -179,7 +181,7 @@ def serve(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<nam
 
 
 @app.command()
-def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
+def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
         question: Annotated[str, typer.Argument(help="what to ask the trained model", show_default=False)],
         max_new_tokens: Annotated[int, typer.Option(help="tokens per model turn", min=1)] = 128,
         max_rounds: Annotated[int, typer.Option(help="model turns (tool calls) at most", min=1)] = 3) -> None:
@@ -216,7 +218,7 @@ def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>
 
 
 @app.command()
-def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/<name>)", show_default=False)],
+def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
             reason: Annotated[Optional[str], typer.Option(help="show the saved samples of this drop reason")] = None,
             cluster_of: Annotated[Optional[str], typer.Option(
                 help="show the duplicate group a kept document stands for")] = None,
@@ -277,7 +279,7 @@ def _training_view(run_dir: Path, doc_id: str) -> str:
 
 
 @app.command()
-def compare(runs: Annotated[list[Path], typer.Argument(help="run directories (runs/<name>) to put side by side",
+def compare(runs: Annotated[list[Path], typer.Argument(help="run directories (runs/NAME) to put side by side",
                                                        show_default=False)],
             reference: Annotated[Optional[Path], typer.Option(
                 help="CSV or JSON file of published scores to add as rows (e.g. reference/bfcl_v3_small_models.csv)")] = None,

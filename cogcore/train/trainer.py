@@ -116,6 +116,8 @@ def train(model: PreTrainedModel, tokenizer, rows: list[dict] | Dataset, out_dir
         include_num_input_tokens_seen="all" if packed else "non_padding", dataloader_num_workers=0,
         remove_unused_columns=False, disable_tqdm=False, activation_checkpointing=settings.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if settings.gradient_checkpointing else None,
+        # Every trainable parameter gets a gradient each step; DDP need not search the graph for unused ones.
+        ddp_find_unused_parameters=False,
     )
     throughput = _throughput_callback(model, dataset, total)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=_collator(model, tokenizer, packed),
@@ -285,5 +287,6 @@ def _metrics(trainer: Trainer, settings: TrainSettings, trainable: int, total: i
                          "grad_norm": h.get("grad_norm"), "tokens_per_s": h.get("tokens_per_s"),
                          "mfu": h.get("mfu")} for h in history],
         "trainable_params": trainable, "total_params": total, "resumed_from": resumed_from,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "note": "tokens_per_s covers this process only; after a resume it excludes earlier steps",
     }
