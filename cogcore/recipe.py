@@ -421,6 +421,16 @@ class BfclConfig(Section):
         return v
 
 
+class ThroughputConfig(Section):
+    """Measured prefill/decode tokens/s of the trained model (transformers' eager loop), shown in the
+    report beside the roofline estimate for the same batch and lengths."""
+
+    enabled: bool = True
+    batch: int | None = Field(None, ge=1, description="null: 16 on a GPU, 4 on a CPU")
+    prompt_tokens: int | None = Field(None, ge=1, description="null: 1024 on a GPU, 256 on a CPU")
+    output_tokens: int | None = Field(None, ge=1, description="null: 256 on a GPU, 32 on a CPU")
+
+
 class EvalConfig(Section):
     questions: int = Field(40, ge=1, description="questions from held-out facts (closed-book, open-book, cloze) "
                                                  "and as many from training facts (train recall), for lm-eval")
@@ -438,6 +448,7 @@ class EvalConfig(Section):
     canary_candidates: int = Field(200, ge=10, description="sampled secrets each canary's exposure is ranked among "
                                    "(resolution log2 of it; ~28 s per canary and model for a 135M model on 1 CPU core)")
     bfcl: BfclConfig = Field(default_factory=BfclConfig)
+    throughput: ThroughputConfig = Field(default_factory=lambda: ThroughputConfig())
 
     @field_validator("lm_eval_tasks")
     @classmethod

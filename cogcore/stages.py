@@ -360,6 +360,13 @@ def _eval(recipe: Recipe, r: dict, run: Path) -> Stage:
 
             results["bfcl"] = run_bfcl(trained, tok, tuple(cfg.bfcl.categories), cfg.bfcl.limit, cfg.batch_size,
                                        cfg.bfcl.max_new_tokens, out_path=folder / "bfcl.jsonl")
+        if cfg.throughput.enabled:
+            from cogcore.eval.throughput import measure_serving
+
+            t, gpu = cfg.throughput, next(trained.parameters()).is_cuda
+            results["measured_throughput"] = measure_serving(
+                trained, t.batch or (16 if gpu else 4), t.prompt_tokens or (1024 if gpu else 256),
+                t.output_tokens or (256 if gpu else 32), seed=recipe.seed)
         write_json_atomic(folder / "results.json", results)
 
     # train.cpt is upstream for its canaries.json: a new planting is a new memorization result.

@@ -82,8 +82,11 @@ def test_run_end_to_end_then_skip_then_rerun_changed_stage(tmp_path, make_tiny_l
     assert results["agentic"]["n"] == 3
     assert set(results["bfcl"]) >= {"simple_python", "irrelevance"}  # real BFCL entries, scored
     assert (run / "eval/tasks/cogcore_closedbook.yaml").exists()
+    measured = results["measured_throughput"]
+    assert measured["prefill_tokens_per_s"] > 0 and measured["decode_tokens_per_s"] > 0
 
     html = (run / "report/report.html").read_text()
+    assert "Measured throughput beside the estimate" in html
     assert "BFCL" in html and "cogcore_closedbook" in html and "data:image/png;base64," in html and "H100" in html.upper()
 
     asked = cli.invoke(app, ["ask", str(run), "What is the monthly fee for the Blue account?", "--max-new-tokens", "8"])
