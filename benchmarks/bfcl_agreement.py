@@ -42,7 +42,9 @@ from cogcore.eval.bfcl import score_output  # noqa: E402
 from cogcore.eval.bfcl_data import CATEGORIES, BfclEntry, data_dir, load_category, to_tool_name  # noqa: E402
 
 _MISSING = object()
-PLACEHOLDER = {"integer": 1, "float": 1.0, "boolean": True, "array": [], "tuple": [], "dict": {}}
+# A well-typed value per BFCL parameter type, for the made-up call of the relevance outputs
+# (whether a call is made is what irrelevance scores, not its arguments).
+VALUE_OF_TYPE = {"integer": 1, "float": 1.0, "boolean": True, "array": [], "tuple": [], "dict": {}}
 
 
 # ---- BFCL's own verdicts ------------------------------------------------------------------------
@@ -188,7 +190,7 @@ def _with_first(calls: list[dict], **changes) -> list[dict]:
 def _relevance_outputs(entry: BfclEntry, underscore_names: bool) -> dict[str, tuple[list, bool]]:
     fn = entry.functions[0] if entry.functions else {"name": "lookup", "parameters": {"properties": {}}}
     properties = fn["parameters"]["properties"]
-    args = {p: PLACEHOLDER.get(properties.get(p, {}).get("type"), "x") for p in fn["parameters"].get("required", [])}
+    args = {p: VALUE_OF_TYPE.get(properties.get(p, {}).get("type"), "x") for p in fn["parameters"].get("required", [])}
     call = {"name": _shown(fn["name"], underscore_names), "arguments": args}
     return {"no_call": ([], True), "a_call": ([call], False)}
 

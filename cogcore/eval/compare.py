@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cogcore.eval import cost, plots
 from cogcore.eval.report import (Heading, Image, Paragraph, Table, _cost_settings, _load_json, _read_recipe,
-                                 render_html, render_markdown)
+                                 write_blocks)
 
 # (column, label, higher is better): the quality metrics a Pareto chart can use, in default order.
 QUALITY = [
@@ -251,13 +251,7 @@ def build_compare(run_dirs: list[Path], out: Path, reference: Path | None = None
     rows = [run_row(Path(d), gpu) for d in run_dirs]
     if reference is not None:
         rows += read_reference(reference, gpu)
-    blocks = compare_blocks(rows, metric, gpu)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for image in (b for b in blocks if isinstance(b, Image)):
-        (out / image.name).write_bytes(image.png)
-    md_path, html_path = out / "compare.md", out / "compare.html"
-    md_path.write_text(render_markdown(blocks), encoding="utf-8")
-    html_path.write_text(render_html(blocks, blocks[0].text), encoding="utf-8")
+    paths = write_blocks(compare_blocks(rows, metric, gpu), out, "compare")
     (out / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
-    return md_path, html_path
+    return paths

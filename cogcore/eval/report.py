@@ -586,19 +586,24 @@ def render_html(blocks: list, title: str) -> str:
             + "\n".join(body) + "\n</body></html>\n")
 
 
+def write_blocks(blocks: list, out: Path, stem: str) -> tuple[Path, Path]:
+    """Write `<stem>.md` with its PNGs beside it and a self-contained `<stem>.html` into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for image in (b for b in blocks if isinstance(b, Image)):
+        (out / image.name).write_bytes(image.png)
+    md_path, html_path = out / f"{stem}.md", out / f"{stem}.html"
+    md_path.write_text(render_markdown(blocks), encoding="utf-8")
+    html_path.write_text(render_html(blocks, blocks[0].text), encoding="utf-8")
+    return md_path, html_path
+
+
 def build_report(run_dir: Path) -> tuple[Path, Path]:
     """Write report/report.md (with its PNGs beside it), report/report.html and report/cost.json."""
     run_dir = Path(run_dir)
-    out = run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
     blocks, cost_data = report_blocks(run_dir)
-    for image in (b for b in blocks if isinstance(b, Image)):
-        (out / image.name).write_bytes(image.png)
-    md_path, html_path = out / "report.md", out / "report.html"
-    md_path.write_text(render_markdown(blocks), encoding="utf-8")
-    html_path.write_text(render_html(blocks, blocks[0].text), encoding="utf-8")
-    (out / "cost.json").write_text(json.dumps(cost_data, indent=2) + "\n")
-    return md_path, html_path
+    paths = write_blocks(blocks, run_dir / "report", "report")
+    (run_dir / "report" / "cost.json").write_text(json.dumps(cost_data, indent=2) + "\n")
+    return paths
 
 
 if __name__ == "__main__":
