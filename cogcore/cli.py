@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 # Before torch is imported: with the default ACTIVE policy, idle OpenMP threads spin, and on a
 # loaded machine one query embedding took 130-520 ms instead of 15-25 ms.
@@ -22,12 +23,21 @@ from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
 from cogcore.recipe import RecipeError, load_recipe, resolved_dict  # noqa: E402
+from cogcore.untrusted_text import printable  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Build small domain cognitive cores from one recipe: "
                        "curate -> index -> train -> eval -> report.")
 err = Console(stderr=True)
 out = Console()
+
+
+def _shown(text: object) -> str:
+    """Text from documents, a model or the command line (paths, ids), ready for rich to print: control
+    characters escaped (a document could otherwise retitle, clear or rewrite the terminal), then
+    rich's markup."""
+    return escape(printable(text))
+
 
 RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file", show_default=False)]
 Overrides = Annotated[Optional[list[str]], typer.Option(
@@ -42,36 +52,88 @@ def _load(recipe: Path, overrides: list[str] | None):
         return load_recipe(recipe, overrides or [])
     except RecipeError as e:
         for line in e.problems:
-            err.print(f"[red]error[/red] {escape(line)}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error[/red] {_shown(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
 
 def _log(message: str) -> None:
-    err.print(f"[bold cyan]cogcore[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold cyan]cogcore[/] {_shown(message)}", highlight=False, soft_wrap=True)
+
+
+class _StageWarnings(logging.Handler):
+    """Warnings the stages log (a curation step that dropped most of the corpus, an empty split)
+    print beside the stage log, not through Python's bare last-resort handler or not at all."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[bold cyan]cogcore[/] [bold yellow]warning[/] {_shown(record.getMessage())}",
+                  highlight=False, soft_wrap=True)
+
+
+for _name in ("cogcore.curate", "cogcore.stage_inputs"):
+    logging.getLogger(_name).addHandler(_StageWarnings(logging.WARNING))
 
 
 def _execute(recipe_path: Path, overrides: list[str] | None, stage_names: list[str], force: list[str] | None) -> None:
-    from cogcore.runner import RunDir, StageError
+    from cogcore.runner import RunDir, StageError, StageFailed
     from cogcore.stages import COMMAND_STAGES, ORDER, build_stages
 
     recipe = _load(recipe_path, overrides)
     forced = set()
     for name in force or []:
         if name not in ORDER and name not in COMMAND_STAGES:
-            err.print(f"[red]error[/red] --force {escape(name)}: unknown stage; allowed: {', '.join(ORDER)}, train",
+            err.print(f"[red]error[/red] --force {_shown(name)}: unknown stage; allowed: {', '.join(ORDER)}, train",
                       soft_wrap=True)
             raise typer.Exit(2)
         forced.update(COMMAND_STAGES.get(name, [name]))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    stages = [s for s in build_stages(recipe, recipe_path.parent.resolve()) if s.name in stage_names]
     run_dir = RunDir(recipe.run_path(Path.cwd()), log=_log)
-    run_dir.save_resolved_recipe(resolved_dict(recipe, recipe_path.parent.resolve()))
     try:
-        run_dir.execute(stages, force=forced)
+        with run_dir.lock():  # one writing command per run directory; a second one is refused
+            stages = [s for s in build_stages(recipe, recipe_path.parent.resolve()) if s.name in stage_names]
+            run_dir.save_resolved_recipe(resolved_dict(recipe, recipe_path.parent.resolve()))
+            run_dir.execute(stages, force=forced)
     except StageError as e:
-        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        err.print(f"[red]error[/red] {_shown(str(e))}", soft_wrap=True)
         raise typer.Exit(1)
+    except StageFailed as e:
+        _fail(f"in stage {e.stage}", e.error, "the previous output is kept" if e.kept else None)
+    except KeyboardInterrupt:
+        err.print("interrupted; run again to resume", highlight=False)
+        raise typer.Exit(130)
+    except Exception as e:  # outside any stage, e.g. the run directory cannot be written
+        _fail("", e)
     _log(f"run directory: {run_dir.path}")
+
+
+_debug = False  # set by the global --debug option
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option(
+        "--debug", help="when a command fails, show the full traceback (as COGCORE_DEBUG=1 does)")] = False) -> None:
+    global _debug
+    _debug = debug
+
+
+def _debugging() -> bool:
+    return _debug or os.environ.get("COGCORE_DEBUG", "").lower() not in ("", "0", "false", "no")
+
+
+def _fail(where: str, error: BaseException, note: str | None = None) -> NoReturn:
+    """One line naming where it failed and why; the traceback too under --debug. Exit code 1."""
+    import traceback
+
+    from cogcore.runner import StageError
+
+    debugging = _debugging()
+    if debugging:
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    # A StageError's message is written for the user; for anything else, its type says what kind of failure.
+    text = str(error) if isinstance(error, StageError) else f"{type(error).__name__}: {error}"
+    hints = [h for h in (note, None if debugging else "--debug shows the traceback") if h]
+    err.print(f"[red]error[/red]{' ' + where if where else ''}: {_shown(text)}"
+              + (f" ({'; '.join(hints)})" if hints else ""), highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -120,9 +182,15 @@ def report(target: Annotated[Path, typer.Argument(help="run directory, or the re
            override: Overrides = None, force: Force = None) -> None:
     """Build report.md and report.html from a run directory's files alone."""
     if target.is_dir():
-        from cogcore.eval.report import build_report
+        from cogcore.eval.report import RunFileError, build_report
+        from cogcore.runner import StageError, claim_folder
 
-        md, html = build_report(target)
+        try:
+            claim_folder(target / "report")
+            md, html = build_report(target)
+        except (RunFileError, StageError) as e:
+            err.print(f"[red]error[/red] {_shown(str(e))}", soft_wrap=True)
+            raise typer.Exit(2)
         out.print(f"wrote {md}\nwrote {html}")
         return
     _execute(target, override, ["report"], force)
@@ -137,11 +205,17 @@ def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAM
                show_default=False)] = None) -> None:
     """Search a run's index and print the top passages with their source document."""
     if mode is not None and mode not in ("hybrid", "dense", "bm25"):
-        err.print(f"[red]error[/red] --mode: {escape(repr(mode))} is not allowed; use hybrid, dense or bm25")
+        err.print(f"[red]error[/red] --mode: {_shown(repr(mode))} is not allowed; use hybrid, dense or bm25")
+        raise typer.Exit(2)
+    from cogcore.retrieval.tool import query_problem
+
+    problem = query_problem(query)  # what the search tool refuses, refused alike
+    if problem:
+        err.print(f"[red]error[/red] {_shown(problem)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     index_dir = run_dir / "index"
     if not (index_dir / "index.json").exists():
-        err.print(f"[red]error[/red] {run_dir} has no finished index (run `cogcore index RECIPE` first)")
+        err.print(f"[red]error[/red] {_shown(run_dir)} has no finished index (run `cogcore index RECIPE` first)")
         raise typer.Exit(2)
     from cogcore.retrieval import SearchIndex, canonical_mode
 
@@ -150,15 +224,16 @@ def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAM
     try:
         hits = index.search(query, k, mode=used)
     except ValueError as e:  # e.g. bm25 asked of an index built before BM25 was added
-        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
         raise typer.Exit(2)
-    rerank = f", reranked by {index.reranker.name}" if index.reranker else ""
+    rerank = f", reranked by {_shown(index.reranker.name)}" if index.reranker else ""
     out.print(f"mode: {'bm25' if used == 'lexical' else used}{rerank}", highlight=False)
     for rank, hit in enumerate(hits, 1):
-        out.print(f"[bold]{rank}.[/bold] score {hit.score:.3f}  [cyan]{escape(hit.doc_id)}[/cyan]  {escape(hit.title)}", highlight=False)
+        out.print(f"[bold]{rank}.[/bold] score {hit.score:.3f}  [cyan]{_shown(hit.doc_id)}[/cyan]  {_shown(hit.title)}",
+                  highlight=False)
         if hit.section:
-            out.print(f"   section: {escape(hit.section)}", highlight=False)
-        out.print("   " + escape(" ".join(hit.text.split())[:400]), highlight=False, soft_wrap=True)
+            out.print(f"   section: {_shown(hit.section)}", highlight=False)
+        out.print("   " + _shown(" ".join(hit.text.split())[:400]), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -176,7 +251,7 @@ def serve(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME
     try:
         serve_index(run_dir / "index", "http" if http else "stdio", host, port)
     except FileNotFoundError as e:  # stdout carries the protocol: errors go to stderr only
-        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        err.print(f"[red]error[/red] {_shown(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
 
 
@@ -190,8 +265,14 @@ def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)"
     model_dir, index_dir = run_dir / "train" / "tools" / "model", run_dir / "index"
     for needed in (model_dir / "config.json", index_dir / "index.json"):
         if not needed.exists():
-            err.print(f"[red]error[/red] {escape(str(needed))} is missing: run the train and index stages first")
+            err.print(f"[red]error[/red] {_shown(needed)} is missing: run the train and index stages first")
             raise typer.Exit(2)
+    try:
+        question.encode("utf-8")  # the tokenizer fails on what is not, with a TypeError that names nothing
+    except UnicodeEncodeError as e:
+        err.print(f"[red]error[/red] the question is not valid text: character {e.start} is a lone surrogate, what "
+                  "bytes that are not UTF-8 become (re-encode it as UTF-8)", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     from cogcore.retrieval import SearchIndex
     from cogcore.runtime import ToolRuntime, run_tools, sources
     from cogcore.train.loading import load_model_and_tokenizer
@@ -199,22 +280,22 @@ def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)"
     try:
         tools = run_tools(run_dir, SearchIndex.load(index_dir))
     except ValueError as e:
-        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
         raise typer.Exit(2)
     model, tok = load_model_and_tokenizer(str(model_dir))
     runtime = ToolRuntime(model, tok, tools, max_new_tokens=max_new_tokens, max_rounds=max_rounds, batch_size=1)
     transcript = runtime.answer_many([question])[0]
     for call in transcript.calls:
         args = json.dumps(call["arguments"], ensure_ascii=False)
-        out.print(f"[bold]{escape(call['name'])}[/bold] {escape(args)}", highlight=False)
-        out.print(escape(call["result"]), highlight=False, soft_wrap=True)
+        out.print(f"[bold]{_shown(call['name'])}[/bold] {_shown(args)}", highlight=False)
+        out.print(_shown(call["result"]), highlight=False, soft_wrap=True)
     for error in transcript.errors:
-        out.print(f"[yellow]rejected call[/yellow] {escape(error)}", highlight=False, soft_wrap=True)
-    out.print(f"[bold green]answer[/bold green] {escape(transcript.answer)}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]rejected call[/yellow] {_shown(error)}", highlight=False, soft_wrap=True)
+    out.print(f"[bold green]answer[/bold green] {_shown(transcript.answer)}", highlight=False, soft_wrap=True)
     found = sources(transcript)
     if found:
         cited = [f"{doc} (cited)" if doc in transcript.answer else doc for doc in found]
-        out.print(f"[bold]sources[/bold] {escape(', '.join(cited))}", highlight=False, soft_wrap=True)
+        out.print(f"[bold]sources[/bold] {_shown(', '.join(cited))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -226,7 +307,7 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NA
                 help="show a document exactly as the model is trained on it (masked spans, search calls)")] = None) -> None:
     """What curation removed and why (drop reasons, samples, duplicate groups), and how a document
     reads in training."""
-    from cogcore.curate.inspect import cluster_lines, reason_lines, summary_lines
+    from cogcore.curate.inspect import CurateFileError, cluster_lines, reason_lines, summary_lines
 
     try:
         if doc:
@@ -237,11 +318,11 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NA
             lines = cluster_lines(run_dir / "curate", cluster_of)
         else:
             lines = summary_lines(run_dir / "curate")
-    except FileNotFoundError as e:
-        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+    except (FileNotFoundError, CurateFileError) as e:
+        err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
         raise typer.Exit(2)
     for line in lines:
-        out.print(escape(line), highlight=False, soft_wrap=True)
+        out.print(_shown(line), highlight=False, soft_wrap=True)
 
 
 def _training_view(run_dir: Path, doc_id: str) -> str:
@@ -290,11 +371,12 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run directories (ru
     """Several runs side by side (quality, serving cost, training cost) with a quality-vs-cost
     Pareto chart, as compare.md and a self-contained compare.html."""
     from cogcore.eval.compare import CompareError, build_compare
+    from cogcore.eval.report import RunFileError
 
     try:
         md, html = build_compare(runs, out_dir, reference, metric, gpu.lower())
-    except (CompareError, KeyError) as e:  # KeyError: an unknown GPU profile, with the known ones
-        err.print(f"[red]error[/red] {escape(str(e.args[0] if e.args else e))}", soft_wrap=True)
+    except (CompareError, RunFileError, KeyError) as e:  # KeyError: an unknown GPU profile, with the known ones
+        err.print(f"[red]error[/red] {_shown(str(e.args[0] if e.args else e))}", soft_wrap=True)
         raise typer.Exit(2)
     out.print(f"wrote {md}\nwrote {html}")
 

@@ -9,25 +9,40 @@ path and what is allowed, so that `cogcore validate recipes/x.yaml` can print on
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import reprlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from cogcore.curate.facts import DEFAULT_KINDS as DEFAULT_FACT_KINDS
 from cogcore.curate.facts import PATTERNS
 from cogcore.curate.pii import ALL_KINDS as PII_KINDS
 from cogcore.curate.pii import DEFAULT_ENTROPY_THRESHOLD
+from cogcore.curate.readers import ReadLimits
+from cogcore.model_limits import model_positions
 from cogcore.resources import ResourceError, resolve_path
 
 FACT_KINDS = tuple(PATTERNS)  # the detector's kinds, in priority order
 
+# Upper bounds on what a recipe may ask for, so that a typo or a hostile recipe cannot make a stage
+# allocate or fork without limit; each is far above any real use.
+MAX_TOKENS = 1 << 20  # sequence, prompt and generation lengths: 1M tokens, past any small model's context
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are 32-bit
+LOCAL_WORKERS_PER_CORE = 4  # curation is CPU-bound: more processes than this only cost memory
+MAX_WORKERS = 1024  # the most cores one machine has, with room; checked against this machine too
+MAX_MINHASH_PERMUTATIONS = 10_000  # bands x rows; RefinedWeb used 9000 (20 x 450)
+
 
 class Section(BaseModel):
     # Unknown keys are errors: a typo such as `max_step` must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity are errors in every float field: `.inf` passes `gt=0` and trains nothing.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class Source(Section):
@@ -41,6 +56,9 @@ class Source(Section):
     id_field: str | None = Field(None, description="field holding a stable id, for json/jsonl")
     title_field: str | None = Field(None, description="field holding the title, for json/jsonl")
     meta_fields: list[str] = Field(default_factory=list, description="other fields kept in `meta`")
+    follow_links: bool = Field(False, description="read links (to files or folders) that lead outside the folder, "
+                               "or the glob's fixed part; off: each is skipped and listed as unreadable "
+                               "(link_outside_root)")
 
 
 class CanaryConfig(Section):
@@ -48,9 +66,9 @@ class CanaryConfig(Section):
     (exposure, Carlini et al. 2019) in the eval stage; planted after curation, so redaction never
     sees them, and never indexed."""
 
-    count: int = Field(0, ge=0, description="canaries planted (0 = none)")
-    controls: int = Field(4, ge=0, description="canaries made alike but never planted: the exposure baseline")
-    repeats: int = Field(4, ge=1, description="training documents each canary goes into")
+    count: int = Field(0, ge=0, le=1000, description="canaries planted (0 = none)")
+    controls: int = Field(4, ge=0, le=1000, description="canaries made alike but never planted: the exposure baseline")
+    repeats: int = Field(4, ge=1, le=1000, description="training documents each canary goes into")
     digits: int = Field(6, ge=3, le=9, description="digits of each secret (the candidate space is 10^digits)")
 
 
@@ -59,8 +77,9 @@ class ToolformerConfig(Section):
 
     enabled: bool = False
     tau: float = Field(0.0, description="minimum loss decrease (nats per fact token) for a call to stay")
-    limit: int | None = Field(None, ge=1, description="score a seeded sample of this many calls (the rest are dropped)")
-    batch_size: int = Field(8, ge=1)
+    limit: int | None = Field(None, ge=1, le=1_000_000,
+                              description="score a seeded sample of this many calls (the rest are dropped)")
+    batch_size: int = Field(8, ge=1, le=1024)
 
 
 class FactsConfig(Section):
@@ -72,7 +91,7 @@ class FactsConfig(Section):
     strategy: Literal["keep", "mask", "toolcall"] = Field(
         "mask", description="keep: facts trained on; mask: fact tokens carry no loss; toolcall: a search call "
                             "and its result precede the fact (call trained, result and fact not)")
-    max_calls_per_doc: int = Field(2, ge=0, description="toolcall: search calls inserted per document at most")
+    max_calls_per_doc: int = Field(2, ge=0, le=100, description="toolcall: search calls inserted per document at most")
     train_copied_facts: bool = Field(False, description="toolcall: train the fact after its result (LMLM's choice)")
     toolformer: ToolformerConfig = Field(default_factory=ToolformerConfig)
     canaries: CanaryConfig = Field(default_factory=CanaryConfig)
@@ -126,6 +145,9 @@ class QualityConfig(Section):
             unknown = sorted(set(cfg.params) - set(allowed))
             if unknown:
                 raise ValueError(f"{name}.params: unknown threshold(s) {unknown}; allowed: {', '.join(allowed)}")
+            infinite = sorted(k for k, v in cfg.params.items() if isinstance(v, float) and not math.isfinite(v))
+            if infinite:  # params are free-form (Any), so the Section's finite-float rule does not reach them
+                raise ValueError(f"{name}.params: {', '.join(infinite)} must be finite numbers")
             try:
                 filter_class(name)(**cfg.params)
             except (TypeError, ValueError) as e:
@@ -146,11 +168,17 @@ class MinHashSection(Section):
     the implied Jaccard threshold is (1/bands)^(1/rows) (0.72 for 14 x 8)."""
 
     enabled: bool = True
-    shingle_size: int = Field(5, ge=1, description="words per shingle")
+    shingle_size: int = Field(5, ge=1, le=64, description="words per shingle")
     bands: int = Field(14, ge=1)
     rows: int = Field(8, ge=1)
     verify: bool = Field(True, description="confirm candidates by estimated Jaccard >= threshold")
     threshold: float | None = Field(0.8, gt=0, le=1, description="Jaccard similarity that makes a near-duplicate")
+
+    @model_validator(mode="after")
+    def _signature_size(self) -> "MinHashSection":
+        if self.bands * self.rows > MAX_MINHASH_PERMUTATIONS:  # each document keeps bands x rows values
+            raise ValueError(f"bands x rows is {self.bands * self.rows}; at most {MAX_MINHASH_PERMUTATIONS}")
+        return self
 
 
 class SemanticSection(Section):
@@ -158,7 +186,7 @@ class SemanticSection(Section):
 
     enabled: bool = False
     threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity that makes a duplicate")
-    clusters: int = Field(32, ge=1)
+    clusters: int = Field(32, ge=1, le=100_000)
 
 
 class DedupConfig(Section):
@@ -179,24 +207,56 @@ class RebalanceConfig(Section):
     """Cap any embedding cluster's share of the corpus; optionally repeat thin clusters in training."""
 
     enabled: bool = False
-    clusters: int = Field(16, ge=2)
+    clusters: int = Field(16, ge=2, le=100_000)
     max_share: float = Field(0.2, gt=0, le=1)
     upsample_below: float = Field(0.0, ge=0, lt=1, description="clusters under this share are upsampled")
-    max_upsample: int = Field(1, ge=1)
+    max_upsample: int = Field(1, ge=1, le=100)
+
+
+class ReadLimitsConfig(Section):
+    """Caps on what reading one source file may cost (a decompression bomb, a runaway line): input
+    over a cap is skipped and listed as unreadable with its reason, and the run goes on."""
+
+    max_file_bytes: int = Field(ReadLimits.max_file_bytes, ge=1, description="bytes decompressed from one file; a "
+                                "record file over it keeps the records before the cap (file_too_large)")
+    max_document_bytes: int = Field(ReadLimits.max_document_bytes, ge=1, description="a file read whole (txt, md, "
+                                    "rst, html, json) or a pdf's text; over it, skipped (document_too_large)")
+    max_record_bytes: int = Field(ReadLimits.max_record_bytes, ge=1, description="one jsonl line or csv row, or a "
+                                  "record's text; over it, that record is skipped (record_too_large)")
+
+
+def _workers_fit_this_machine(workers: int, info: ValidationInfo) -> int:
+    """Local processes: at most LOCAL_WORKERS_PER_CORE per core of the machine that loads the recipe
+    (`cogcore run` loads it where it runs). Ray's CPUs are its scheduler's to place."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if info.data.get("executor") == "local" and workers > LOCAL_WORKERS_PER_CORE * cores:
+        raise ValueError(f"{workers} local processes on a machine with {cores} cores; at most "
+                         f"{LOCAL_WORKERS_PER_CORE * cores} ({LOCAL_WORKERS_PER_CORE} per core); 0 = one per core")
+    return workers
 
 
 class CurateConfig(Section):
     min_chars: int = Field(100, ge=0, description="documents shorter than this are dropped (too_short)")
-    heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of documents kept out of training, for eval")
+    heldout_fraction: float = Field(0.1, ge=0.0, le=0.5, description="share of documents kept out of training, for "
+                                    "eval; at most half, so that training keeps the larger part")
     executor: Literal["local", "ray"] = Field("local", description="local processes, or Ray Data (pip install 'cogcore[ray]')")
-    workers: int = Field(0, ge=0, description="processes (local) or CPUs (ray); 0 = all cores")
+    workers: Annotated[int, AfterValidator(_workers_fit_this_machine)] = Field(
+        0, ge=0, le=MAX_WORKERS, description="processes (local; at most 4 per core) or CPUs (ray); 0 = all cores")
     ray_address: str | None = Field(None, description="Ray cluster address; unset = start a local Ray instance")
-    batch_size: int = Field(1000, ge=1, description="documents per shard (the unit of parallelism and resume)")
+    batch_size: int = Field(1000, ge=1, le=100_000,
+                            description="documents per shard (the unit of parallelism and resume)")
     boilerplate: BoilerplateConfig = Field(default_factory=BoilerplateConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
+    limits: ReadLimitsConfig = Field(default_factory=ReadLimitsConfig)
+    warn_drop_fraction: float | None = Field(
+        0.3, ge=0.0, le=1.0, description="warn (in the log, stats.json and the report) when one step drops more than "
+        "this share of the documents it received; exact dedup is exempt (it loses no text); null = never")
+    max_drop_fraction: float | None = Field(
+        None, ge=0.0, le=1.0, description="fail the curate stage when one step drops more than this share of the "
+        "documents it received (exact dedup exempt); null = never")
 
 
 class FusionWeights(Section):
@@ -211,9 +271,9 @@ class IndexConfig(Section):
     in the index folder, so the search tool in training data, eval, `ask` and `serve` all use them)."""
 
     embedder: str = Field(description="sentence-transformers folder (local path or package:...)")
-    chunk_chars: int = Field(800, ge=100)
+    chunk_chars: int = Field(800, ge=100, le=100_000)
     chunk_overlap: int = Field(100, ge=0)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=4096)
     type: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
         "auto", description="faiss index; auto = by size: flat to 50k chunks, hnsw to 2M, ivfpq beyond")
     chunk_header: bool = Field(True, description="embed and BM25-index each chunk under its 'title / section'")
@@ -222,7 +282,7 @@ class IndexConfig(Section):
     rrf_k: int = Field(60, ge=0, description="fusion constant: score = sum of weight / (rrf_k + rank)")
     weights: FusionWeights = Field(default_factory=FusionWeights)
     reranker: str | None = Field(None, description="cross-encoder folder (local path or package:...); null = none")
-    rerank_top: int = Field(20, ge=1, description="first-stage hits the reranker rescores")
+    rerank_top: int = Field(20, ge=1, le=1000, description="first-stage hits the reranker rescores")
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> "IndexConfig":
@@ -240,7 +300,7 @@ class ModelConfig(Section):
 
 
 class LoraConfig(Section):
-    r: int = Field(16, ge=1)
+    r: int = Field(16, ge=1, le=4096)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
@@ -251,10 +311,10 @@ class StageTrainConfig(Section):
     method: Literal["lora", "full"] = "lora"
     lora: LoraConfig = Field(default_factory=LoraConfig)
     max_steps: int = Field(20, ge=1)
-    seq_len: int = Field(512, ge=16)
-    batch_size: int = Field(4, ge=1)
+    seq_len: int = Field(512, ge=16, le=MAX_TOKENS, description="tokens per row; at most the base model's positions")
+    batch_size: int = Field(4, ge=1, le=1024)
     grad_accum: int = Field(1, ge=1)
-    lr: float = Field(2e-4, gt=0)
+    lr: float = Field(2e-4, gt=0, le=1)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     save_steps: int = Field(10, ge=1, description="checkpoint every N steps (a killed run resumes from the last)")
     logging_steps: int = Field(1, ge=1)
@@ -354,8 +414,9 @@ class ToolSpec(Section):
 
 
 class ToolsTrainConfig(StageTrainConfig):
-    conversations: int = Field(64, ge=1, description="conversations synthesized from training facts and the index")
-    lr: float = Field(5e-4, gt=0)
+    conversations: int = Field(64, ge=1, le=100_000,
+                               description="conversations synthesized from training facts and the index")
+    lr: float = Field(5e-4, gt=0, le=1)
     mix: ToolsMix = Field(default_factory=ToolsMix, description="shares of the synthesized conversation kinds")
     conversation_files: list[str] = Field(default_factory=list, description=(
         "JSONL files of OpenAI-format conversations ({messages: [...]}) calling search or the recipe's tools; "
@@ -375,7 +436,7 @@ class FsdpOptions(Section):
 class DistributedConfig(Section):
     """How many processes train, and how they share the model (accelerate configs are generated from this)."""
 
-    processes: int = Field(1, ge=1, description="processes per node: one per GPU; on a CPU, gloo workers")
+    processes: int = Field(1, ge=1, le=64, description="processes per node: one per GPU; on a CPU, gloo workers")
     nodes: int = Field(1, ge=1, description="machines; each runs the same recipe with its own machine_rank")
     machine_rank: int = Field(0, ge=0, description="this machine's rank, 0 = main (set per node with -o)")
     strategy: Literal["ddp", "fsdp", "deepspeed"] = Field("ddp", description="replicate (ddp) or shard (fsdp, deepspeed)")
@@ -407,8 +468,8 @@ class BfclConfig(Section):
     enabled: bool = False
     categories: list[str] = Field(default_factory=lambda: ["simple_python", "multiple", "parallel",
                                                            "parallel_multiple", "irrelevance"])
-    limit: int | None = Field(20, ge=1, description="entries per category (null = all)")
-    max_new_tokens: int = Field(256, ge=1)
+    limit: int | None = Field(20, ge=1, le=100_000, description="entries per category (null = all)")
+    max_new_tokens: int = Field(256, ge=1, le=MAX_TOKENS)
 
     @field_validator("categories")
     @classmethod
@@ -426,27 +487,28 @@ class ThroughputConfig(Section):
     report beside the roofline estimate for the same batch and lengths."""
 
     enabled: bool = True
-    batch: int | None = Field(None, ge=1, description="null: 16 on a GPU, 4 on a CPU")
-    prompt_tokens: int | None = Field(None, ge=1, description="null: 1024 on a GPU, 256 on a CPU")
-    output_tokens: int | None = Field(None, ge=1, description="null: 256 on a GPU, 32 on a CPU")
+    batch: int | None = Field(None, ge=1, le=1024, description="null: 16 on a GPU, 4 on a CPU")
+    prompt_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="null: 1024 on a GPU, 256 on a CPU")
+    output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="null: 256 on a GPU, 32 on a CPU")
 
 
 class EvalConfig(Section):
-    questions: int = Field(40, ge=1, description="questions from held-out facts (closed-book, open-book, cloze) "
-                                                 "and as many from training facts (train recall), for lm-eval")
-    perplexity_docs: int = Field(20, ge=1, description="held-out documents for the perplexity tasks")
-    openbook_passages: int = Field(3, ge=0, description="passages from the index in the open-book prompt (0 = no "
-                                   "open-book task); the longest prompts of the eval: the costliest task on a CPU")
-    agentic_questions: int = Field(12, ge=0, description="questions answered with the real search tool")
-    max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(8, ge=1)
+    questions: int = Field(40, ge=1, le=100_000, description="questions from held-out facts (closed-book, open-book, "
+                           "cloze) and as many from training facts (train recall), for lm-eval")
+    perplexity_docs: int = Field(20, ge=1, le=100_000, description="held-out documents for the perplexity tasks")
+    openbook_passages: int = Field(3, ge=0, le=100, description="passages from the index in the open-book prompt (0 = "
+                                   "no open-book task); the longest prompts of the eval: the costliest task on a CPU")
+    agentic_questions: int = Field(12, ge=0, le=100_000, description="questions answered with the real search tool")
+    max_new_tokens: int = Field(64, ge=1, le=MAX_TOKENS)
+    batch_size: int = Field(8, ge=1, le=1024)
     backend: Literal["auto", "hf", "vllm"] = Field(
         "auto", description="lm-eval backend: hf (in process), vllm (needs vllm and a GPU), auto: vllm where it runs")
     lm_eval_tasks: list[str] = Field(default_factory=list, description="standard lm-eval tasks (e.g. hellaswag) run on "
                                      "the trained and base model; offline, those with no cached dataset are skipped")
-    lm_eval_limit: int | None = Field(None, ge=1, description="documents per standard task (null = all)")
-    canary_candidates: int = Field(200, ge=10, description="sampled secrets each canary's exposure is ranked among "
-                                   "(resolution log2 of it; ~28 s per canary and model for a 135M model on 1 CPU core)")
+    lm_eval_limit: int | None = Field(None, ge=1, le=1_000_000, description="documents per standard task (null = all)")
+    canary_candidates: int = Field(200, ge=10, le=100_000, description="sampled secrets each canary's exposure is "
+                                   "ranked among (resolution log2 of it; ~28 s per canary and model for a 135M model on "
+                                   "1 CPU core)")
     bfcl: BfclConfig = Field(default_factory=BfclConfig)
     throughput: ThroughputConfig = Field(default_factory=lambda: ThroughputConfig())
 
@@ -512,7 +574,8 @@ class Recipe(Section):
 
     name: str
     run_dir: str = Field("runs", description="runs go to <run_dir>/<name>/")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED,
+                      description="one seed for every random choice (numpy and torch take 32 bits)")
     sources: list[Source] = Field(min_length=1)
     base_model: ModelConfig
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -554,21 +617,79 @@ class RecipeError(Exception):
         self.problems = problems
 
 
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page or two of YAML (the shipped ones are under 4 KB)
+# Everything that walks the data (validation, error lines, the saved resolved recipe) expands YAML
+# aliases: nine levels of ten aliases each make 10^9 values from 400 bytes. Each value counts 1 plus
+# its characters, each use of an alias in full; no alias-free file under the size cap comes near.
+MAX_RECIPE_SIZE = 2 * MAX_RECIPE_BYTES
+# libyaml's parser where PyYAML was built with it (6x faster: 1 MiB in 0.19 s instead of 1.2 s); the safe
+# constructors either way, so tags such as !!python/object stay errors.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML through the safe constructors. Raises yaml.YAMLError for bad syntax or unsafe tags, and
+    ValueError for a value that contains itself or that aliases expand past MAX_RECIPE_SIZE."""
+    loader = YAML_LOADER(text)
+    try:
+        node = loader.get_single_node()  # the node graph: an alias is one more reference, not a copy
+        if node is None:
+            return None
+        if _expanded_size(node) > MAX_RECIPE_SIZE:
+            raise ValueError(f"over {MAX_RECIPE_SIZE >> 20} MiB of values, each YAML alias (*name) counted in full "
+                             f"(aliases inside aliases multiply); a recipe needs nothing that large")
+        return loader.construct_document(node)
+    except RecursionError:  # the pure-Python parser's limit; libyaml stops at 1000 levels with a syntax error
+        raise ValueError("values nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Values plus characters with every alias expanded, in one pass over the distinct nodes."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1 + len(node.value)
+            continue
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+        elif id(node) in open_nodes:
+            raise ValueError("a YAML alias (*name) inside the value it names: the value contains itself")
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None, check_paths: bool = True) -> Recipe:
     """Read, override and validate a recipe; raise RecipeError listing every problem."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError([f"{path}: no such recipe file"])
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_RECIPE_BYTES + 1)  # never more: the cap holds for a file that grows or lies
+        text = None if len(raw) > MAX_RECIPE_BYTES else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError([f"{path}: cannot read the file ({type(e).__name__}: {e})"]) from None
+    if text is None:
+        raise RecipeError([f"{path}: the file is over {MAX_RECIPE_BYTES >> 20} MiB; a recipe is a page or two of "
+                           f"YAML (documents belong in sources)"])
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise RecipeError([f"{path}: YAML syntax error{where}: {getattr(e, 'problem', e)}"]) from None
+    except ValueError as e:
+        raise RecipeError([f"{path}: {e}"]) from None
     if data is None:
         raise RecipeError([f"{path}: the file is empty"])
     if not isinstance(data, dict):
@@ -578,6 +699,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, check_path
     recipe = validate(data)
     if check_paths:
         check_recipe_paths(recipe, base=path.parent)
+        check_model_limits(recipe, base=path.parent)
     return recipe
 
 
@@ -587,9 +709,11 @@ def apply_override(data: dict, item: str) -> None:
     if not sep or not key.strip():
         raise RecipeError([f"override {item!r}: expected dotted.key=value"])
     try:
-        value = yaml.safe_load(raw)
+        value = parse_yaml(raw)
     except yaml.YAMLError:
         raise RecipeError([f"override {item!r}: value is not valid YAML"]) from None
+    except ValueError as e:
+        raise RecipeError([f"override {_shown(item)}: {e}"]) from None
     parts = key.strip().split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -616,16 +740,33 @@ def validate(data: dict) -> Recipe:
         raise RecipeError([_describe(err) for err in e.errors()]) from None
 
 
+MAX_SHOWN = 200  # characters of a value that an error line shows
+MAX_LINE = 1000  # characters of an error line (a validator's message may list what it got)
+_REPR = reprlib.Repr()  # stops early: showing part of a huge value costs little
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = MAX_SHOWN
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 20
+
+
+def _shown(value: Any) -> str:
+    return _cut(_REPR.repr(value), MAX_SHOWN)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _describe(err: dict) -> str:
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    where = _cut(".".join(str(p) for p in err["loc"]) or "(top level)", MAX_SHOWN)
     kind = err["type"]
     if kind == "extra_forbidden":
-        return f"{where}: unknown field (check the spelling; allowed fields are in the recipe docs)" + _allowed(err)
-    if kind == "literal_error":
-        return f"{where}: {err['input']!r} is not allowed; {err['msg'].replace('Input should be', 'use')}"
-    if kind == "missing":
-        return f"{where}: required field is missing"
-    return f"{where}: {err['msg']} (got {err.get('input')!r})"
+        line = f"{where}: unknown field (check the spelling; allowed fields are in the recipe docs)" + _allowed(err)
+    elif kind == "literal_error":
+        line = f"{where}: {_shown(err['input'])} is not allowed; {err['msg'].replace('Input should be', 'use')}"
+    elif kind == "missing":
+        line = f"{where}: required field is missing"
+    else:
+        line = f"{where}: {err['msg']} (got {_shown(err.get('input'))})"
+    return _cut(line, MAX_LINE)
 
 
 def _allowed(err: dict) -> str:
@@ -675,6 +816,21 @@ def check_recipe_paths(recipe: Recipe, base: Path) -> None:
             resolve_path(f, base)
         except ResourceError as e:
             problems.append(f"train.tools.conversation_files.{i}: {e}")
+    if problems:
+        raise RecipeError(problems)
+
+
+def check_model_limits(recipe: Recipe, base: Path) -> None:
+    """Each enabled training stage's seq_len within the base model's positions, where the model is
+    on disk (a folder's config.json, a GGUF header); the stages check a hub model once loaded."""
+    resolved = Path(resolve_path(recipe.base_model.path, base, hub_ok=True))
+    found = model_positions(resolved) if resolved.is_absolute() else None
+    if found is None:
+        return
+    limit, source = found
+    stages = {"cpt": recipe.train.cpt, "tools": recipe.train.tools}
+    problems = [f"train.{name}.seq_len: {cfg.seq_len} is more than the base model's {limit} positions ({source})"
+                for name, cfg in stages.items() if cfg.enabled and cfg.seq_len > limit]
     if problems:
         raise RecipeError(problems)
 

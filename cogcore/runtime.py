@@ -2,10 +2,11 @@
 
 Tool calls are parsed as JSON (`parse_tool_calls`) and dispatched only to the tools declared here,
 with arguments checked against the tool's JSON schema first; an undeclared tool, a malformed call
-or invalid arguments are reported back to the model as a tool message, never executed. The
-recipe's own tools run where the recipe names a Python implementation (`python: module:function`,
-see `python_tools`). Generation is batched across questions, since on a CPU a 135M model is
-overhead-bound at batch 1 (STACK-NOTES).
+(too long or too deeply nested included) or invalid arguments are reported back to the model as a
+tool message, never executed. Tool results enter the prompt neutralized (cogcore.untrusted_text), so
+a document cannot forge a turn or a call in it. The recipe's own tools run where the recipe names a
+Python implementation (`python: module:function`, see `python_tools`). Generation is batched
+across questions, since on a CPU a 135M model is overhead-bound at batch 1 (STACK-NOTES).
 
     rt = ToolRuntime(model, tokenizer, tools={"search": (SEARCH_TOOL, lambda args: ...)})
     transcripts = rt.answer_many(["What is the wire fee?"])
@@ -25,6 +26,7 @@ import jsonschema
 import torch
 
 from cogcore.train.chat_template import parse_tool_calls, template_messages
+from cogcore.untrusted_text import control_strings
 
 ToolFn = Callable[[dict], str]
 Tools = dict[str, tuple[dict, "ToolFn | None"]]  # name -> (OpenAI function schema, implementation or None)
@@ -138,10 +140,13 @@ class ToolRuntime:
 
     @torch.no_grad()
     def prompts(self, conversations: list[list[dict]]) -> list[str]:
-        """The text the model continues: every declared tool listed, as in training."""
+        """The text the model continues: every declared tool listed, as in training. Tool results,
+        the question and the model's own turns are neutralized, as in training: a document in a
+        search result cannot forge a turn (the transcript keeps them as they were)."""
         schemas = [schema for schema, _ in self.tools.values()]
+        controls = control_strings(self.tokenizer)
         # Arguments as mappings, as in training: most model templates print `arguments | tojson`.
-        return [self.tokenizer.apply_chat_template(template_messages(m), tools=schemas, tokenize=False,
+        return [self.tokenizer.apply_chat_template(template_messages(m, controls), tools=schemas, tokenize=False,
                                                    add_generation_prompt=True) for m in conversations]
 
     def _generate(self, conversations: list[list[dict]]) -> list[str]:

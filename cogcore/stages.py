@@ -12,6 +12,9 @@ from pathlib import Path
 
 from cogcore.recipe import Recipe, resolved_dict
 from cogcore.runner import Stage, file_stamp, write_json_atomic
+from cogcore.stage_inputs import (check_tool_conversations, check_tool_rows, check_training_split, curated_splits,
+                                  heldout_problem, require_conversations, require_documents,
+                                  require_something_to_evaluate, warn)
 
 ORDER = ("curate", "index", "train.cpt", "train.tools", "eval", "report")
 COMMAND_STAGES = {"curate": ["curate"], "index": ["index"], "train": ["train.cpt", "train.tools"],
@@ -33,12 +36,13 @@ def build_stages(recipe: Recipe, recipe_dir: Path) -> list[Stage]:
 
 def _curate(recipe: Recipe, r: dict, run: Path) -> Stage:
     from cogcore.curate.pipeline import CuratePlan, SourceSpec, curate
-    from cogcore.curate.readers import list_files
+    from cogcore.curate.readers import ReadLimits, list_files
 
     cfg = recipe.curate
+    limits = ReadLimits(**cfg.limits.model_dump())
     specs = [SourceSpec(s["name"], s["path"], s["format"], s["text_field"], s["id_field"], s["title_field"],
-                        tuple(s["meta_fields"])) for s in r["sources"]]
-    stamps = [file_stamp(f) for s in specs for f in list_files(s.path)]
+                        tuple(s["meta_fields"]), follow_links=s["follow_links"], limits=limits) for s in r["sources"]]
+    stamps = [file_stamp(f) for s in specs for f in list_files(s.path, s.follow_links)]
 
     def go(folder: Path) -> None:
         from cogcore.curate.executors import make_executor
@@ -49,7 +53,8 @@ def _curate(recipe: Recipe, r: dict, run: Path) -> Stage:
     content = {k: v for k, v in r["curate"].items() if k not in ("executor", "workers", "ray_address")}
     return Stage("curate", "curate", (), go, {"sources": r["sources"], "files": stamps, "curate": content,
                                                "facts": {k: r["facts"][k] for k in ("kinds", "patterns", "terms")},
-                                               "seed": recipe.seed})
+                                               "seed": recipe.seed},
+                 resumes=True)  # a killed run skips the shards it finished
 
 
 def _curate_plan(recipe: Recipe, r: dict):
@@ -73,7 +78,8 @@ def _curate_plan(recipe: Recipe, r: dict):
         embedder=r["index"]["embedder"],
         semantic={"threshold": sem.threshold, "clusters": sem.clusters} if sem.enabled else None,
         rebalance={"clusters": reb.clusters, "max_share": reb.max_share, "upsample_below": reb.upsample_below,
-                   "max_upsample": reb.max_upsample} if reb.enabled else None)
+                   "max_upsample": reb.max_upsample} if reb.enabled else None,
+        warn_drop_fraction=cfg.warn_drop_fraction, max_drop_fraction=cfg.max_drop_fraction)
 
 
 def _index(recipe: Recipe, r: dict, run: Path) -> Stage:
@@ -81,9 +87,11 @@ def _index(recipe: Recipe, r: dict, run: Path) -> Stage:
         from cogcore.retrieval import Embedder, build_index
 
         cfg = recipe.index
+        docs = read_jsonl(run / "curate" / "docs.jsonl")
+        require_documents("index", len(docs))
         embedder = Embedder(r["index"]["embedder"], batch_size=cfg.batch_size)
         # The search settings land in index.json, so every later SearchIndex.load uses them.
-        stats = build_index(read_jsonl(run / "curate" / "docs.jsonl"), folder, embedder,
+        stats = build_index(docs, folder, embedder,
                             chunk_chars=cfg.chunk_chars, overlap=cfg.chunk_overlap, index_type=cfg.type,
                             header=cfg.chunk_header, mode=cfg.search_mode, rrf_k=cfg.rrf_k,
                             fusion_weights=(cfg.weights.dense, cfg.weights.bm25),
@@ -91,8 +99,10 @@ def _index(recipe: Recipe, r: dict, run: Path) -> Stage:
         write_json_atomic(folder / "stats.json", stats)
 
     reranker = r["index"]["reranker"]
+    # resumes=False: a killed build embeds every chunk again (nothing is kept between batches).
     return Stage("index", "index", ("curate",), go, {"index": r["index"], "embedder": file_stamp(r["index"]["embedder"]),
-                                                     **({"reranker": file_stamp(reranker)} if reranker else {})})
+                                                     **({"reranker": file_stamp(reranker)} if reranker else {})},
+                 resumes=False)
 
 
 def _train_settings(cfg, seed: int, trust_remote_code: bool = False):
@@ -128,6 +138,7 @@ def _cpt(recipe: Recipe, r: dict, run: Path) -> Stage:
         from cogcore.train.trainer import check_method
 
         check_method(cfg.method, "train.cpt.method")  # before any loading: qlora needs CUDA and bitsandbytes
+        check_training_split("train.cpt", curated_splits(run), recipe.curate.heldout_fraction)
         model, tok = load_model_and_tokenizer(r["base_model"]["path"], recipe.base_model.dtype,
                                               recipe.base_model.trust_remote_code, quantize_4bit=cfg.method == "qlora")
         # Tokenized once; a resumed (or relaunched) stage loads the Arrow rows instead of tokenizing again.
@@ -148,7 +159,7 @@ def _cpt(recipe: Recipe, r: dict, run: Path) -> Stage:
         from cogcore.curate.readers import list_files
 
         config["replay_files"] = [file_stamp(f) for f in list_files(r["train"]["cpt"]["replay"]["path"])]
-    return Stage("train.cpt", "train/cpt", ("curate",), go, config)
+    return Stage("train.cpt", "train/cpt", ("curate",), go, config, resumes=True)  # from its last checkpoint
 
 
 def _cpt_rows(recipe: Recipe, r: dict, run: Path, folder: Path, model, tok, counts: dict):
@@ -230,6 +241,8 @@ def _tools(recipe: Recipe, r: dict, run: Path) -> Stage:
         for i, f in enumerate(files if cfg.enabled else []):
             if not Path(f).is_file():
                 raise FileNotFoundError(f"train.tools.conversation_files.{i}: {f} does not exist")
+        if cfg.enabled:  # before any loading
+            check_tool_conversations(curated_splits(run), recipe.curate.heldout_fraction, files)
         cpt_model = run / "train" / "cpt" / "model"
         if cpt_model.exists():
             model, tok = load_model_and_tokenizer(str(cpt_model), recipe.base_model.dtype)
@@ -255,9 +268,11 @@ def _tools(recipe: Recipe, r: dict, run: Path) -> Stage:
                                               plan_counts(cfg.conversations, cfg.mix.model_dump()), seed=recipe.seed)
         from_files, file_stats = read_conversation_files([Path(f) for f in files], tools)
         conversations += from_files
+        require_conversations(len(conversations), len(train_ids), len(facts), len(from_files))
         (folder / "conversations.jsonl").write_text("".join(json.dumps(c, ensure_ascii=False) + "\n"
                                                             for c in conversations))
         rows, too_long = tokenize_conversations(tok, conversations, cfg.seq_len, tools)
+        check_tool_rows(len(rows), too_long, cfg.seq_len)
         # Workers (several processes) load the same model the stage did: the cpt output, else the base.
         metrics = launch_stage(model, tok, rows, folder, _train_settings(cfg, recipe.seed), "train.tools",
                                plan_from_recipe(recipe.train.distributed),
@@ -278,7 +293,8 @@ def _tools(recipe: Recipe, r: dict, run: Path) -> Stage:
             files.append(path)  # the stage reports it, naming the field
     config = {"tools": r["train"]["tools"], "recipe_tools": r["tools"], "files": [file_stamp(f) for f in files],
               "base_model": r["base_model"], "seed": recipe.seed}
-    return Stage("train.tools", "train/tools", ("curate", "index", "train.cpt"), go, config)
+    return Stage("train.tools", "train/tools", ("curate", "index", "train.cpt"), go, config,
+                 resumes=True)  # from its last checkpoint
 
 
 def _eval(recipe: Recipe, r: dict, run: Path) -> Stage:
@@ -306,6 +322,8 @@ def _eval(recipe: Recipe, r: dict, run: Path) -> Stage:
                                    max(cfg.questions, cfg.agentic_questions), seed=recipe.seed)
         train_questions = make_questions([f for f in facts if split_of.get(f["doc_id"]) == "train"], titles,
                                          cfg.questions, seed=recipe.seed)
+        # A warning, not an error: eval still runs what has data (train recall, standard tasks, BFCL, canaries).
+        problem = warn(heldout_problem(curated_splits(run), len(questions), recipe.curate.heldout_fraction))
         index = SearchIndex.load(run / "index")
         asked = questions[:cfg.questions]
         passages = retrieve_passages(index, asked, cfg.openbook_passages) if cfg.openbook_passages else None
@@ -315,9 +333,11 @@ def _eval(recipe: Recipe, r: dict, run: Path) -> Stage:
         check_task_names(cfg.lm_eval_tasks, manager)  # before any model is loaded
         canaries_path = run / "train" / "cpt" / "canaries.json"
         record = json.loads(canaries_path.read_text()) if canaries_path.exists() else None
+        require_something_to_evaluate(problem, len(tasks), bool(cfg.lm_eval_tasks or cfg.bfcl.enabled or record))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         results = {"lm_eval_version": lm_eval.__version__, "backend": backend, "lm_eval": {}, "standard_tasks": {},
-                   "questions": len(questions), "train_questions": len(train_questions)}
+                   "questions": len(questions), "train_questions": len(train_questions),
+                   "warnings": [problem] if problem else []}
         exposures = {}
 
         def score(name: str, model, tok, path: str, trust: bool) -> None:
@@ -348,7 +368,7 @@ def _eval(recipe: Recipe, r: dict, run: Path) -> Stage:
                         "repeats": record.get("repeats"), "strategy": record.get("strategy"),
                         "candidates": cfg.canary_candidates}
         results["memorization"] = memorization_summary(results["lm_eval"], canaries)
-        if cfg.agentic_questions:
+        if cfg.agentic_questions and questions:
             from cogcore.runtime import run_tools
 
             results["agentic"] = run_agentic(trained, tok, index, questions[:cfg.agentic_questions],
@@ -378,6 +398,6 @@ def _report(r: dict, run: Path) -> Stage:
     def go(folder: Path) -> None:
         from cogcore.eval.report import build_report
 
-        build_report(run)
+        build_report(run, folder)  # reads the run's files, writes only the folder it is given
 
     return Stage("report", "report", ("curate", "index", "train.cpt", "train.tools", "eval"), go, {"report": r["report"]})

@@ -113,3 +113,22 @@ def make_tiny_llm(tmp_path_factory) -> Callable[[Iterable[str]], Path]:
     def make(texts: Iterable[str]) -> Path:
         return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "model", texts)
     return make
+
+
+def write_curated(curate_dir: Path, docs: list[dict], facts: list[dict]) -> None:
+    """Write what the curate stage hands the later stages: docs.jsonl, facts.jsonl and the split
+    counts of stats.json, for tests that start a run directory at a later stage."""
+    import json
+    from collections import Counter
+
+    curate_dir.mkdir(parents=True, exist_ok=True)
+    (curate_dir / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (curate_dir / "facts.jsonl").write_text("".join(json.dumps(f) + "\n" for f in facts))
+    splits = Counter(d["meta"]["split"] for d in docs)
+    (curate_dir / "stats.json").write_text(json.dumps({"docs_out": len(docs), "splits": dict(splits)}))
+
+
+@pytest.fixture(scope="session")
+def curated_writer() -> Callable[[Path, list[dict], list[dict]], None]:
+    """`write_curated`, for tests (conftest is not importable under --import-mode=importlib)."""
+    return write_curated

@@ -1,8 +1,10 @@
 """`cogcore validate RECIPE`: one line per problem, naming the field and what is allowed; exit code 2;
 never a traceback. Most cases go through typer's CliRunner (fast); one runs the real process."""
 
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,7 +93,10 @@ def test_missing_and_undecodable_recipe_files(tmp_path):
     ({"facts": {"strategy": "drop"}}, "facts.strategy", "use 'keep', 'mask' or 'toolcall'"),
     ({"sources": "docs.jsonl"}, "sources", "valid list"),
     ({"seed": "zero"}, "seed", "valid integer"),
-    ({"curate": {"heldout_fraction": 1.5}}, "curate.heldout_fraction", "less than 1"),
+    ({"curate": {"heldout_fraction": 1.5}}, "curate.heldout_fraction", "less than or equal to 0.5"),
+    ({"curate": {"workers": 1000000}}, "curate.workers", "less than or equal to 1024"),
+    ({"train": {"cpt": {"lr": float("inf")}}}, "train.cpt.lr", "finite number"),
+    ({"seed": 10**30}, "seed", "less than or equal to 4294967295"),
 ])
 def test_schema_problem_is_one_line_with_field_path(tmp_path, sections, field, allowed):
     result = cli("validate", write_recipe(tmp_path, **sections))
@@ -153,3 +158,54 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     (line,) = proc.stderr.splitlines()
     assert line.startswith("error train.cpt.max_step: unknown field") and "max_steps" in line
+
+
+def billion_laughs() -> str:
+    """Nine levels of ten aliases each: 10^9 strings once expanded, from under 400 bytes."""
+    names = "abcdefghi"
+    lines = ["a: &a [" + ", ".join(['"lol"'] * 10) + "]"]
+    lines += [f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 10) + "]" for prev, cur in zip(names, names[1:])]
+    return "\n".join(lines) + "\nname: *i\n"
+
+
+def test_billion_laughs_is_refused_fast_in_bounded_memory(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(billion_laughs())
+    limit = 1 << 30  # 1 GiB of address space; before the alias cap, validate climbed past 5 GB here
+
+    def cap_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "cogcore.cli", "validate", str(path)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=60, preexec_fn=cap_memory)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert time.monotonic() - t0 < 30
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"error {path}: ") and "aliases" in line and len(line) < 400, line
+
+
+def test_a_recipe_over_the_size_cap_is_one_line(tmp_path):
+    path = write_recipe(tmp_path)
+    with path.open("a") as f:
+        f.write(("# padding\n") * 200_000)  # ~2 MB
+    result = cli("validate", path)
+    assert result.exit_code == 2
+    (line,) = error_lines(result)
+    assert line.startswith(f"{path}: ") and "1 MiB" in line
+
+
+def test_a_long_value_in_an_error_line_is_cut_short(tmp_path):
+    result = cli("validate", write_recipe(tmp_path, name=["x" * 50] * 5000))
+    assert result.exit_code == 2
+    (line,) = error_lines(result)
+    assert line.startswith("name: ") and "..." in line and len(line) < 400, len(line)
+
+
+def test_seq_len_over_the_local_models_positions(tmp_path):
+    path = write_recipe(tmp_path, train={"cpt": {"seq_len": 20000}})
+    (tmp_path / "model" / "config.json").write_text('{"model_type": "llama", "max_position_embeddings": 8192}')
+    result = cli("validate", path)
+    assert result.exit_code == 2
+    (line,) = error_lines(result)
+    assert line.startswith("train.cpt.seq_len: ") and "20000" in line and "8192" in line, line

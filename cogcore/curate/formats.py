@@ -6,7 +6,9 @@ by trafilatura, the extractor FineWeb and DataTrove use), `parse_pdf` (pypdf). R
 stream of rows: `json_rows`, `jsonl_rows`, `csv_rows` (csv, tsv), `parquet_rows` (pyarrow, one row
 group at a time, only the columns asked for). A file that cannot be read as its format raises
 `BadFile(reason)`; one bad row inside a record file is yielded as `BadRow(reason)` and the rest of
-the file is still read. Reasons are `snake_case_prefix: detail`.
+the file is still read: a line the readers refuse (`BadLine`: too long, not UTF-8), a line that is
+not JSON, JSON nested too deep to parse, a csv row holding bytes that are not UTF-8. Reasons are
+`snake_case_prefix: detail`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import Iterator
 
 TEXT_FORMATS = ("txt", "md", "rst")
 DOCUMENT_FORMATS = (*TEXT_FORMATS, "html", "pdf")
@@ -29,12 +31,18 @@ TITLE_SCAN_CHARS = 10_000  # a title is looked for near the top only, not throug
 _ADORNMENT = re.compile(r"([=\-~^\"'`#*+_:.])\1{2,}")  # rst heading under/overlines, md rules
 _MD_H1 = re.compile(r"^# +(.+)$", re.MULTILINE)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, decoded with surrogateescape
+TOO_DEEP = "too_deeply_nested: JSON nested deeper than the parser's recursion limit"
 
 
 class BadFile(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class BadLine(BadFile):
+    """Raised by a line iterator for one line it will not give; iterating it again gives the next."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,6 @@ class Parsed:
     text: str
     title: str
     meta: dict
-
-
-def text_lines(stream: TextIO) -> Iterator[str]:
-    """The stream's lines; a NUL byte means the file is binary, whatever its name says."""
-    for line in stream:
-        if "\x00" in line:
-            raise BadFile("binary_content")
-        yield line
 
 
 def parse_text(raw: str, fmt: str, fallback_title: str) -> Parsed:
@@ -96,14 +96,14 @@ def parse_html(raw: str, fallback_title: str) -> Parsed:
     return Parsed(text, title or title_from_text(text, fallback_title), {})
 
 
-def parse_pdf(path: Path) -> Parsed:
+def parse_pdf(path: Path, max_text_bytes: int) -> Parsed:
     from pypdf import PdfReader
 
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise BadFile("bad_pdf: encrypted")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        pages = _pdf_pages(reader, max_text_bytes)
         title = str((reader.metadata.title if reader.metadata else None) or "").strip()
     except BadFile:
         raise
@@ -115,9 +115,24 @@ def parse_pdf(path: Path) -> Parsed:
     return Parsed(text, title[:120] or title_from_text(text, path.stem), {"pages": len(pages)})
 
 
+def _pdf_pages(reader, max_text_bytes: int) -> list[str]:
+    # Page by page, so a pdf whose text outgrows the cap stops there. (pypdf caps each decompressed
+    # stream itself, at 75 MB by default.)
+    pages, size = [], 0
+    for page in reader.pages:
+        pages.append((page.extract_text() or "").strip())
+        size += len(pages[-1].encode())
+        if size > max_text_bytes:
+            raise BadFile(f"document_too_large: its text passes {max_text_bytes} bytes "
+                          f"(curate.limits.max_document_bytes)")
+    return pages
+
+
 def json_rows(raw: str) -> list:
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise BadFile(TOO_DEEP) from None
     except ValueError as e:
         raise BadFile(f"bad_json: {str(e)[:80]}") from e
     if isinstance(data, dict):  # {id: record} or one record
@@ -128,29 +143,73 @@ def json_rows(raw: str) -> list:
     return data
 
 
-def jsonl_rows(lines: Iterable[str]) -> Iterator[object]:
-    for line in lines:
-        if not line.strip():
-            continue
+def jsonl_rows(lines: Iterator[str]) -> Iterator[object]:
+    """A row per line that is not blank; `lines` may raise BadLine for one line and go on."""
+    while True:
         try:
-            row = json.loads(line)
-        except ValueError as e:
-            row = BadRow(f"bad_jsonl: {str(e)[:80]}")
-        yield row
+            line = next(lines)
+        except StopIteration:
+            return
+        except BadLine as e:
+            yield BadRow(e.reason)
+            continue
+        if line.strip():
+            yield _jsonl_row(line)
 
 
-def csv_rows(lines: Iterable[str], text_field: str, delimiter: str) -> Iterator[dict]:
-    # Documents are long; the csv module's default field limit (128 KiB) would reject them.
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+def _jsonl_row(line: str) -> object:
+    try:
+        return json.loads(line)
+    except RecursionError:  # the parser recurses per level: `[[[...` 100k deep would end the run
+        return BadRow(TOO_DEEP)
+    except ValueError as e:
+        return BadRow(f"bad_jsonl: {str(e)[:80]}")
+
+
+def csv_rows(lines: Iterator[str], text_field: str, delimiter: str, max_field_chars: int) -> Iterator[dict | BadRow]:
+    """The rows of a csv/tsv file; `lines` may raise BadLine for one line and go on, and carry bytes
+    that are not UTF-8 as surrogate escapes (so quotes and delimiters stay where they were), which
+    make their row a BadRow. Rows are searched for them only once `lines.escaped` (lines decoded
+    so, where `lines` counts them) is above 0: the search took a third of the reading time."""
+    # Documents are long, past the csv module's default field limit (128 KiB); the limit is the
+    # module's own, process-wide, so it is set again for every file.
+    csv.field_size_limit(max_field_chars)
     reader = csv.DictReader(lines, delimiter=delimiter, strict=True)  # strict: a cut-off quote is an error
     try:
-        if reader.fieldnames is None:
-            raise BadFile("empty_file")
-        if text_field not in reader.fieldnames:
-            raise BadFile(f"missing_text_field: {text_field} (columns: {', '.join(reader.fieldnames)[:80]})")
-        yield from reader
+        fieldnames = reader.fieldnames
+    except BadLine as e:
+        raise BadFile(f"{e.reason} (the header line)") from None
     except csv.Error as e:
         raise BadFile(f"bad_csv: line {reader.line_num}: {e}") from e
+    if fieldnames is None:
+        raise BadFile("empty_file")
+    if text_field not in fieldnames:
+        raise BadFile(f"missing_text_field: {text_field} (columns: {', '.join(fieldnames)[:80]})")
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except BadLine as e:  # the csv reader starts afresh at the next line
+            yield BadRow(e.reason)
+            continue
+        except csv.Error as e:
+            raise BadFile(_csv_error(e, reader.line_num, max_field_chars)) from e
+        yield (_undecodable(row) or row) if getattr(lines, "escaped", 1) else row
+
+
+def _csv_error(e: csv.Error, line: int, max_field_chars: int) -> str:
+    if "field larger than field limit" in str(e):  # a quoted field spanning lines, over the cap
+        return (f"record_too_large: line {line}: a field over {max_field_chars} characters "
+                f"(curate.limits.max_record_bytes); the rest of the file cannot be told apart from it")
+    return f"bad_csv: line {line}: {e}"
+
+
+def _undecodable(row: dict) -> BadRow | None:
+    for key, value in row.items():
+        if isinstance(value, str) and _ESCAPED_BYTE.search(value):
+            return BadRow(f"bad_encoding: column {key} holds bytes that are not UTF-8")
+    return None
 
 
 def parquet_rows(path: Path, text_field: str, columns: list[str]) -> Iterator[dict]:

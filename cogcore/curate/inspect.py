@@ -1,6 +1,8 @@
 """Reading back what curation did, for `cogcore inspect RUN`: drop reasons, samples, duplicate groups.
 
-Reads only the curate stage's files (stats.json, drops/<reason>.jsonl, clusters.jsonl).
+Reads only the curate stage's files (stats.json, drops/<reason>.jsonl, clusters.jsonl): those of its
+last attempt when that one wrote them and then failed a check (curate.max_drop_fraction, nothing
+kept), since that is the run a failure message asks to inspect; else those of its complete output.
 """
 
 from __future__ import annotations
@@ -8,17 +10,53 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cogcore.runner import STAGING_SUFFIX
+
+
+def _latest(folder: Path) -> Path:
+    """The failed attempt's folder (built beside the output, never swapped in), else the output's."""
+    attempt = folder.with_name(folder.name + STAGING_SUFFIX)
+    return attempt if (attempt / "stats.json").exists() else folder
+
+
+class CurateFileError(ValueError):
+    """A curate file that is there but unreadable (cut off mid-write, the wrong shape); names the file."""
+
+
+def _damaged(path: Path, what: str) -> CurateFileError:
+    return CurateFileError(f"{path}: {what}; run the curate stage again (cogcore curate RECIPE --force curate)")
+
 
 def _stats(folder: Path) -> dict:
     path = folder / "stats.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: has the curate stage run?")
-    return json.loads(path.read_text())
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise _damaged(path, f"not valid JSON ({e})") from None
+    if not isinstance(stats, dict):
+        raise _damaged(path, f"expected a JSON object, found a {type(stats).__name__.replace('str', 'string')}")
+    return stats
+
+
+def _rows(path: Path) -> list[dict]:
+    """The JSON lines of a curate file; CurateFileError naming the first line that is not one."""
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError as e:
+            raise _damaged(path, f"line {n} is not valid JSON ({e})") from None
+    return rows
 
 
 def summary_lines(folder: Path) -> list[str]:
-    stats = _stats(folder)
-    lines = [f"{stats['docs_in']} documents in, {stats['docs_out']} out"]
+    latest = _latest(folder)
+    stats = _stats(latest)
+    lines = [f"(the failed curate attempt in {latest.name}/; the stage is not complete)"] if latest != folder else []
+    lines += [f"warning: {w['message']}" for w in stats.get("warnings", [])]
+    lines.append(f"{stats['docs_in']} documents in, {stats['docs_out']} out")
     for st in stats["steps"]:
         for reason, n in sorted(st["dropped"].items(), key=lambda kv: -kv[1]):
             mb = st.get("bytes_dropped", {}).get(reason, 0) / 1e6
@@ -30,20 +68,22 @@ def summary_lines(folder: Path) -> list[str]:
 
 
 def reason_lines(folder: Path, reason: str) -> list[str]:
+    folder = _latest(folder)
     path = folder / "drops" / f"{reason}.jsonl"
     if not path.exists():
         known = sorted(p.stem for p in (folder / "drops").glob("*.jsonl"))
         raise FileNotFoundError(f"no samples for reason {reason!r}; reasons with samples: {', '.join(known) or 'none'}")
     lines = []
-    for row in map(json.loads, path.read_text().splitlines()):
+    for row in _rows(path):
         extra = f" duplicate of {row['meta']['duplicate_of']}" if "duplicate_of" in row.get("meta", {}) else ""
         lines += [f"--- {row['id']} ({row['source']}, step {row['step']}){extra}", row["text"]]
     return lines
 
 
 def cluster_lines(folder: Path, doc_id: str) -> list[str]:
+    folder = _latest(folder)
     path = folder / "clusters.jsonl"
-    groups = [c for c in map(json.loads, path.read_text().splitlines()) if c.get("kept") == doc_id] \
+    groups = [c for c in _rows(path) if c.get("kept") == doc_id] \
         if path.exists() else []
     if not groups:
         return [f"{doc_id} stands for no other document (no duplicate group keeps it)"]

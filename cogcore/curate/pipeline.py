@@ -9,6 +9,11 @@ processes, or Ray Data) and writing one shard file per batch under `work/`:
 3. (here, in order) apply the global decisions - exact, near and semantic duplicates,
    rebalancing - then split train/held-out, find facts, and write `docs.jsonl` and `facts.jsonl`.
 
+Then the drop checks (drop_checks.py): a step that dropped more than `warn_drop_fraction` of what it
+received, or a source that yielded nothing, is a warning, logged and kept in stats.json's `warnings`;
+a run that keeps no document, or a step over `max_drop_fraction`, fails once the outputs are written,
+so that what was dropped can still be inspected.
+
 A shard's result file is written last and atomically, so a killed run, started again, skips the
 shards it finished and produces exactly the output of an uninterrupted run. For every step,
 `in == kept + sum(dropped[reason])` holds for documents, bytes and tokens (accounting.py);
@@ -18,6 +23,7 @@ samples of every drop reason go to `drops/<reason>.jsonl`, redacted when redacti
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,12 +33,15 @@ from typing import Iterator
 from tqdm.auto import tqdm
 
 from cogcore.curate.accounting import StepStats, check_accounting, merge_samples
+from cogcore.curate.drop_checks import drop_warnings, fail_on_drops, source_warnings, unreadable_by_reason
 from cogcore.curate.global_steps import global_steps
 from cogcore.curate.facts import DEFAULT_KINDS, FactDetector
 from cogcore.curate.passes import FirstPass, PassResult, SecondPass, run_steps
-from cogcore.curate.readers import Unreadable, read_source
+from cogcore.curate.readers import ReadLimits, Unreadable, read_source
 from cogcore.curate.steps import DuplicateIdFilter, LengthFilter, Normalize
 from cogcore.runner import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class SourceSpec:
     id_field: str | None = None
     title_field: str | None = None
     meta_fields: tuple[str, ...] = ()
+    follow_links: bool = False  # read links that lead out of the source's root too
+    limits: ReadLimits = ReadLimits()  # the recipe's curate.limits (the same for every source)
 
 
 @dataclass
@@ -65,6 +76,8 @@ class CuratePlan:
     embedder: str | None = None  # sentence-transformers folder, for semantic dedup and rebalancing
     semantic: dict | None = None  # {"threshold", "clusters"} for SemDeDup, or None
     rebalance: dict | None = None  # {"clusters", "max_share", "upsample_below", "max_upsample"}, or None
+    warn_drop_fraction: float | None = 0.3  # warn when a step drops more of its input than this; None = never
+    max_drop_fraction: float | None = None  # fail when a step drops more of its input than this; None = never
 
 
 def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=None) -> dict:
@@ -76,7 +89,10 @@ def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=
     ids_stats = StepStats("unique_ids")
     samples: dict = {}
     first = FirstPass([Normalize()], hash_lines=plan.boilerplate is not None)
-    batches = _batches(_unique_ids(_read_all(sources, unreadable), ids_stats, samples), plan.batch_size)
+    read_counts: Counter = Counter()  # documents per source, for the sources that yield none
+    recoded: dict[str, str] = {}  # files read in a fallback encoding: kept, and said so in stats.json
+    docs = _counted(_read_all(sources, unreadable, recoded), read_counts)
+    batches = _batches(_unique_ids(docs, ids_stats, samples), plan.batch_size)
     p1 = _run_pass("pass 1/2", executor, first, batches, work / "p1")
 
     second_steps = []
@@ -89,14 +105,29 @@ def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=
     p2 = _run_pass("pass 2/2", executor, second, _shard_docs(work / "p1", p1["n"]), work / "p2")
 
     final_steps, rebalance_report = global_steps(p2, plan, lambda: _shard_docs(work / "p2", p2["n"]), work)
-    stats_steps = [ids_stats, *p1["stats"], *p2["stats"]]
+    stats_steps = [ids_stats, *(p1["stats"] or []), *(p2["stats"] or [])]  # None: no document reached the pass
     merge_samples(samples, p1["samples"])
     merge_samples(samples, p2["samples"])
     stats = _write_outputs(out_dir, plan, p2, final_steps, stats_steps, samples, unreadable)
+    stats["recoded"] = recoded
     if rebalance_report:
         stats["rebalance"] = rebalance_report
-        write_json_atomic(out_dir / "stats.json", stats)
+    run_dir = str(out_dir.parent)  # `cogcore inspect RUN_DIR` reads RUN_DIR/curate
+    found = source_warnings(sources, read_counts, unreadable) + \
+        drop_warnings(stats["steps"], plan.warn_drop_fraction, run_dir)
+    stats["warnings"] = [w.as_dict() for w in found]
+    write_json_atomic(out_dir / "stats.json", stats)
+    for warning in found:
+        log.warning(warning.message)
+    # After stats.json and the drop samples are written: a failed run can still be inspected.
+    fail_on_drops(stats, sources, plan.max_drop_fraction, run_dir)
     return stats
+
+
+def _counted(docs: Iterator[dict], counts: Counter) -> Iterator[dict]:
+    for doc in docs:
+        counts[doc["source"]] += 1
+        yield doc
 
 
 def _unique_ids(docs: Iterator[dict], stats: StepStats, samples: dict) -> Iterator[dict]:
@@ -215,7 +246,7 @@ def _write_outputs(out_dir: Path, plan: CuratePlan, p2: dict, final_steps: list,
     docs_in = steps[0]["docs_in"] if steps else 0
     result = {"docs_in": docs_in, "docs_out": docs_out, "steps": steps, "facts": dict(facts), "pii": dict(pii),
               "splits": dict(splits), "unreadable": unreadable,
-              "unreadable_by_reason": dict(Counter(u["reason"].split(":")[0] for u in unreadable))}
+              "unreadable_by_reason": dict(unreadable_by_reason(unreadable))}
     check_accounting(steps, docs_in, docs_out)
     write_json_atomic(out_dir / "stats.json", result)
     return result
@@ -247,14 +278,20 @@ def _write_samples(folder: Path, samples: dict, redactor) -> None:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def _read_all(sources: list[SourceSpec], unreadable: list[dict]) -> Iterator[dict]:
+def _read_all(sources: list[SourceSpec], unreadable: list[dict], recoded: dict[str, str]) -> Iterator[dict]:
+    """Every source's documents. `unreadable` collects each file or record skipped (`reason`; `count`
+    where one entry stands for several records of a file), `recoded` each file read in a fallback
+    encoding (path -> encoding)."""
     for src in sources:
-        for item in read_source(src.path, src.name, src.format, src.text_field, src.id_field,
-                                src.title_field, src.meta_fields):
+        for item in read_source(src.path, src.name, src.format, src.text_field, src.id_field, src.title_field,
+                                src.meta_fields, follow_links=src.follow_links, limits=src.limits):
             if isinstance(item, Unreadable):
-                unreadable.append({"path": item.path, "reason": item.reason, "source": src.name})
-            else:
-                yield item
+                count = {"count": item.count} if item.count > 1 else {}
+                unreadable.append({"path": item.path, "reason": item.reason, "source": src.name, **count})
+                continue
+            if item["meta"].get("encoding"):
+                recoded[item["meta"]["path"]] = item["meta"]["encoding"]
+            yield item
 
 
 def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:

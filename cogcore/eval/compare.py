@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cogcore.eval import cost, plots
@@ -48,6 +50,16 @@ ALIASES = {"model": "name"}
 
 class CompareError(ValueError):
     """A run directory or reference file that cannot be compared; the message names it."""
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Valid JSON or YAML of the wrong shape (a string where an object belongs) as a CompareError
+    naming the file. Files cut off or not JSON at all raise report.RunFileError when loaded."""
+    try:
+        yield
+    except (AttributeError, TypeError, KeyError) as e:
+        raise CompareError(f"{path}: unexpected content ({type(e).__name__}: {e})") from None
 
 
 def _lm_eval(results: dict, model: str, task: str, metric: str):
@@ -82,15 +94,38 @@ def _quality_columns(results: dict) -> dict:
 
 
 def _serving_cost(run_dir: Path, gpu: str, settings: dict) -> tuple[float | None, str | None, int | None]:
-    config = _load_json(run_dir / "train/tools/model/config.json")
+    path = run_dir / "train/tools/model/config.json"
+    config = _load_json(path)
     if config is not None:
-        row = cost.cost_table(config, [gpu], settings["prices"], settings["dtype"], settings["batch"],
-                              settings["prompt_tokens"], settings["output_tokens"])[0]
+        with _reading(path):
+            row = cost.cost_table(config, [gpu], settings["prices"], settings["dtype"], settings["batch"],
+                                  settings["prompt_tokens"], settings["output_tokens"])[0]
         return row["usd_per_1m_output"], "roofline (config.json)", row["params"]
-    saved = [r for r in (_load_json(run_dir / "report/cost.json") or {}).get("rows", []) if r.get("gpu_key") == gpu]
-    if saved:
-        return saved[0]["usd_per_1m_output"], "roofline (report/cost.json)", saved[0].get("params")
+    path = run_dir / "report/cost.json"
+    with _reading(path):
+        saved = [r for r in (_load_json(path) or {}).get("rows", []) if r.get("gpu_key") == gpu]
+        if saved:
+            return saved[0]["usd_per_1m_output"], "roofline (report/cost.json)", saved[0].get("params")
     return None, None, None
+
+
+def _training_columns(run_dir: Path, gpu: str) -> dict:
+    """Tokens, seconds and estimated GPU-hours of the train stages that ran, and the largest model."""
+    tokens = seconds = gpu_hours = params = 0
+    for stage in ("cpt", "tools"):
+        path = run_dir / f"train/{stage}/metrics.json"
+        m = _load_json(path)
+        if not m or m.get("skipped"):
+            continue
+        with _reading(path):
+            tokens += m.get("tokens_trained") or 0
+            seconds += m.get("seconds") or 0
+            params = max(params, m.get("total_params") or 0)
+            if m.get("total_params") and m.get("tokens_trained"):
+                gpu_hours += cost.training_cost(m["total_params"], m["tokens_trained"], gpu,
+                                                cost.ASSUMED_TRAIN_MFU)["gpu_hours"]
+    return {"train_tokens": tokens or None, "train_seconds": seconds or None,
+            "train_gpu_hours_est": gpu_hours or None, "params": params or None}
 
 
 def run_row(run_dir: Path, gpu: str = "h100", settings: dict | None = None) -> dict:
@@ -103,21 +138,20 @@ def run_row(run_dir: Path, gpu: str = "h100", settings: dict | None = None) -> d
     if not recipe and not (run_dir / "manifest.json").exists():
         raise CompareError(f"{run_dir}: not a run directory (no recipe.resolved.yaml or manifest.json)")
     usd, basis, params = _serving_cost(run_dir, gpu, settings or _cost_settings({}))
-    metrics = [m for m in (_load_json(run_dir / f"train/{s}/metrics.json") for s in ("cpt", "tools"))
-               if m and not m.get("skipped")]
-    tokens = sum(m.get("tokens_trained") or 0 for m in metrics)
-    params = params or max((m.get("total_params") or 0 for m in metrics), default=0) or None
-    gpu_hours = sum(cost.training_cost(m["total_params"], m["tokens_trained"], gpu, cost.ASSUMED_TRAIN_MFU)["gpu_hours"]
-                    for m in metrics if m.get("total_params") and m.get("tokens_trained"))
-    base = (recipe.get("base_model") or {}).get("path")
-    return {"name": recipe.get("name") or run_dir.name, "kind": "run",
-            "base_model": Path(base).name if base else None,
-            "params_b": params / 1e9 if params else None,
-            "strategy": (recipe.get("facts") or {}).get("strategy"),
-            **_quality_columns(_load_json(run_dir / "eval/results.json") or {}),
-            "usd_per_1m_output": usd, "cost_basis": basis,
-            "train_tokens": tokens or None, "train_seconds": sum(m.get("seconds") or 0 for m in metrics) or None,
-            "train_gpu_hours_est": gpu_hours or None}
+    training = _training_columns(run_dir, gpu)
+    largest = training.pop("params")
+    params = params or largest
+    results_path = run_dir / "eval/results.json"
+    results = _load_json(results_path) or {}
+    with _reading(results_path):
+        quality = _quality_columns(results)
+    with _reading(run_dir / "recipe.resolved.yaml"):
+        base = (recipe.get("base_model") or {}).get("path")
+        identity = {"name": recipe.get("name") or run_dir.name, "kind": "run",
+                    "base_model": Path(base).name if base else None,
+                    "params_b": params / 1e9 if params else None,
+                    "strategy": (recipe.get("facts") or {}).get("strategy")}
+    return {**identity, **quality, "usd_per_1m_output": usd, "cost_basis": basis, **training}
 
 
 def _number(text):

@@ -4,7 +4,8 @@
 
 Every figure comes from a file some stage wrote (curate/stats.json, train/*/metrics.json,
 eval/results.json, train/tools/model/config.json, manifest.json, recipe.resolved.yaml), so the report can
-be rebuilt at any time without re-running anything. A section whose file is missing says "not run".
+be rebuilt at any time without re-running anything. A section whose file is missing says "not run";
+a file that is there but unreadable (cut off, the wrong shape) stops the build with RunFileError.
 Sections are built once as a list of blocks (heading, paragraph, table, image, code) and rendered
 twice, to Markdown and to HTML; all text is escaped in both. The HTML embeds its charts as base64
 data URIs and its CSS inline, so it opens offline and can be mailed as one file.
@@ -57,11 +58,39 @@ class Image:
     png: bytes
 
 
-def _load_json(path: Path) -> dict | None:
+class RunFileError(Exception):
+    """A run directory's file that is there but cannot be what it should be (cut off mid-write, valid
+    JSON of the wrong shape); the message names the file and why. Deliberately not a ValueError, so
+    that no section guard turns it into a quiet "could not be built" or "not run"."""
+
+
+def _kind(data) -> str:
+    return {list: "a list", str: "a string", bool: "true or false", type(None): "null"}.get(type(data), "a number")
+
+
+def _read_text(path: Path) -> str | None:
+    """The file's text; None when it does not exist (its stage has not run)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunFileError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
+
+
+def _load_json(path: Path) -> dict | None:
+    """A JSON object the run wrote; None when the file is missing, RunFileError when it is unreadable."""
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise RunFileError(f"{path}: not valid JSON ({e}): cut off or damaged; "
+                           "run the stage that writes it again") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path}: expected a JSON object, found {_kind(data)}")
+    return data
 
 
 def _fmt(value) -> str:
@@ -92,12 +121,20 @@ def _curate_section(stats: dict | None) -> list:
     blocks = [Heading("Data")]
     if stats is None:
         return blocks + [Paragraph(NOT_RUN.format("curate/stats.json"))]
+    # Curation's own warnings first (a step that dropped most of what it received, a source that
+    # yielded nothing): recorded in stats.json, each with the command that shows samples.
+    blocks += [Paragraph(f"Warning: {w['message']}") for w in stats.get("warnings", [])]
     splits = stats.get("splits", {})
     unreadable = stats.get("unreadable", [])
+    skipped = stats.get("unreadable_by_reason", {})  # an entry of `unreadable` may stand for many records
+    recoded = stats.get("recoded", {})
     blocks.append(Paragraph(
         f"{_fmt(stats['docs_in'])} documents in, {_fmt(stats['docs_out'])} out "
         f"(train {_fmt(splits.get('train'))}, held out {_fmt(splits.get('heldout'))}); "
-        f"unreadable source files: {len(unreadable)}."))
+        f"files or records skipped as unreadable: {_fmt(sum(skipped.values()))}"
+        + (f" ({', '.join(f'{r}: {n}' for r, n in sorted(skipped.items()))})" if skipped else "")
+        + (f"; files not in UTF-8, decoded as {', '.join(sorted(set(recoded.values())))}: {_fmt(len(recoded))}"
+           if recoded else "") + "."))
     rows, broken = [], []
     for step in stats["steps"]:
         dropped = step.get("dropped", {})
@@ -124,8 +161,8 @@ def _curate_section(stats: dict | None) -> list:
         blocks.append(Table(["cluster", "documents before", "after"],
                             [[c, n, rebalance["after"].get(c)] for c, n in rebalance["before"].items()]))
     if unreadable:
-        blocks.append(Table(["unreadable file", "reason"],
-                            [[u.get("path"), u.get("reason")] for u in unreadable[:10]]))
+        blocks.append(Table(["unreadable file or record", "reason", "records"],
+                            [[u.get("path"), u.get("reason"), u.get("count", 1)] for u in unreadable[:10]]))
     if rows:
         png = plots.data_funnel([r[0] for r in rows], [r[2] for r in rows], stats["docs_in"])
         blocks.append(Image("funnel.png", png))
@@ -410,36 +447,45 @@ def _throughput_blocks(results: dict | None, config: dict | None, settings: dict
                       "not one of the GPU profiles). The ratio is how much of the upper bound the server reached.")]
 
 
-def _reference_rows(run_dir: Path, spec: str | None, gpu: str, settings: dict) -> tuple[list[dict], str]:
+def _reference_rows(run_dir: Path, spec: str | None, gpu: str, settings: dict,
+                    out: Path) -> tuple[list[dict], str]:
     """Reference rows from the recipe's `report.reference`, kept in report/reference.json so that a
-    rebuild from the run directory alone still has them when the file is not reachable from here."""
+    rebuild from the run directory alone still has them when the file is not reachable from here.
+    The copy is written to `out` (the folder the report is built in), read from there or else from
+    the report/ already in place, and carried over into `out`."""
     from cogcore.eval.compare import CompareError, read_reference
     from cogcore.resources import ResourceError, resolve_path
 
-    saved = run_dir / "report" / "reference.json"
+    def save(copy: dict) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "reference.json").write_text(json.dumps(copy, indent=2) + "\n")
+
     if spec:
         try:
             rows = read_reference(Path(resolve_path(spec)), gpu, settings)
         except (ResourceError, CompareError) as error:
             note = f"The reference file could not be read ({error})"
         else:
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_text(json.dumps({"source": spec, "rows": rows}, indent=2) + "\n")
+            save({"source": spec, "rows": rows})
             return rows, f"Reference rows: {len(rows)} from {Path(spec).name}."
-        copy = _load_json(saved)
-        if copy is not None:
-            return copy["rows"], note + f"; used the copy saved in report/reference.json ({len(copy['rows'])} rows)."
+        for saved in dict.fromkeys([out / "reference.json", run_dir / "report" / "reference.json"]):
+            copy = _load_json(saved)
+            if copy is not None:
+                if saved != out / "reference.json":
+                    save(copy)
+                return copy["rows"], (note + "; used the copy saved in report/reference.json "
+                                      f"({len(copy['rows'])} rows).")
         return [], note + "."
     return [], "No reference rows (set report.reference in the recipe to add published scores)."
 
 
-def _pareto_section(run_dir: Path, reference: str | None, settings: dict) -> list:
+def _pareto_section(run_dir: Path, reference: str | None, settings: dict, out: Path) -> list:
     from cogcore.eval import compare  # compare renders with this module's blocks
 
     blocks = [Heading("Quality against cost")]
     keys = [g.lower() for g in settings["gpus"]]
     gpu = "h100" if "h100" in keys else keys[0]
-    refs, note = _reference_rows(run_dir, reference, gpu, settings)
+    refs, note = _reference_rows(run_dir, reference, gpu, settings, out)
     try:
         row = compare.run_row(run_dir, gpu, settings)
         metric, label, up = compare.pick_metric([row] + refs)
@@ -465,10 +511,16 @@ def _serve_section(run_dir: Path, config: dict | None, settings: dict) -> list:
 
 
 def _read_recipe(run_dir: Path) -> dict:
+    """recipe.resolved.yaml; {} when missing, RunFileError when it is there but unreadable."""
+    path = run_dir / "recipe.resolved.yaml"
+    text = _read_text(path)
     try:
-        return yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
+        data = yaml.safe_load(text) if text else None
+    except yaml.YAMLError as e:
+        raise RunFileError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if data is not None and not isinstance(data, dict):
+        raise RunFileError(f"{path}: expected a mapping of recipe sections, found {_kind(data)}")
+    return data or {}
 
 
 def _cost_settings(report: dict) -> dict:
@@ -486,8 +538,10 @@ def _guarded(title: str, build) -> list:
         return [Heading(title), Paragraph(f"Could not be built: {type(error).__name__}: {error}")]
 
 
-def report_blocks(run_dir: Path) -> tuple[list, dict]:
-    """All blocks of the report, and the cost rows for cost.json."""
+def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
+    """All blocks of the report, and the cost rows for cost.json (`out`: the folder the report is
+    built in, default the run's report/; the reference rows' copy is kept there)."""
+    out = Path(out) if out is not None else run_dir / "report"
     recipe = _read_recipe(run_dir)
     name = recipe.get("name") or run_dir.name
     manifest = _load_json(run_dir / "manifest.json")
@@ -512,7 +566,7 @@ def report_blocks(run_dir: Path) -> tuple[list, dict]:
         return section + _throughput_blocks(_load_json(run_dir / "eval/results.json"), config, settings)
     blocks += _guarded("Inference cost (estimate)", build_cost)
     blocks += _guarded("Quality against cost",
-                       lambda: _pareto_section(run_dir, (recipe.get("report") or {}).get("reference"), settings))
+                       lambda: _pareto_section(run_dir, (recipe.get("report") or {}).get("reference"), settings, out))
     blocks += _guarded("Serve the model", lambda: _serve_section(run_dir, config, settings))
     blocks += [Heading("How to reproduce"),
                Code(f"cogcore run runs/{run_dir.name}/recipe.resolved.yaml   # the whole run\n"
@@ -597,12 +651,15 @@ def write_blocks(blocks: list, out: Path, stem: str) -> tuple[Path, Path]:
     return md_path, html_path
 
 
-def build_report(run_dir: Path) -> tuple[Path, Path]:
-    """Write report/report.md (with its PNGs beside it), report/report.html and report/cost.json."""
+def build_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
+    """Write report.md (with its PNGs beside it), report.html, cost.json and the reference rows' copy
+    into `out` (default: the run's report/ folder), reading the run directory's files alone and
+    writing nothing else. RunFileError names a run file that is there but unreadable."""
     run_dir = Path(run_dir)
-    blocks, cost_data = report_blocks(run_dir)
-    paths = write_blocks(blocks, run_dir / "report", "report")
-    (run_dir / "report" / "cost.json").write_text(json.dumps(cost_data, indent=2) + "\n")
+    out = Path(out) if out is not None else run_dir / "report"
+    blocks, cost_data = report_blocks(run_dir, out)
+    paths = write_blocks(blocks, out, "report")
+    (out / "cost.json").write_text(json.dumps(cost_data, indent=2) + "\n")
     return paths
 
 

@@ -1,4 +1,4 @@
-"""lm-eval `process_results` hooks for cogcore's own tasks.
+"""lm-eval hooks for cogcore's own tasks: `custom_dataset` and `process_results`.
 
 `write_tasks` copies this file beside the task YAMLs (as `cogcore_task_metrics.py`), where a YAML
 line `process_results: !function cogcore_task_metrics.segment_perplexity` finds it, so that plain
@@ -7,6 +7,17 @@ therefore import nothing from cogcore.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+
+
+def task_rows(data_file: str, **_) -> dict:
+    """A task's rows as its `test` split, read from the JSONL file of that name beside this file,
+    wherever the tasks folder is now (lm-eval passes the task's dataset_kwargs and metadata)."""
+    import datasets
+
+    path = Path(__file__).with_name(data_file)
+    return datasets.DatasetDict({"test": datasets.load_dataset("json", data_files=str(path), split="train")})
 
 
 def segment_perplexity(doc: dict, results: list) -> dict:

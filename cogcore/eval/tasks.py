@@ -23,6 +23,9 @@ Each task is a YAML file beside its data in `eval/tasks/`, usable with no cogcor
   included). It measures the domain's language, which every strategy trains, apart from the
   facts, which only `keep` trains.
 
+Text from documents (questions, choices, passages, sentences, perplexity text) is neutralized
+(cogcore.untrusted_text): a document's `<|im_end|>` is not a special token in a task's prompt.
+
 Standard lm-eval tasks a recipe names (`eval.lm_eval_tasks`) run on the same model object; offline,
 one whose dataset is not cached is recorded as skipped. The backend is lm-eval's `hf` on the
 loaded model, or its `vllm` on the model folder when vLLM and a GPU are present.
@@ -40,6 +43,7 @@ from pathlib import Path
 import yaml
 
 from cogcore.questions import Question, normalize_answer
+from cogcore.untrusted_text import control_strings, neutralize, neutralize_parts
 
 CLOSEDBOOK = "cogcore_closedbook"
 OPENBOOK = "cogcore_openbook"
@@ -64,9 +68,14 @@ _PPL_METRICS = [{"metric": m, "aggregation": agg, "higher_is_better": False} for
 
 def write_tasks(folder: Path, questions: list[Question], facts: list[dict], heldout_docs: list[dict],
                 seed: int = 0, passages: list[str] | None = None,
-                train_questions: list[Question] = ()) -> list[str]:
+                train_questions: list[Question] = (), controls: frozenset[str] | None = None) -> list[str]:
     """Write the task YAMLs and their data; return the names of the tasks that have data.
-    `passages[i]` is the retrieved text for `questions[i]` (None: no open-book task)."""
+    `passages[i]` is the retrieved text for `questions[i]` (None: no open-book task).
+
+    Every text that comes from a document is neutralized (`controls`: default COMMON_CONTROLS, since
+    the tasks are read by the trained and the base model alike, and by lm-eval without cogcore):
+    a document cannot forge a turn in a task's prompt."""
+    controls = control_strings() if controls is None else controls
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(__file__).with_name("task_metrics.py"), folder / f"{METRICS_MODULE}.py")
     by_kind: dict[str, list[str]] = {}
@@ -78,17 +87,15 @@ def write_tasks(folder: Path, questions: list[Question], facts: list[dict], held
         choices = _choices(q, by_kind, rng)
         if choices is None:
             continue
-        row = {"question": q.question, "choices": choices, "gold": choices.index(q.answer), "fact_id": q.fact_id}
+        row = _choice_row(q, choices, controls)
         closed.append(row)
         if passages is not None:
-            opened.append({**row, "passages": passages[i]})
+            opened.append({**row, "passages": neutralize(passages[i], controls)})
         if q.context.count(q.answer) == 1:
-            prefix, suffix = q.context.split(q.answer)
-            cloze.append({"prefix": prefix, "choices": [c + suffix for c in choices], "gold": row["gold"],
-                          "fact_id": q.fact_id})
+            cloze.append(_cloze_row(q, choices, row["gold"], controls))
     recall_rng = random.Random(seed + 1)
-    recall = [{"question": q.question, "choices": c, "gold": c.index(q.answer), "fact_id": q.fact_id}
-              for q in train_questions if (c := _choices(q, by_kind, recall_rng)) is not None]
+    recall = [_choice_row(q, c, controls) for q in train_questions
+              if (c := _choices(q, by_kind, recall_rng)) is not None]
     # A bare column name (not a "{{...}}" template) gives the text unchanged: Jinja drops a final newline.
     question = "{{question}}\nAnswer:"
     names = [_write_task(folder, CLOSEDBOOK, closed, {**_MC, "doc_to_text": question}),
@@ -96,16 +103,30 @@ def write_tasks(folder: Path, questions: list[Question], facts: list[dict], held
              # No delimiter: prefix + choice is the sentence exactly as written.
              _write_task(folder, CLOZE, cloze, {**_MC, "doc_to_text": "prefix", "target_delimiter": ""}),
              _write_task(folder, TRAIN_RECALL, recall, {**_MC, "doc_to_text": question})]
-    texts = [{"doc_id": d["id"], "text": d["text"][:PPL_CHARS]} for d in heldout_docs]
+    texts = [{"doc_id": d["id"], "text": neutralize(d["text"][:PPL_CHARS], controls)} for d in heldout_docs]
     names.append(_write_task(folder, HELDOUT_PPL, texts, {
         "output_type": "loglikelihood_rolling", "doc_to_text": "", "doc_to_target": "text",
         "metric_list": _PPL_METRICS}))
-    segments = [row for d in heldout_docs for row in nonfact_segments(d, facts, PPL_CHARS)]
+    segments = [row for d in heldout_docs for row in nonfact_segments(d, facts, PPL_CHARS, controls)]
     names.append(_write_task(folder, HELDOUT_PPL_NOFACTS, segments, {
         "output_type": "loglikelihood", "doc_to_text": "context", "doc_to_target": "continuation",
         "metric_list": _PPL_METRICS},
         process_results="segment_perplexity"))
     return [n for n in names if n]
+
+
+def _choice_row(q: Question, choices: list[str], controls: frozenset[str]) -> dict:
+    return {"question": neutralize(q.question, controls), "choices": [neutralize(c, controls) for c in choices],
+            "gold": choices.index(q.answer), "fact_id": q.fact_id}
+
+
+def _cloze_row(q: Question, choices: list[str], gold: int, controls: frozenset[str]) -> dict:
+    """The fact's sentence cut at the value; neutralized as whole sentences, so that a control string
+    running into the blank is broken too and prefix + true choice is the neutralized sentence."""
+    prefix, suffix = q.context.split(q.answer)
+    return {"prefix": neutralize_parts([prefix, q.answer + suffix], controls)[0],
+            "choices": [neutralize_parts([prefix, c + suffix], controls)[1] for c in choices], "gold": gold,
+            "fact_id": q.fact_id}
 
 
 def _choices(q: Question, by_kind: dict[str, list[str]], rng: random.Random) -> list[str] | None:
@@ -117,11 +138,14 @@ def _choices(q: Question, by_kind: dict[str, list[str]], rng: random.Random) -> 
     return choices
 
 
-def nonfact_segments(doc: dict, facts: list[dict], max_chars: int) -> list[dict]:
+def nonfact_segments(doc: dict, facts: list[dict], max_chars: int,
+                     controls: frozenset[str] | None = None) -> list[dict]:
     """The document's first max_chars characters cut at its facts: one row {doc_id, context,
     continuation} per non-fact segment, context being all the text before it. A fact's span takes
     the whitespace before it, which BPE tokenizers fuse with the value (" 5"), so that the segments
-    end on token boundaries and no fact token is scored."""
+    end on token boundaries and no fact token is scored. Context and continuation are neutralized
+    together (`controls`: default COMMON_CONTROLS), as lm-eval joins them again."""
+    controls = control_strings() if controls is None else controls
     text = doc["text"][:max_chars]
     spans = []
     for f in sorted((f for f in facts if f["doc_id"] == doc["id"] and f["start"] < len(text)),
@@ -136,7 +160,8 @@ def nonfact_segments(doc: dict, facts: list[dict], max_chars: int) -> list[dict]
     rows, at = [], 0
     for start, end in spans + [[len(text), len(text)]]:
         if text[at:start].strip():
-            rows.append({"doc_id": doc["id"], "context": text[:at], "continuation": text[at:start]})
+            context, continuation = neutralize_parts([text[:at], text[at:start]], controls)
+            rows.append({"doc_id": doc["id"], "context": context, "continuation": continuation})
         at = max(at, end)
     return rows
 
@@ -154,11 +179,13 @@ def _write_task(folder: Path, name: str, rows: list[dict], spec: dict,
         return None
     data = folder / f"{name}.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    # lm-eval resolves `data_files` against the working directory, so a relative path would not do and
+    # an absolute one breaks when the folder moves (the eval stage builds in eval.new/, renamed to eval/
+    # when it finishes; run directories get copied): the hook beside the YAML reads the rows instead.
     config = {"task": name, "dataset_path": "json", "test_split": "test",
-              # Absolute path: lm-eval resolves data_files against the working directory (STACK-NOTES).
-              "dataset_kwargs": {"data_files": {"test": str(data.resolve())}},
-              **spec, "metadata": {"version": 1.0}}
+              "dataset_kwargs": {"data_file": data.name}, **spec, "metadata": {"version": 1.0}}
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    text += f"custom_dataset: !function {METRICS_MODULE}.task_rows\n"
     if process_results:  # a YAML tag safe_dump cannot write; lm-eval resolves it beside the YAML
         text += f"process_results: !function {METRICS_MODULE}.{process_results}\n"
     (folder / f"{name}.yaml").write_text(text)

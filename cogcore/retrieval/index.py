@@ -301,6 +301,7 @@ class SearchIndex:
                              f"cannot search in {mode!r} mode, which needs it; rebuild it")
         if len(queries) == 0:
             return []
+        _check_queries(queries)
         depth = max(k, self.rerank_top) if self.reranker else k
         n = min(fusion_depth(depth) if mode == "hybrid" else depth, len(self.chunks))
         dense = self._dense(queries, n) if mode != "lexical" else [None] * len(queries)
@@ -336,3 +337,17 @@ class SearchIndex:
         scores = self.reranker.score(query, [searchable_text(asdict(h), header) for h in hits])
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:k]
         return [replace(hits[i], score=float(scores[i]), mode="rerank") for i in order]
+
+
+def _check_queries(queries: Sequence[str]) -> None:
+    """ValueError naming the first query that is not text: the embedder's tokenizer would fail on
+    it with a TypeError that names nothing (a lone surrogate is what bytes that are not UTF-8
+    become in a command line's arguments)."""
+    for n, query in enumerate(queries):
+        if not isinstance(query, str):
+            raise ValueError(f"query {n} is a {type(query).__name__}, not text")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"query {n} is not valid text: character {e.start} is a lone surrogate, what "
+                             "bytes that are not UTF-8 become (re-encode the query as UTF-8)") from None

@@ -62,6 +62,8 @@ def parse_search_arguments(arguments: dict | str) -> tuple[str, int]:
             arguments = json.loads(arguments)
         except json.JSONDecodeError as e:
             raise ValueError(f"arguments are not valid JSON ({e.msg})") from None
+        except RecursionError:  # Python's parser recurses per level: `[[[[...` ~1000 deep
+            raise ValueError("arguments are nested too deeply to read") from None
     if not isinstance(arguments, dict):
         raise ValueError('arguments must be a JSON object like {"query": "..."}')
     allowed = SEARCH_TOOL["function"]["parameters"]["properties"]
@@ -69,16 +71,32 @@ def parse_search_arguments(arguments: dict | str) -> tuple[str, int]:
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(unknown)}; allowed: query, k")
     query = arguments.get("query")
-    if not isinstance(query, str) or not query.strip():
-        raise ValueError('"query" is required and must be a non-empty string')
-    if len(query) > MAX_QUERY_CHARS:
-        raise ValueError(f'"query" is too long ({len(query)} chars, at most {MAX_QUERY_CHARS})')
+    problem = query_problem(query)
+    if problem:
+        raise ValueError(problem)
     k = arguments.get("k")
     if k is None:
         k = DEFAULT_K
     elif isinstance(k, bool) or not isinstance(k, int):
         raise ValueError(f'"k" must be an integer from 1 to {MAX_K}')
     return query.strip(), min(max(k, 1), MAX_K)
+
+
+def query_problem(query) -> str | None:
+    """Why `query` cannot be searched, or None: the one check of the search tool, the MCP server
+    and `cogcore search`, so that all three refuse the same queries with the same words."""
+    if not isinstance(query, str) or not query.strip():
+        return '"query" is required and must be a non-empty string'
+    if len(query) > MAX_QUERY_CHARS:
+        return f'"query" is too long ({len(query)} chars, at most {MAX_QUERY_CHARS})'
+    bad = _SURROGATE.search(query)
+    if bad:  # the embedder's tokenizer fails on these with a TypeError that names nothing
+        return (f'"query" is not valid text: character {bad.start()} is a lone surrogate, what bytes that '
+                "are not UTF-8 become (re-encode the query as UTF-8)")
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def shorten(text: str, max_chars: int) -> str:

@@ -13,12 +13,19 @@ The base model's own template is kept instead when it passes `template_problem` 
 tools, writes hermes `<tool_call>` JSON, and its assistant turns can be located), as Qwen2.5's
 does: `choose_chat_template(tokenizer)`. Assistant masks are found by rendering prefixes
 (`tokenize_with_mask`), which needs no generation markers and so works for either template.
+
+Message text is untrusted (search results, questions made from documents, a model's own words):
+`template_messages` neutralizes the tokenizer's control strings in it before rendering
+(cogcore.untrusted_text), so only the template itself writes turn tokens and tool markup.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
+
+from cogcore.untrusted_text import control_strings, neutralize
 
 DEFAULT_SYSTEM = "You are a helpful assistant. Use the search tool to look up facts in the company documents."
 
@@ -60,53 +67,92 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+# No `\s*` around the lazy group: against a long whitespace run it backtracks quadratically (50k
+# spaces took minutes); the call is stripped instead.
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
+# A call is a name and a few arguments. A model that runs away (a bracket repeated until
+# max_new_tokens) must get an error back, not crash the loop: Python's JSON parser recurses once per
+# nesting level (100k `[` raise RecursionError), and so do schema checks and re-serialization.
+MAX_CALL_CHARS = 16_000
+MAX_CALL_DEPTH = 32
+MAX_CALLS = 16  # per turn: each one runs a tool
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def parse_tool_calls(text: str) -> tuple[str, list[dict], list[str]]:
     """Split generated text into (content, calls, errors). Calls are parsed as JSON data only.
 
     A call is {"name": str, "arguments": dict}; anything else is reported in `errors` (the runtime
-    sends those back to the model) and never executed.
+    sends those back to the model) and never executed; so are calls beyond MAX_CALLS, longer than
+    MAX_CALL_CHARS or nested deeper than MAX_CALL_DEPTH.
     """
     calls, errors = [], []
-    for raw in _TOOL_CALL.findall(text):
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            errors.append(f"malformed tool call (not JSON: {e.msg}): {raw[:200]}")
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-            errors.append(f"malformed tool call (needs a name): {raw[:200]}")
-            continue
-        args = obj.get("arguments", {})
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError:
-                errors.append(f"malformed tool call (arguments are not JSON): {raw[:200]}")
-                continue
-        if not isinstance(args, dict):
-            errors.append(f"malformed tool call (arguments must be an object): {raw[:200]}")
-            continue
-        calls.append({"name": obj["name"], "arguments": args})
+    raws = [raw.strip() for raw in _TOOL_CALL.findall(text)]
+    for raw in raws[:MAX_CALLS]:
+        call, problem = _read_call(raw)
+        if problem:
+            errors.append(f"malformed tool call ({problem}): {raw[:200]}")
+        else:
+            calls.append(call)
+    if len(raws) > MAX_CALLS:
+        errors.append(f"too many tool calls in one turn ({len(raws)}); the first {MAX_CALLS} were read, "
+                      f"the other {len(raws) - MAX_CALLS} were not run")
     content = _TOOL_CALL.sub("", text).replace("<|im_end|>", "").strip()
     return content, calls, errors
+
+
+def _read_call(raw: str) -> tuple[dict | None, str | None]:
+    """(call, None), or (None, what is wrong with it)."""
+    if len(raw) > MAX_CALL_CHARS:
+        return None, f"too long: {len(raw)} characters, at most {MAX_CALL_CHARS}"
+    if _nesting(raw) > MAX_CALL_DEPTH:
+        return None, f"nested deeper than {MAX_CALL_DEPTH} levels"
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return None, f"not JSON: {e.msg}"
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return None, "needs a name"
+    args = obj.get("arguments", {})
+    if isinstance(args, str):  # JSON inside a JSON string: its nesting was not counted above
+        if _nesting(args) > MAX_CALL_DEPTH:
+            return None, f"arguments nested deeper than {MAX_CALL_DEPTH} levels"
+        try:
+            args = json.loads(args)
+        except json.JSONDecodeError:
+            return None, "arguments are not JSON"
+    if not isinstance(args, dict):
+        return None, "arguments must be an object"
+    return {"name": obj["name"], "arguments": args}, None
+
+
+def _nesting(raw: str) -> int:
+    """How deep arrays and objects nest in raw, brackets inside strings not counted."""
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub('""', raw)):
+        depth = depth + 1 if bracket in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    return deepest
 
 
 class TemplateError(ValueError):
     """A chat template whose assistant turns cannot be located by rendering prefixes."""
 
 
-def template_messages(messages: list[dict]) -> list[dict]:
+def template_messages(messages: list[dict], controls: Iterable[str] = ()) -> list[dict]:
     """Messages as a chat template expects them: tool-call arguments as mappings (most model templates
-    print `arguments | tojson`, which would quote a JSON string), no training-only keys (`weight`)."""
+    print `arguments | tojson`, which would quote a JSON string), no training-only keys (`weight`).
+
+    With `controls` (`untrusted_text.control_strings(tokenizer)`), every content and argument string
+    is neutralized: a search result, a question made from a document or a model's own words cannot
+    forge a turn, a call or the end of a tool result, while the template's own markup still parses.
+    """
     out = []
     for m in messages:
         m = {k: v for k, v in m.items() if k != "weight"}
         if m.get("tool_calls"):
             m["tool_calls"] = [_call_with_mapping(c) for c in m["tool_calls"]]
-        out.append(m)
+        out.append(_neutralized_message(m, frozenset(controls)) if controls else m)
     return out
 
 
@@ -118,21 +164,50 @@ def _call_with_mapping(call: dict) -> dict:
     return {**call, "function": fn} if "function" in call else fn
 
 
+def _neutralized_message(m: dict, controls: frozenset[str]) -> dict:
+    """Content and call arguments neutralized; roles and tool names kept, so that the template still
+    tells turns apart and calls still name their tools."""
+    m = dict(m)
+    if isinstance(m.get("content"), str):
+        m["content"] = neutralize(m["content"], controls)
+    if m.get("tool_calls"):
+        m["tool_calls"] = [_neutralized_call(c, controls) for c in m["tool_calls"]]
+    return m
+
+
+def _neutralized_call(call: dict, controls: frozenset[str]) -> dict:
+    fn = call.get("function", call)
+    if "arguments" in fn:
+        fn = {**fn, "arguments": _neutralized_value(fn["arguments"], controls)}
+    return {**call, "function": fn} if "function" in call else fn
+
+
+def _neutralized_value(value, controls: frozenset[str]):
+    if isinstance(value, str):
+        return neutralize(value, controls)
+    if isinstance(value, list):
+        return [_neutralized_value(v, controls) for v in value]
+    if isinstance(value, dict):
+        return {_neutralized_value(k, controls): _neutralized_value(v, controls) for k, v in value.items()}
+    return value
+
+
 def render(tokenizer, messages: list[dict], tools: list[dict] | None, template: str | None = None,
            add_generation_prompt: bool = False) -> str:
     return tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False, chat_template=template,
                                          add_generation_prompt=add_generation_prompt)
 
 
-def assistant_spans(tokenizer, messages: list[dict], tools: list[dict] | None,
-                    template: str | None = None) -> tuple[str, list[tuple[int, int, int]]]:
+def assistant_spans(tokenizer, messages: list[dict], tools: list[dict] | None, template: str | None = None,
+                    controls: Iterable[str] | None = None) -> tuple[str, list[tuple[int, int, int]]]:
     """The rendered text and (start, end, message index) of each assistant turn in it.
 
     A turn starts where the generation prompt for it ends and ends where rendering it ends (trailing
     whitespace left out: the model stops at its end-of-turn token). This needs no `{% generation %}`
     markers, so it works for any template that renders earlier turns the same way whatever follows.
+    Message text is neutralized first (`controls`: default the tokenizer's `control_strings`).
     """
-    messages = template_messages(messages)
+    messages = template_messages(messages, control_strings(tokenizer) if controls is None else controls)
     full = render(tokenizer, messages, tools, template)
     spans = []
     for i, message in enumerate(messages):
@@ -147,14 +222,14 @@ def assistant_spans(tokenizer, messages: list[dict], tools: list[dict] | None,
     return full, spans
 
 
-def tokenize_with_mask(tokenizer, messages: list[dict], tools: list[dict] | None,
-                       template: str | None = None) -> tuple[list[int], list[int]]:
+def tokenize_with_mask(tokenizer, messages: list[dict], tools: list[dict] | None, template: str | None = None,
+                       controls: Iterable[str] | None = None) -> tuple[list[int], list[int]]:
     """(input_ids, mask) with mask 1 on the tokens of assistant turns to train (weight not 0).
 
     Each piece between turn boundaries is tokenized on its own, as at inference, where the prompt
     ends at the generation prompt and the model's tokens start there.
     """
-    text, spans = assistant_spans(tokenizer, messages, tools, template)
+    text, spans = assistant_spans(tokenizer, messages, tools, template, controls)
     trained = [(s, e) for s, e, i in spans if messages[i].get("weight", 1) != 0]
     ids, mask, pos = [], [], 0
     for start, end in trained + [(len(text), len(text))]:

@@ -35,6 +35,12 @@ Each inserted block is tokenized on its own, as are the pieces of text around it
 tokens are the same everywhere (and the same as the chat template's after a newline), and the
 text's own tokens are what they would be without the call (the cut moves spaces after the block).
 
+The document's text (a result's passage included) is neutralized as it is tokenized
+(cogcore.untrusted_text): a document holding `<|im_end|>\n<|im_start|>system` or `</tool_response>`
+trains those characters as plain-text tokens, never as turn or markup tokens, and reads as it will
+in a search result at inference. Token offsets still index the text as written, so fact spans need
+no re-mapping. Replay text is neutralized the same way.
+
 Documents end with EOS and are packed into rows of `seq_len` tokens (no token is thrown away).
 With `packing=True` (the recipe's default for train.cpt) each row carries `position_ids` that
 restart at every document, so that a row's documents never attend to each other
@@ -54,6 +60,7 @@ from cogcore.questions import QUERY_WORDS
 from cogcore.retrieval.hits import Hit
 from cogcore.retrieval.tool import MAX_PASSAGE_CHARS, format_hits, shorten
 from cogcore.train.packing import RowPacker
+from cogcore.untrusted_text import break_points, control_strings, insert_breaks, neutralize, to_original
 
 STRATEGIES = ("keep", "mask", "toolcall")
 DEFAULT_MAX_CALLS = 4
@@ -86,6 +93,9 @@ class Segment:
     text: str
     role: str  # text | call | result
     spans: tuple[tuple[int, int], ...] = ()
+    # The characters that come from the document (neutralized when tokenized); None: all of a text
+    # segment, none of a call. A result's markup is ours, the passage inside it the document's.
+    untrusted: tuple[int, int] | None = None
 
 
 def call_markup(query: str) -> str:
@@ -93,8 +103,11 @@ def call_markup(query: str) -> str:
     return f'<tool_call>\n{{"name": "search", "arguments": {arguments}}}\n</tool_call>'
 
 
+_RESULT_OPEN, _RESULT_CLOSE = "\n<tool_response>\n", "\n</tool_response>"
+
+
 def result_markup(result: str) -> str:
-    return f"\n<tool_response>\n{result}\n</tool_response>"
+    return f"{_RESULT_OPEN}{result}{_RESULT_CLOSE}"
 
 
 def search_query(context: str, fact_texts: Iterable[str], title: str = "") -> str:
@@ -164,10 +177,14 @@ def render_segments(text: str, spans: list[tuple[int, int]], calls: Iterable[Pla
     for cut, call in placed:
         out.append(_text_segment(text, prev, cut, spans))
         newline = "" if cut == 0 or text[cut - 1] == "\n" else "\n"
-        out += [Segment(newline + call_markup(call.query), "call"), Segment(result_markup(call.result), "result")]
+        out += [Segment(newline + call_markup(call.query), "call"), result_segment(call.result)]
         prev = cut
     out.append(_text_segment(text, prev, len(text), spans))
     return [s for s in out if s.text]
+
+
+def result_segment(result: str) -> Segment:
+    return Segment(result_markup(result), "result", untrusted=(len(_RESULT_OPEN), len(_RESULT_OPEN) + len(result)))
 
 
 def _text_segment(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> Segment:
@@ -203,12 +220,16 @@ class EncodedDocument:
     roles: list[str]
 
 
-def encode_segments(tokenizer, segments: list[Segment]) -> EncodedDocument:
-    """Tokenize each segment on its own: call tokens trained, results and facts -100."""
-    enc = tokenizer([s.text for s in segments], add_special_tokens=False, return_offsets_mapping=True)
+def encode_segments(tokenizer, segments: list[Segment], controls: frozenset[str] | None = None) -> EncodedDocument:
+    """Tokenize each segment on its own: call tokens trained, results and facts -100.
+
+    The document's characters are neutralized as they are tokenized (`controls`: default the
+    tokenizer's `control_strings`), so a document's `<|im_start|>` or `</tool_response>` becomes
+    plain-text tokens; offsets still index the text as rendered, so fact spans stay valid."""
+    controls = control_strings(tokenizer) if controls is None else controls
+    encoded = encode_untrusted(tokenizer, [s.text for s in segments], [_untrusted(s) for s in segments], controls)
     ids, labels, offsets, roles, base = [], [], [], [], 0
-    for seg, seg_ids, seg_offsets in zip(segments, enc["input_ids"], enc["offset_mapping"]):
-        seg_offsets = [tuple(o) for o in seg_offsets]
+    for seg, (seg_ids, seg_offsets) in zip(segments, encoded):
         if seg.role == "result":
             seg_labels = [-100] * len(seg_ids)
         elif seg.role == "text" and seg.spans:
@@ -224,21 +245,39 @@ def encode_segments(tokenizer, segments: list[Segment]) -> EncodedDocument:
     return EncodedDocument("".join(s.text for s in segments), ids, labels, offsets, roles)
 
 
+def _untrusted(seg: Segment) -> tuple[int, int] | None:
+    if seg.untrusted is not None:
+        return seg.untrusted
+    return (0, len(seg.text)) if seg.role == "text" else None
+
+
+def encode_untrusted(tokenizer, texts: list[str], untrusted: list[tuple[int, int] | None],
+                     controls: frozenset[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """(ids, offsets) of each text, tokenized with its `untrusted` range neutralized; offsets index
+    the text as given (a token of an inserted BREAK has an empty range)."""
+    if not texts:
+        return []
+    points = [[] if r is None else [r[0] + p for p in break_points(t[r[0]:r[1]], controls)]
+              for t, r in zip(texts, untrusted)]
+    enc = tokenizer([insert_breaks(t, p) for t, p in zip(texts, points)], add_special_tokens=False,
+                    return_offsets_mapping=True)
+    out = []
+    for p, ids, offsets in zip(points, enc["input_ids"], enc["offset_mapping"]):
+        back = to_original(p)
+        out.append((list(ids), [(back(s), back(e)) for s, e in offsets]))
+    return out
+
+
 def encode_document(tokenizer, text: str, spans: list[tuple[int, int]], strategy: str,
-                    calls: Iterable[PlannedCall] = (), train_copied_facts: bool = False) -> EncodedDocument:
-    """One document under a strategy; `calls` are used by `toolcall` only (without any, it is `mask`)."""
+                    calls: Iterable[PlannedCall] = (), train_copied_facts: bool = False,
+                    controls: frozenset[str] | None = None) -> EncodedDocument:
+    """One document under a strategy; `calls` are used by `toolcall` only (without any, it is `mask`).
+    The document is neutralized as it is tokenized (see encode_segments)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown facts strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
     calls = list(calls) if strategy == "toolcall" else []
-    if calls:
-        return encode_segments(tokenizer, render_segments(text, spans, calls, train_copied_facts))
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-    if strategy == "keep" or not spans:
-        labels = list(ids)
-    else:
-        labels = [-100 if m else t for t, m in zip(ids, fact_label_mask(offsets, sorted(spans)))]
-    return EncodedDocument(text, ids, labels, offsets, ["text"] * len(ids))
+    spans = [] if strategy == "keep" else spans
+    return encode_segments(tokenizer, render_segments(text, spans, calls, train_copied_facts), controls)
 
 
 def tokenize_document(tokenizer, text: str, spans: list[tuple[int, int]], strategy: str,
@@ -275,6 +314,7 @@ def encode_documents(tokenizer, docs: Iterable[dict], facts: Iterable[dict], str
     for f in facts:
         by_doc[f["doc_id"]].append(f)
     counts.update(docs=0, tokens=0, masked_tokens=0, strategy=strategy)
+    controls = control_strings(tokenizer)
     if strategy == "toolcall":
         counts.update(calls=0, call_tokens=0, result_tokens=0)
     for doc in _progress(docs, progress, "tokenizing", "doc"):
@@ -283,7 +323,7 @@ def encode_documents(tokenizer, docs: Iterable[dict], facts: Iterable[dict], str
         doc_calls = []
         if strategy == "toolcall":
             doc_calls = calls.get(doc["id"], []) if calls is not None else plan_calls(doc, doc_facts, max_calls_per_doc)
-        enc = encode_document(tokenizer, doc["text"], spans, strategy, doc_calls, train_copied_facts)
+        enc = encode_document(tokenizer, doc["text"], spans, strategy, doc_calls, train_copied_facts, controls)
         if strategy == "toolcall":
             counts["calls"] += len(doc_calls)
             counts["call_tokens"] += enc.roles.count("call")
@@ -302,8 +342,10 @@ def encode_replay(tokenizer, docs: Iterable[dict], target_tokens: int, counts: d
     if target_tokens <= 0:
         return
     bar = _progress(None, progress, "replay text", "tok", total=target_tokens)
+    controls = control_strings(tokenizer)  # general text is no more trusted than the domain's
     for doc in docs:
-        ids = tokenizer(doc["text"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = tokenizer(neutralize(doc["text"], controls), add_special_tokens=False)["input_ids"]
+        ids += [tokenizer.eos_token_id]
         ids = ids[:target_tokens - counts["replay_tokens"]]
         counts["replay_docs"] += 1
         counts["replay_tokens"] += len(ids)
@@ -330,7 +372,7 @@ def read_replay(path: str, fmt: str = "auto", text_field: str = "text", counts: 
     for item in read_source(path, name="replay", fmt=fmt, text_field=text_field):
         if isinstance(item, Unreadable):
             if counts is not None:
-                counts["replay_unreadable"] = counts.get("replay_unreadable", 0) + 1
+                counts["replay_unreadable"] = counts.get("replay_unreadable", 0) + item.count
             continue
         yield item
 

@@ -13,7 +13,7 @@ share, and the main process alone writes the merged model and metrics.json.
 
 The worker entry point can be run by hand on each node of a multi-node job:
 
-    python -m cogcore.train.launch runs/<name>/train/cpt/spec.json
+    python -m cogcore.train.launch runs/<name>/train/cpt.new/spec.json   # the stage's build folder while it runs
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from cogcore.runner import write_json_atomic
 from cogcore.train.distributed import DistributedPlan, plan_from_recipe, write_accelerate_config  # noqa: F401
-from cogcore.train.trainer import TrainSettings, train
+from cogcore.train.trainer import TrainSettings, check_positions, no_rows_message, train
 
 SPEC_NAME = "spec.json"
 LOG_NAME = "launch.log"
@@ -85,7 +85,9 @@ def launch_stage(model, tokenizer, rows, folder: Path, settings: TrainSettings, 
     if not plan.needs_launcher:
         return train(model, tokenizer, rows, folder, settings, label=label)
     if not len(rows):
-        raise ValueError(f"{label}: no training rows (is the corpus empty after curation?)")
+        raise ValueError(no_rows_message(label))
+    if model is not None:  # before the rows are written and the workers load the model (they check too)
+        check_positions(model, rows, label)
     if model_path.endswith(".gguf"):
         from cogcore.train.loading import gguf_as_folder
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from cogcore.train.cpt_data import PlannedCall, call_markup, fact_label_mask, result_markup
+from cogcore.train.cpt_data import PlannedCall, call_markup, encode_untrusted, fact_label_mask, result_markup, result_segment
+from cogcore.untrusted_text import control_strings
 
 DEFAULT_TAU = 0.0
 DEFAULT_PREFIX_CHARS = 400
@@ -77,12 +78,15 @@ def call_losses(model, tokenizer, examples: list[CallExample], batch_size: int =
     """Per example: {"plain", "empty", "result"} mean fact-token losses (nats) and `fact_tokens`."""
     if not examples:
         return []
-    pieces = [p for e in examples for p in (e.prefix, e.call_text, e.result_text, result_markup(""), e.continuation)]
-    enc = tokenizer(pieces, add_special_tokens=False, return_offsets_mapping=True)
+    # The document's characters neutralized as training neutralizes them (encode_segments): the
+    # scored tokens are the trained ones even where a document holds control-token text.
+    pieces = [piece for e in examples for piece in _pieces(e)]
+    enc = encode_untrusted(tokenizer, [text for text, _ in pieces], [where for _, where in pieces],
+                           control_strings(tokenizer))
     sequences, targets, n_facts = [], [], []
     for i, e in enumerate(examples):
-        prefix, call, result, empty, cont = enc["input_ids"][5 * i:5 * i + 5]
-        in_fact = fact_label_mask([tuple(o) for o in enc["offset_mapping"][5 * i + 4]], sorted(e.spans))
+        prefix, call, result, empty, cont = (ids for ids, _ in enc[5 * i:5 * i + 5])
+        in_fact = fact_label_mask(enc[5 * i + 4][1], sorted(e.spans))
         n_facts.append(sum(in_fact))
         for head in (prefix, prefix + call + empty, prefix + call + result):
             sequences.append(head + cont)
@@ -93,6 +97,13 @@ def call_losses(model, tokenizer, examples: list[CallExample], batch_size: int =
         plain, empty, result = (s / max(n, 1) for s in sums[3 * i:3 * i + 3])
         out.append({"plain": plain, "empty": empty, "result": result, "fact_tokens": n})
     return out
+
+
+def _pieces(e: CallExample) -> list[tuple[str, tuple[int, int] | None]]:
+    """The five pieces of an example, each with the range of it that comes from the document."""
+    result = result_segment(e.call.result)  # its text is e.result_text; the passage inside is the document's
+    return [(e.prefix, (0, len(e.prefix))), (e.call_text, None), (e.result_text, result.untrusted),
+            (result_markup(""), None), (e.continuation, (0, len(e.continuation)))]
 
 
 def filter_calls(model, tokenizer, examples: list[CallExample], tau: float = DEFAULT_TAU,

@@ -34,6 +34,7 @@ from cogcore.retrieval.hits import Hit
 from cogcore.retrieval.tool import MAX_PASSAGE_CHARS
 from cogcore.runtime import argument_error, dispatch
 from cogcore.train.chat_template import TemplateError, tokenize_with_mask
+from cogcore.untrusted_text import control_strings
 
 NOT_FOUND = "I could not find that in the documents."
 KINDS = ("single", "multi", "no_call", "tool_error", "unanswerable")
@@ -181,13 +182,15 @@ def tokenize_conversations(tokenizer, conversations: list[dict], seq_len: int, t
     """Rows of {input_ids, labels} with loss on trained assistant turns only; skip rows over seq_len.
 
     `tools` (default: search alone) is listed in every system prompt, as at serving; `template`
-    defaults to the tokenizer's own chat template.
+    defaults to the tokenizer's own chat template. Message text (search results, questions made from
+    documents, user files) is neutralized (cogcore.untrusted_text): no document forges a turn or a call.
     """
     tools = [SEARCH_TOOL] if tools is None else tools
+    controls = control_strings(tokenizer)
     rows, too_long = [], 0
     for conv in conversations:
         try:
-            ids, mask = tokenize_with_mask(tokenizer, conv["messages"], tools, template)
+            ids, mask = tokenize_with_mask(tokenizer, conv["messages"], tools, template, controls)
         except TemplateError as e:  # name the conversation: a user file's line, or a synthesized kind
             raise TemplateError(f"conversation {conv.get('source') or conv['kind']}: {e}") from None
         if len(ids) > seq_len:
@@ -236,6 +239,8 @@ def _valid_messages(line: str, declared: dict) -> list[dict]:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         raise LineError("not_json", f"not JSON ({e.msg})") from None
+    except RecursionError:  # Python's parser recurses per level: a line nested ~1000 deep
+        raise LineError("not_json", "not JSON that can be read (nested too deeply)") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list) or not obj["messages"]:
         raise LineError("no_messages", 'a line must be an object with a non-empty "messages" list')
     if set(obj) - LINE_KEYS:

@@ -30,6 +30,7 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, Trainer, TrainerState, TrainingArguments, set_seed
 
+from cogcore.model_limits import positions_limit
 from cogcore.runner import write_json_atomic
 from cogcore.train.loading import count_params, save_model
 from cogcore.train.packing import packed_collator
@@ -85,7 +86,8 @@ def train(model: PreTrainedModel, tokenizer, rows: list[dict] | Dataset, out_dir
     """Train on rows of {input_ids, labels} (plus `position_ids` when packed), a list or a datasets
     Dataset (e.g. `load_from_disk` of a token cache); save the merged model to out_dir/model; return metrics."""
     if not len(rows):
-        raise ValueError(f"{label}: no training rows (is the corpus empty after curation?)")
+        raise ValueError(no_rows_message(label))
+    check_positions(model, rows, label)
     check_method(settings.method, f"{label}.method")
     dataset = rows if isinstance(rows, Dataset) else Dataset.from_list(rows)
     if len(dataset.data) != len(dataset):  # a select/shuffle view: the Arrow columns read below must be its rows
@@ -174,6 +176,29 @@ def _tokens_seen(checkpoint: str | None) -> int:
     if checkpoint is None:
         return 0
     return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("num_input_tokens_seen") or 0)
+
+
+def no_rows_message(label: str) -> str:
+    return (f"{label}: no training rows: the training documents gave no text to train on (is every document held "
+            f"out by curate.heldout_fraction, or the corpus empty after curation?)")
+
+
+def check_positions(model: PreTrainedModel, rows: list[dict] | Dataset, label: str) -> None:
+    """Rows longer than the model's positions fail (learned position embeddings) or train positions
+    the model never saw while memory grows with the length (rotary): refuse them before training.
+    Validation checks seq_len the same way where the model is on disk; a hub model is first seen here."""
+    found = positions_limit(model.config.to_dict())
+    if found is None or not len(rows):
+        return
+    if isinstance(rows, Dataset):  # Arrow batches: no row becomes Python, and a select/shuffle view is honoured
+        batches = rows.select_columns(["input_ids"]).with_format("arrow").iter(batch_size=10_000)
+        longest = max(pc.max(pc.list_value_length(b["input_ids"])).as_py() or 0 for b in batches)
+    else:
+        longest = max(len(r["input_ids"]) for r in rows)
+    limit, source = found
+    if longest > limit:
+        raise ValueError(f"{label}.seq_len: rows of {longest} tokens, but the base model has {limit} positions "
+                         f"({source} in its config); set {label}.seq_len to {limit} or less")
 
 
 def check_method(method: str, field: str) -> None:

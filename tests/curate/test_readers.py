@@ -96,7 +96,7 @@ def test_bad_files_are_skipped_with_a_reason_and_reading_goes_on(tmp_path):
         "d_invalid.json": b'[{"text": "unterminated',
         "e_invalid.jsonl": b'{"text": "ok"}\n{"text": \n',
         "f_binary.txt": b"PK\x03\x04\x00\x00binary\x00",
-        "g_latin1.md": "caf\u00e9 cr\u00e8me".encode("latin-1"),
+        "g_latin1.md": "caf\u00e9 cr\u00e8me".encode("latin-1"),  # read as cp1252, kept and marked
         "h_image.png": b"\x89PNG\r\n",
         "i_not_records.json": b'"a string"',
         "z_good.txt": b"Readable text.",
@@ -109,19 +109,19 @@ def test_bad_files_are_skipped_with_a_reason_and_reading_goes_on(tmp_path):
     texts: dict[str, list[str]] = {}
     for d in docs:
         texts.setdefault(Path(d["meta"]["path"].split("#")[0]).name, []).append(d["text"])
-    assert set(texts) == {"z_good.txt", "e_invalid.jsonl", "c_truncated.jsonl.gz"}
+    assert set(texts) == {"z_good.txt", "e_invalid.jsonl", "c_truncated.jsonl.gz", "g_latin1.md"}
     assert texts["z_good.txt"] == ["Readable text."] and texts["e_invalid.jsonl"] == ["ok"]
+    assert texts["g_latin1.md"] == ["caf\u00e9 cr\u00e8me"]
     n = len(texts["c_truncated.jsonl.gz"])
     assert 0 < n < 300 and texts["c_truncated.jsonl.gz"] == [f"line {i} " * 50 for i in range(n)]
     reasons = {Path(u.path).name: u.reason for u in bad}
-    assert set(reasons) == set(files) - {"z_good.txt", "e_invalid.jsonl"} | {"e_invalid.jsonl#1"}
+    assert set(reasons) == set(files) - {"z_good.txt", "e_invalid.jsonl", "g_latin1.md"} | {"e_invalid.jsonl#1"}
     assert reasons["a_not_gzip.jsonl.gz"].startswith("corrupt_gzip: Not a gzipped file")
     assert reasons["b_corrupt_body.jsonl.gz"].startswith("corrupt_gzip: ")
     assert reasons["c_truncated.jsonl.gz"] == "corrupt_gzip: truncated"
     assert reasons["d_invalid.json"].startswith("bad_json: ")
     assert reasons["e_invalid.jsonl#1"].startswith("bad_jsonl: ")
     assert reasons["f_binary.txt"] == "binary_content"
-    assert reasons["g_latin1.md"] == "bad_encoding"
     assert reasons["h_image.png"] == "unsupported_format"
     assert reasons["i_not_records.json"] == "bad_json: expected a list of records"
 

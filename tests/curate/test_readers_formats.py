@@ -183,11 +183,11 @@ def test_a_corrupt_file_of_every_format_is_reported_and_the_good_ones_are_read(t
     parquet = io.BytesIO()
     pq.write_table(pa.table({"body": ["x"]}), parquet)
     files = {
-        "bad_encoding.txt": ("caf\u00e9".encode("latin-1"), "bad_encoding"),
+        "bad_encoding.txt": (b"caf\x81\x8d\x8f", "bad_encoding"),  # neither UTF-8 nor cp1252
         "binary.rst": (b"\x7fELF\x02\x01\x01\x00\x00", "binary_content"),
         "empty.md": (b"", "empty_file"),
         "blank.md": (b"  \n\n", "empty_file"),
-        "latin1.html": ("<html><title>caf\u00e9</title><p>cr\u00e8me</p></html>".encode("latin-1"), "bad_encoding"),
+        "latin1.json": ('[{"text": "caf\u00e9"}]'.encode("latin-1"), "bad_encoding"),  # json must be UTF-8
         "scripts_only.html": (b"<html><body><script>var a = 1;</script></body></html>", "no_text"),
         "broken.pdf": (make_pdf(["Some text"])[:300], "bad_pdf"),
         "not_a.pdf": (b"%PDF-1.4\ngarbage", "bad_pdf"),

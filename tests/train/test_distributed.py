@@ -202,7 +202,7 @@ def test_recipe_distributed_section_flattens_to_a_plan():
     assert plan_from_recipe(validate(_recipe({})).train.distributed) == DistributedPlan()
 
 
-def test_cpt_stage_trains_under_two_processes_from_the_recipe(llm_dir, tmp_path, monkeypatch):
+def test_cpt_stage_trains_under_two_processes_from_the_recipe(llm_dir, tmp_path, monkeypatch, curated_writer):
     """The stage wiring: `train.distributed.processes: 2` sends train.cpt through accelerate."""
     from cogcore.recipe import resolved_dict
     from cogcore.stages import _cpt
@@ -217,10 +217,8 @@ def test_cpt_stage_trains_under_two_processes_from_the_recipe(llm_dir, tmp_path,
                                          "batch_size": 2, "seq_len": 16, "save_steps": 2},
                                  "distributed": {"processes": 2}}})
     run = recipe.run_path(tmp_path)
-    (run / "curate").mkdir(parents=True)
     docs = [{"id": str(i), "text": t, "source": "s", "meta": {"split": "train"}} for i, t in enumerate(TEXTS)]
-    (run / "curate" / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (run / "curate" / "facts.jsonl").write_text("")
+    curated_writer(run / "curate", docs, [])
     folder = run / "train" / "cpt"
     folder.mkdir(parents=True)
     _cpt(recipe, resolved_dict(recipe, tmp_path), run).run(folder)

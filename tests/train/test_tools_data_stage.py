@@ -42,7 +42,7 @@ def _docs() -> tuple[list[dict], list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def run(make_tiny_llm, make_tiny_embedder, tmp_path_factory):
+def run(make_tiny_llm, make_tiny_embedder, tmp_path_factory, curated_writer):
     import trl
 
     qwen = Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja"
@@ -51,9 +51,7 @@ def run(make_tiny_llm, make_tiny_embedder, tmp_path_factory):
     root = tmp_path_factory.mktemp("tools-stage")
     docs, facts = _docs()
     run = root / "runs" / "stage"
-    (run / "curate").mkdir(parents=True)
-    (run / "curate" / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (run / "curate" / "facts.jsonl").write_text("".join(json.dumps(f) + "\n" for f in facts))
+    curated_writer(run / "curate", docs, facts)
     texts = [d["text"] for d in docs]
     embedder = make_tiny_embedder(texts)
     build_index(docs, run / "index", Embedder(str(embedder)))

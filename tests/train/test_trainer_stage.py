@@ -22,25 +22,23 @@ def llm_dir(make_tiny_llm):
     return make_tiny_llm(TEXTS + GENERAL)
 
 
-def _setup(tmp_path: Path, llm_dir: Path, cpt: dict):
+def _setup(tmp_path: Path, llm_dir: Path, cpt: dict, write_curated):
     (tmp_path / "general.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in GENERAL))
-    curate = tmp_path / "runs" / "t" / "curate"
-    curate.mkdir(parents=True)
     docs = [{"id": str(n), "text": t, "source": "s", "meta": {"split": "train"}} for n, t in enumerate(TEXTS)]
-    (curate / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     start = TEXTS[1].index("3 USD")
-    (curate / "facts.jsonl").write_text(json.dumps({"id": "f", "doc_id": "1", "start": start, "end": start + 5,
-                                                    "text": "3 USD", "kind": "amount", "context": TEXTS[1]}) + "\n")
+    write_curated(tmp_path / "runs" / "t" / "curate", docs, [{
+        "id": "f", "doc_id": "1", "start": start, "end": start + 5, "text": "3 USD", "kind": "amount",
+        "context": TEXTS[1]}])
     recipe = validate({"name": "t", "run_dir": str(tmp_path / "runs"), "sources": [{"name": "s", "path": "general.jsonl"}],
                        "base_model": {"path": str(llm_dir)}, "index": {"embedder": str(llm_dir)},
                        "train": {"cpt": cpt}})
     return recipe, resolved_dict(recipe, tmp_path), tmp_path / "runs" / "t"
 
 
-def test_cpt_stage_packs_budgets_replays_and_caches_tokens(llm_dir, tmp_path):
+def test_cpt_stage_packs_budgets_replays_and_caches_tokens(llm_dir, tmp_path, curated_writer):
     cpt = {"method": "full", "seq_len": 32, "batch_size": 2, "max_tokens": 3 * 2 * 32, "save_steps": 100,
            "replay": {"path": "general.jsonl", "format": "jsonl", "ratio": 0.2}}
-    recipe, r, run = _setup(tmp_path, llm_dir, cpt)
+    recipe, r, run = _setup(tmp_path, llm_dir, cpt, curated_writer)
     stage = _cpt(recipe, r, run)
     assert stage.config["replay_files"][0]["path"].endswith("general.jsonl")
     assert stage.config["cpt"]["replay"]["path"] == str(tmp_path / "general.jsonl")  # resolved beside the recipe
@@ -67,14 +65,14 @@ def test_cpt_stage_packs_budgets_replays_and_caches_tokens(llm_dir, tmp_path):
     assert again["steps"] == metrics["steps"]  # resumed from its last checkpoint: already done
 
 
-def test_qlora_stage_fails_at_its_start_naming_the_field(llm_dir, tmp_path):
+def test_qlora_stage_fails_at_its_start_naming_the_field(llm_dir, curated_writer, tmp_path):
     import importlib.util
 
     import torch
 
     if torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes"):
         pytest.skip("this machine can run qlora")
-    recipe, r, run = _setup(tmp_path, llm_dir, {"method": "qlora"})
+    recipe, r, run = _setup(tmp_path, llm_dir, {"method": "qlora"}, curated_writer)
     folder = run / "train" / "cpt"
     folder.mkdir(parents=True)
     with pytest.raises(RuntimeError, match=r"^train\.cpt\.method: qlora"):
