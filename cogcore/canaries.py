@@ -129,7 +129,7 @@ def plant_in_training(docs: list[dict], facts: list[dict], detector, count: int,
 def exposure(model, tokenizer, canary: dict, candidates: int | list[str] = DEFAULT_CANDIDATES, seed: int = 0,
              batch_size: int = 64) -> dict:
     """Exposure of a canary's secret (estimated; see the module docstring) and the figures behind it."""
-    from cogcore.train.toolformer import token_nll
+    from cogcore.token_loss import token_nll
 
     digits = len(canary["secret"])
     space = 10 ** digits

@@ -22,7 +22,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
-from cogcore.recipe import RecipeError, load_recipe, resolved_dict  # noqa: E402
+from cogcore.recipe import RecipeError, load_recipe  # noqa: E402
 from cogcore.untrusted_text import printable  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
@@ -86,11 +86,12 @@ def _execute(recipe_path: Path, overrides: list[str] | None, stage_names: list[s
             raise typer.Exit(2)
         forced.update(COMMAND_STAGES.get(name, [name]))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run_dir = RunDir(recipe.run_path(Path.cwd()), log=_log)
+    recipe = recipe.resolved(recipe_path.parent.resolve())
+    run_dir = RunDir(recipe.run_path(), log=_log)
     try:
         with run_dir.lock():  # one writing command per run directory; a second one is refused
-            stages = [s for s in build_stages(recipe, recipe_path.parent.resolve()) if s.name in stage_names]
-            run_dir.save_resolved_recipe(resolved_dict(recipe, recipe_path.parent.resolve()))
+            stages = [s for s in build_stages(recipe) if s.name in stage_names]
+            run_dir.save_resolved_recipe(recipe.model_dump(mode="json"))
             run_dir.execute(stages, force=forced)
     except StageError as e:
         err.print(f"[red]error[/red] {_shown(str(e))}", soft_wrap=True)
@@ -273,16 +274,19 @@ def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)"
         err.print(f"[red]error[/red] the question is not valid text: character {e.start} is a lone surrogate, what "
                   "bytes that are not UTF-8 become (re-encode it as UTF-8)", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+    from cogcore.models import ModelSpec
     from cogcore.retrieval import SearchIndex
+    from cogcore.runner import RunDir, StageError
     from cogcore.runtime import ToolRuntime, run_tools, sources
-    from cogcore.train.loading import load_model_and_tokenizer
 
     try:
         tools = run_tools(run_dir, SearchIndex.load(index_dir))
-    except ValueError as e:
+        # The trained model loads as the base did (dtype, remote code): the run's recipe says how.
+        spec = ModelSpec.from_section(RunDir(run_dir).saved_recipe().base_model).at(model_dir)
+    except (ValueError, StageError) as e:
         err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
         raise typer.Exit(2)
-    model, tok = load_model_and_tokenizer(str(model_dir))
+    model, tok = spec.load()
     runtime = ToolRuntime(model, tok, tools, max_new_tokens=max_new_tokens, max_rounds=max_rounds, batch_size=1)
     transcript = runtime.answer_many([question])[0]
     for call in transcript.calls:
@@ -308,6 +312,7 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NA
     """What curation removed and why (drop reasons, samples, duplicate groups), and how a document
     reads in training."""
     from cogcore.curate.inspect import CurateFileError, cluster_lines, reason_lines, summary_lines
+    from cogcore.runner import StageError
 
     try:
         if doc:
@@ -318,7 +323,7 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NA
             lines = cluster_lines(run_dir / "curate", cluster_of)
         else:
             lines = summary_lines(run_dir / "curate")
-    except (FileNotFoundError, CurateFileError) as e:
+    except (FileNotFoundError, CurateFileError, StageError) as e:
         err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
         raise typer.Exit(2)
     for line in lines:
@@ -326,37 +331,35 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NA
 
 
 def _training_view(run_dir: Path, doc_id: str) -> str:
-    import yaml
-
-    from cogcore.stages import read_jsonl
-    from cogcore.train.loading import gguf_as_folder
-    from cogcore.train.view import render_training_view
-
-    recipe_file, docs_file = run_dir / "recipe.resolved.yaml", run_dir / "curate" / "docs.jsonl"
-    for needed in (recipe_file, docs_file):
-        if not needed.exists():
-            raise FileNotFoundError(f"{needed} does not exist: has the curate stage run?")
-    facts_cfg = yaml.safe_load(recipe_file.read_text())["facts"]
-    found = [d for d in read_jsonl(docs_file) if d["id"] == doc_id]
-    if not found:
-        raise FileNotFoundError(f"no curated document {doc_id!r} in {docs_file}")
     from transformers import AutoTokenizer
 
-    base = yaml.safe_load(recipe_file.read_text())["base_model"]["path"]
-    tok = AutoTokenizer.from_pretrained(str(gguf_as_folder(Path(base))) if base.endswith(".gguf") else base)
-    facts = [f for f in read_jsonl(run_dir / "curate" / "facts.jsonl") if f["doc_id"] == doc_id]
+    from cogcore.io import iter_jsonl
+    from cogcore.models import ModelSpec
+    from cogcore.runner import RunDir
+    from cogcore.train.view import render_training_view
+
+    docs_file = run_dir / "curate" / "docs.jsonl"
+    if not docs_file.exists():
+        raise FileNotFoundError(f"{docs_file} does not exist: has the curate stage run?")
+    recipe = RunDir(run_dir).saved_recipe()
+    found = [d for d in iter_jsonl(docs_file) if d["id"] == doc_id]
+    if not found:
+        raise FileNotFoundError(f"no curated document {doc_id!r} in {docs_file}")
+    spec = ModelSpec.from_section(recipe.base_model)
+    tok = AutoTokenizer.from_pretrained(spec.local_path(), trust_remote_code=spec.trust_remote_code)
+    facts = [f for f in iter_jsonl(run_dir / "curate" / "facts.jsonl") if f["doc_id"] == doc_id]
     doc, calls = found[0], None
     # train.cpt records the documents it changed (canaries planted, calls kept by the Toolformer filter)
     changed = run_dir / "train" / "cpt" / "training_docs.jsonl"
     if changed.exists():
         from cogcore.train.cpt_data import PlannedCall
 
-        for row in read_jsonl(changed):
+        for row in iter_jsonl(changed):
             if row["id"] == doc_id:
                 doc, facts = {"id": row["id"], "text": row["text"], "meta": row["meta"]}, row["facts"]
                 calls = None if row["calls"] is None else [PlannedCall.from_dict(c) for c in row["calls"]]
-    return render_training_view(tok, doc, facts, facts_cfg["strategy"], facts_cfg["max_calls_per_doc"],
-                                calls=calls, train_copied_facts=facts_cfg["train_copied_facts"])
+    return render_training_view(tok, doc, facts, recipe.facts.strategy, recipe.facts.max_calls_per_doc,
+                                calls=calls, train_copied_facts=recipe.facts.train_copied_facts)
 
 
 @app.command()

@@ -539,7 +539,7 @@ class ReportConfig(Section):
     @field_validator("gpus", "prices")
     @classmethod
     def _known_gpus(cls, v):
-        from cogcore.eval.cost import GPUS
+        from cogcore.hardware import GPUS
 
         unknown = [g for g in v if g.lower() not in GPUS]
         if unknown:
@@ -549,7 +549,7 @@ class ReportConfig(Section):
     @field_validator("train_gpu")
     @classmethod
     def _known_train_gpu(cls, v):
-        from cogcore.eval.cost import GPUS
+        from cogcore.hardware import GPUS
 
         if v is not None and v.lower() not in GPUS:
             raise ValueError(f"unknown GPU profile {v!r}; allowed: {', '.join(GPUS)}")
@@ -603,10 +603,33 @@ class Recipe(Section):
         return v
 
     def run_path(self, base: Path | None = None) -> Path:
+        """<run_dir>/<name>, run_dir relative to `base` (the working directory) unless absolute."""
         root = Path(self.run_dir)
         if not root.is_absolute() and base is not None:
             root = base / root
         return root / self.name
+
+    def resolved(self, base: Path, cwd: Path | None = None) -> Recipe:
+        """This recipe with every local path absolute, as the stages use it and the run saves it: the
+        files it names against `base` (the recipe's folder); `run_dir` and `report.reference` against
+        `cwd` (default: the working directory), as a user types them."""
+        cwd = cwd or Path.cwd()
+        data = self.model_dump()
+        for src in data["sources"]:
+            src["path"] = resolve_path(src["path"], base, glob_ok=True)
+        data["index"]["embedder"] = resolve_path(data["index"]["embedder"], base)
+        if data["index"]["reranker"] is not None:
+            data["index"]["reranker"] = resolve_path(data["index"]["reranker"], base)
+        data["base_model"]["path"] = resolve_path(data["base_model"]["path"], base, hub_ok=True)
+        replay = data["train"]["cpt"]["replay"]
+        if replay is not None:
+            replay["path"] = resolve_path(replay["path"], base, glob_ok=True)
+        tools = data["train"]["tools"]
+        tools["conversation_files"] = [resolve_path(f, base) for f in tools["conversation_files"]]
+        data["run_dir"] = str(self.run_path(cwd).parent)
+        if data["report"]["reference"] is not None:
+            data["report"]["reference"] = resolve_path(data["report"]["reference"], cwd)
+        return Recipe.model_validate(data)
 
 
 class RecipeError(Exception):
@@ -835,18 +858,3 @@ def check_model_limits(recipe: Recipe, base: Path) -> None:
         raise RecipeError(problems)
 
 
-def resolved_dict(recipe: Recipe, base: Path) -> dict:
-    """The recipe as saved beside the run: overrides applied, local paths made absolute."""
-    data = recipe.model_dump(mode="json")
-    for src in data["sources"]:
-        src["path"] = str(resolve_path(src["path"], base, glob_ok=True))
-    data["index"]["embedder"] = str(resolve_path(data["index"]["embedder"], base))
-    if data["index"]["reranker"] is not None:
-        data["index"]["reranker"] = str(resolve_path(data["index"]["reranker"], base))
-    data["base_model"]["path"] = str(resolve_path(data["base_model"]["path"], base, hub_ok=True))
-    replay = data["train"]["cpt"]["replay"]
-    if replay is not None:
-        replay["path"] = str(resolve_path(replay["path"], base, glob_ok=True))
-    tools = data["train"]["tools"]
-    tools["conversation_files"] = [str(resolve_path(f, base)) for f in tools["conversation_files"]]
-    return data

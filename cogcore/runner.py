@@ -35,8 +35,10 @@ from typing import Callable
 import yaml
 
 from cogcore import __version__
+from cogcore.io import file_sha256, write_json_atomic, write_text_atomic
 
 MANIFEST = "manifest.json"
+RESOLVED_RECIPE = "recipe.resolved.yaml"
 FINGERPRINT_FILE = ".fingerprint"
 STAGING_SUFFIX = ".new"  # where a stage builds until it succeeds
 ASIDE_SUFFIX = ".old"  # the old output, for the moment of the swap
@@ -54,24 +56,6 @@ class Stage:
     # records no absolute path to it in its files: the folder is renamed when the stage succeeds
     config: dict = field(default_factory=dict)  # recipe sections and external file stamps it reads
     resumes: bool = False  # started again after a kill, it carries on from what it left (else: starts over)
-
-
-def write_json_atomic(path: Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_stamp(path: str | Path) -> dict:
@@ -105,7 +89,20 @@ class RunDir:
 
     def save_resolved_recipe(self, data: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.path / "recipe.resolved.yaml", yaml.safe_dump(data, sort_keys=False))
+        write_text_atomic(self.path / RESOLVED_RECIPE, yaml.safe_dump(data, sort_keys=False))
+
+    def saved_recipe(self):
+        """The recipe the run was last started with (every path absolute), typed; StageError when
+        the run has none or it no longer validates."""
+        from cogcore.recipe import RecipeError, parse_yaml, validate
+
+        path = self.path / RESOLVED_RECIPE
+        if not path.is_file():
+            raise StageError(f"{path} is missing: is {self.path} a run directory (has any stage run)?")
+        try:
+            return validate(parse_yaml(path.read_text(encoding="utf-8")))
+        except (RecipeError, ValueError, yaml.YAMLError) as e:
+            raise StageError(f"{path} is not a recipe this version of cogcore reads ({e}); run the recipe again") from None
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -25,7 +25,7 @@ from typing import Callable
 import jsonschema
 import torch
 
-from cogcore.train.chat_template import parse_tool_calls, template_messages
+from cogcore.tool_protocol import parse_tool_calls, template_messages
 from cogcore.untrusted_text import control_strings
 
 ToolFn = Callable[[dict], str]
@@ -170,7 +170,7 @@ class ToolRuntime:
 def run_tools(run: Path, index) -> Tools:
     """The tools a trained run's model was trained with: `search` over `index`, then the recipe's
     own (from `train/tools/tools.json`), implemented where the recipe names a function."""
-    from cogcore.retrieval import SEARCH_TOOL, run_search_tool
+    from cogcore.retrieval.tool import SEARCH_TOOL, run_search_tool
 
     tools: Tools = {"search": (SEARCH_TOOL, lambda args: run_search_tool(index, args))}
     spec_file = run / "train" / "tools" / "tools.json"

@@ -111,45 +111,45 @@ def test_an_error_the_stage_explains_itself_is_shown_as_it_is(recipe):
 
 
 def test_a_full_disk_is_one_line(recipe, monkeypatch):
-    import cogcore.retrieval
+    import cogcore.stages.index
 
     assert cli("curate", recipe).exit_code == 0
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "p/myproj/index.new/index.faiss")
 
-    monkeypatch.setattr(cogcore.retrieval, "build_index", disk_full)
+    monkeypatch.setattr(cogcore.stages.index, "build_index", disk_full)
     line = one_error_line(cli("index", recipe))
     assert "error in stage index: OSError: [Errno 28] No space left on device" in line
 
 
 def test_ctrl_c_says_run_again_to_resume(recipe, monkeypatch):
-    import cogcore.retrieval
+    import cogcore.stages.index
 
     assert cli("curate", recipe).exit_code == 0
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cogcore.retrieval, "build_index", interrupted)
+    monkeypatch.setattr(cogcore.stages.index, "build_index", interrupted)
     result = cli("index", recipe)
     assert result.exit_code == 130 and "interrupted; run again to resume" in result.stderr
     assert "Traceback" not in result.output
 
 
 def test_an_interrupted_index_says_it_starts_over_not_that_it_resumes(recipe, monkeypatch, tmp_path):
-    import cogcore.retrieval
+    import cogcore.stages.index
 
     assert cli("curate", recipe).exit_code == 0
-    real = cogcore.retrieval.build_index
+    real = cogcore.stages.index.build_index
 
     def killed(docs, folder, *args, **kwargs):
         (folder / "half-embedded").write_text("")
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(cogcore.retrieval, "build_index", killed)
+    monkeypatch.setattr(cogcore.stages.index, "build_index", killed)
     assert cli("index", recipe).exit_code == 1
-    monkeypatch.setattr(cogcore.retrieval, "build_index", real)
+    monkeypatch.setattr(cogcore.stages.index, "build_index", real)
     again = cli("index", recipe)
     assert again.exit_code == 0, again.output
     assert "[resume] index" not in again.output
@@ -161,7 +161,7 @@ def test_stages_declare_whether_they_resume(recipe, tmp_path):
     from cogcore.recipe import load_recipe
     from cogcore.stages import build_stages
 
-    stages = build_stages(load_recipe(recipe), tmp_path)
+    stages = build_stages(load_recipe(recipe).resolved(recipe.parent))
     assert {s.name: s.resumes for s in stages} == {"curate": True, "index": False, "train.cpt": True,
                                                    "train.tools": True, "eval": False, "report": False}
 

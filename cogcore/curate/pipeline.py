@@ -39,7 +39,7 @@ from cogcore.curate.facts import DEFAULT_KINDS, FactDetector
 from cogcore.curate.passes import FirstPass, PassResult, SecondPass, run_steps
 from cogcore.curate.readers import ReadLimits, Unreadable, read_source
 from cogcore.curate.steps import DuplicateIdFilter, LengthFilter, Normalize
-from cogcore.runner import write_json_atomic
+from cogcore.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import torch
 
 from cogcore.eval.bfcl_checker import check
 from cogcore.eval.bfcl_data import DEFAULT_CATEGORIES, BfclEntry, canonical_category, load_category, to_tools
-from cogcore.train.chat_template import parse_tool_calls
+from cogcore.tool_protocol import parse_tool_calls
 
 NON_LIVE_AST = ("simple_python", "multiple", "parallel", "parallel_multiple")
 # BFCL sends function-calling models no system prompt of its own; without one, our chat template

@@ -47,122 +47,18 @@ Training: 6*N*D FLOPs (Kaplan et al. 2020) at a model FLOPs utilization `mfu` of
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from cogcore.hardware import (BYTES_PER_PARAM, GPUS, GpuProfile, ModelShape, flops_per_token,  # noqa: F401
+                               kv_cache_bytes_per_token, param_count, resolve_gpu, weights_bytes)
 
-BYTES_PER_PARAM = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int4": 0.5}
 ETA_FLOP_INFERENCE = 0.7  # llm-analysis: compute efficiency at most 0.7 for inference
 ETA_MEM = 0.9  # llm-analysis: memory efficiency 0.9, "aggressive"
 MEMORY_UTILIZATION = 0.9  # vLLM gpu_memory_utilization default: the rest is left to activations
-
-
-@dataclass(frozen=True)
-class GpuProfile:
-    """One accelerator: peak HBM bandwidth (GB/s), dense bf16 peak (TFLOPS), memory (GB), price."""
-
-    name: str
-    mem_bw_gbs: float
-    tflops: float
-    memory_gb: float
-    price_per_hour: float
-    price_source: str
-
-
-# Prices: H100 and A100 are RunPod's on-demand list (mid-2024, as reported); the others are
-# assumptions in the same market, to be overridden with real quotes (recipe `report.prices`).
-GPUS: dict[str, GpuProfile] = {
-    "h100": GpuProfile("H100 SXM", 3350, 989, 80, 3.99, "RunPod on-demand, mid-2024"),
-    "h200": GpuProfile("H200", 4800, 989, 141, 4.50, "assumption"),
-    "a100": GpuProfile("A100 SXM 80GB", 2039, 312, 80, 1.94, "RunPod on-demand, mid-2024"),
-    "l40s": GpuProfile("L40S", 864, 362, 48, 1.00, "assumption"),
-    "l4": GpuProfile("L4", 300, 121, 24, 0.50, "assumption"),
-    # Measured on the 2-core build machine: ~20 GB/s streaming read (numpy sum over 1 GiB) and
-    # ~0.15 TFLOPS fp32 (torch 2048^2 matmul, 2 threads); memory is that machine's 23 GB.
-    "cpu-2core": GpuProfile("CPU, 2 cores", 20, 0.15, 23, 0.10, "assumption; measured BW/FLOPS"),
-}
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The dimensions of a Llama/Qwen/SmolLM-style decoder, read from a HF config.json."""
-
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    tied: bool
-    qkv_bias: bool = False
-
-    @classmethod
-    def from_config(cls, config: dict) -> ModelShape:
-        config = config.get("text_config", config)  # multimodal wrappers nest the decoder
-        heads = config["num_attention_heads"]
-        hidden = config["hidden_size"]
-        # Qwen2 has q/k/v biases without saying so in its config; Llama says attention_bias.
-        bias = config.get("attention_bias", config.get("model_type") == "qwen2")
-        return cls(
-            hidden=hidden,
-            intermediate=config["intermediate_size"],
-            layers=config["num_hidden_layers"],
-            heads=heads,
-            kv_heads=config.get("num_key_value_heads") or heads,
-            head_dim=config.get("head_dim") or hidden // heads,
-            vocab=config["vocab_size"],
-            tied=bool(config.get("tie_word_embeddings", False)),
-            qkv_bias=bool(bias),
-        )
-
-
-def _layer_matmul_params(s: ModelShape) -> int:
-    q_width, kv_width = s.heads * s.head_dim, s.kv_heads * s.head_dim
-    attention = 2 * s.hidden * q_width + 2 * s.hidden * kv_width
-    return attention + 3 * s.hidden * s.intermediate
-
-
-def param_count(s: ModelShape) -> int:
-    """All parameters, counting a tied embedding/lm_head matrix once."""
-    bias = (s.heads + 2 * s.kv_heads) * s.head_dim if s.qkv_bias else 0
-    per_layer = _layer_matmul_params(s) + bias + 2 * s.hidden
-    embeddings = s.vocab * s.hidden * (1 if s.tied else 2)
-    return s.layers * per_layer + s.hidden + embeddings
-
-
-def flops_per_token(s: ModelShape, context: float) -> float:
-    """Forward FLOPs for one token attending to `context` cached tokens (see module docstring)."""
-    matmul = s.layers * _layer_matmul_params(s) + s.vocab * s.hidden
-    attention = 2 * 2 * s.layers * context * s.heads * s.head_dim
-    return 2 * matmul + attention
-
-
-def kv_cache_bytes_per_token(s: ModelShape, dtype: str = "bf16") -> float:
-    return 2 * s.layers * s.kv_heads * s.head_dim * BYTES_PER_PARAM[dtype]
-
-
-def weights_bytes(s: ModelShape, dtype: str = "bf16") -> float:
-    """Bytes to hold the weights; int4 ignores group scales (see module docstring)."""
-    return param_count(s) * BYTES_PER_PARAM[dtype]
 
 
 def _decode_read_bytes(s: ModelShape, dtype: str) -> float:
     # An untied input embedding is looked up, not streamed: a step reads one row of it.
     skipped = 0 if s.tied else s.vocab * s.hidden
     return (param_count(s) - skipped) * BYTES_PER_PARAM[dtype]
-
-
-def resolve_gpu(gpu: str | GpuProfile, prices: dict[str, float] | None = None) -> GpuProfile:
-    """A profile by key (case-insensitive), with its price replaced from `prices` if given."""
-    if isinstance(gpu, GpuProfile):
-        return gpu
-    key = gpu.lower()
-    if key not in GPUS:
-        raise KeyError(f"unknown GPU {gpu!r}; known: {', '.join(GPUS)}")
-    profile = GPUS[key]
-    price = {k.lower(): v for k, v in (prices or {}).items()}.get(key)
-    if price is None:
-        return profile
-    return GpuProfile(**{**asdict(profile), "price_per_hour": float(price), "price_source": "given"})
 
 
 def _dollars_per_million(price_per_hour: float, tokens_per_s: float) -> float:
@@ -266,17 +162,6 @@ ASSUMED_TRAIN_MFU = 0.4
 def achieved_mfu(n_params: int, tokens: int, seconds: float, gpu: str | GpuProfile) -> float:
     """Model FLOPs utilization of a finished run: 6*N*D / seconds over the profile's dense peak."""
     return 6 * n_params * tokens / seconds / (resolve_gpu(gpu).tflops * 1e12)
-
-
-def gpu_key_for(device: str | None) -> str | None:
-    """The profile key for a device name ("NVIDIA H100 80GB HBM3", "h100", "cpu-2core"), or None."""
-    if not device:
-        return None
-    name = device.lower()
-    if name in GPUS:
-        return name
-    words = name.replace("-", " ").replace("_", " ").split()
-    return next((key for key in GPUS if key in words), None)
 
 
 def estimate_from_params(

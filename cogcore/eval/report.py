@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from cogcore import hardware
 from cogcore.eval import cost, plots
 
 DEFAULT_GPUS = ["h100", "h200", "a100", "l40s", "l4", "cpu-2core"]
@@ -185,7 +186,7 @@ def _final_loss(history: list[dict]) -> float | None:
 
 def _train_device(m: dict, settings: dict) -> str | None:
     # The device the stage recorded, else the one the recipe says the train stages ran on.
-    return cost.gpu_key_for(m.get("device")) or settings.get("train_gpu")
+    return hardware.gpu_key_for(m.get("device")) or settings.get("train_gpu")
 
 
 def _training_section(metrics: dict[str, dict | None], settings: dict) -> list:
@@ -428,7 +429,7 @@ def _throughput_blocks(results: dict | None, config: dict | None, settings: dict
     rows = []
     for entry in measured if isinstance(measured, list) else [measured]:
         device = entry.get("device") or entry.get("gpu")
-        key = cost.gpu_key_for(device)
+        key = hardware.gpu_key_for(device)
         run = {k: entry.get(k) or settings[k] for k in ("batch", "prompt_tokens", "output_tokens")}
         dtype = entry.get("dtype") if entry.get("dtype") in cost.BYTES_PER_PARAM else settings["dtype"]
         bound = cost.estimate(shape, key, dtype, run["batch"], run["prompt_tokens"], run["output_tokens"]) if key else {}

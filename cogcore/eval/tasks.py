@@ -218,14 +218,15 @@ def _imports(module: str) -> bool:
     return True
 
 
-def make_lm(backend: str, model, tokenizer, path: str, batch_size: int, dtype: str = "auto",
-            trust_remote_code: bool = False):
-    """lm-eval's model: `hf` wraps the loaded model in process; `vllm` loads the folder at `path`."""
+def make_lm(backend: str, model, tokenizer, spec, batch_size: int):
+    """lm-eval's model: `hf` wraps the loaded model in process; `vllm` loads `spec` (a ModelSpec:
+    its local folder, dtype and remote-code trust) itself."""
     if backend == "vllm":
         from lm_eval.models.vllm_causallms import VLLM
 
-        return VLLM(pretrained=path, tokenizer=path, dtype=dtype, batch_size="auto",
-                    trust_remote_code=trust_remote_code, gpu_memory_utilization=VLLM_MEMORY_SHARE)
+        path = spec.local_path()
+        return VLLM(pretrained=path, tokenizer=path, dtype=spec.dtype, batch_size="auto",
+                    trust_remote_code=spec.trust_remote_code, gpu_memory_utilization=VLLM_MEMORY_SHARE)
     from lm_eval.models.huggingface import HFLM
 
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))

@@ -39,6 +39,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from cogcore.io import read_jsonl, replace_folder_atomic, write_atomic
 from cogcore.retrieval.chunking import chunk_document, searchable_text
 from cogcore.retrieval.dense import (
     FLAT_MAX_CHUNKS,
@@ -65,33 +66,6 @@ def fusion_depth(k: int) -> int:
     """How many candidates each retriever hands to the fusion for a top-k answer: a chunk that
     both rank moderately must be in both lists to be found, so each list goes well past k."""
     return max(4 * k, 20)
-
-
-def _replace_atomically(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over path."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _replace_folder_atomically(path: Path, write) -> None:
-    """A folder can't be renamed over a non-empty one: write a temporary folder, move the old
-    one aside, rename the new one in, then delete the old one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
-        write(tmp)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _chunk_all(docs: Iterable[dict], chunk_chars: int, overlap: int) -> tuple[list[dict], int]:
@@ -185,9 +159,9 @@ def build_index(
             for chunk in chunks:
                 f.write(json.dumps(chunk, ensure_ascii=False) + "\n")
 
-    _replace_atomically(out_dir / "chunks.jsonl", write_chunks)
-    _replace_atomically(out_dir / "index.faiss", lambda tmp: faiss.write_index(index, str(tmp)))
-    _replace_folder_atomically(out_dir / LEXICAL_FOLDER, lexical.save)
+    write_atomic(out_dir / "chunks.jsonl", write_chunks)
+    write_atomic(out_dir / "index.faiss", lambda tmp: faiss.write_index(index, str(tmp)))
+    replace_folder_atomic(out_dir / LEXICAL_FOLDER, lexical.save)
 
     info = {
         "embedder": embedder.path,
@@ -211,7 +185,7 @@ def build_index(
     }
     if faiss_params:
         info[index_type] = faiss_params
-    _replace_atomically(out_dir / "index.json",
+    write_atomic(out_dir / "index.json",
                         lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
     return {"n_docs": n_docs, "n_chunks": len(chunks), "dim": embedder.dim,
             "seconds": time.perf_counter() - began, "embed_seconds": embed_seconds,
@@ -220,8 +194,7 @@ def build_index(
 
 
 def read_chunks(path: Path) -> list[dict]:
-    with Path(path).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_jsonl(path)
 
 
 class SearchIndex:

@@ -7,7 +7,8 @@ tool parser reads, so the saved model serves with tool calling and no cogcore co
 
 Assistant output sits inside `{% generation %}` markers, so `apply_chat_template(...,
 return_assistant_tokens_mask=True)` tells which tokens the model must learn to produce.
-`arguments` may be a mapping or a JSON string (datasets stores them as strings; see STACK-NOTES).
+`arguments` may be a mapping or a JSON string (stored as strings: `datasets` merges the keys of
+dict columns across rows, so one row's arguments would show another's keys as nulls).
 
 The base model's own template is kept instead when it passes `template_problem` (it lists the
 tools, writes hermes `<tool_call>` JSON, and its assistant turns can be located), as Qwen2.5's
@@ -15,17 +16,16 @@ does: `choose_chat_template(tokenizer)`. Assistant masks are found by rendering 
 (`tokenize_with_mask`), which needs no generation markers and so works for either template.
 
 Message text is untrusted (search results, questions made from documents, a model's own words):
-`template_messages` neutralizes the tokenizer's control strings in it before rendering
-(cogcore.untrusted_text), so only the template itself writes turn tokens and tool markup.
+`cogcore.tool_protocol.template_messages` neutralizes the tokenizer's control strings in it before
+rendering, so only the template itself writes turn tokens and tool markup.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 
-from cogcore.untrusted_text import control_strings, neutralize
+from cogcore.tool_protocol import parse_tool_calls, template_messages
+from cogcore.untrusted_text import control_strings
 
 DEFAULT_SYSTEM = "You are a helpful assistant. Use the search tool to look up facts in the company documents."
 
@@ -67,129 +67,8 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-# No `\s*` around the lazy group: against a long whitespace run it backtracks quadratically (50k
-# spaces took minutes); the call is stripped instead.
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
-# A call is a name and a few arguments. A model that runs away (a bracket repeated until
-# max_new_tokens) must get an error back, not crash the loop: Python's JSON parser recurses once per
-# nesting level (100k `[` raise RecursionError), and so do schema checks and re-serialization.
-MAX_CALL_CHARS = 16_000
-MAX_CALL_DEPTH = 32
-MAX_CALLS = 16  # per turn: each one runs a tool
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-
-
-def parse_tool_calls(text: str) -> tuple[str, list[dict], list[str]]:
-    """Split generated text into (content, calls, errors). Calls are parsed as JSON data only.
-
-    A call is {"name": str, "arguments": dict}; anything else is reported in `errors` (the runtime
-    sends those back to the model) and never executed; so are calls beyond MAX_CALLS, longer than
-    MAX_CALL_CHARS or nested deeper than MAX_CALL_DEPTH.
-    """
-    calls, errors = [], []
-    raws = [raw.strip() for raw in _TOOL_CALL.findall(text)]
-    for raw in raws[:MAX_CALLS]:
-        call, problem = _read_call(raw)
-        if problem:
-            errors.append(f"malformed tool call ({problem}): {raw[:200]}")
-        else:
-            calls.append(call)
-    if len(raws) > MAX_CALLS:
-        errors.append(f"too many tool calls in one turn ({len(raws)}); the first {MAX_CALLS} were read, "
-                      f"the other {len(raws) - MAX_CALLS} were not run")
-    content = _TOOL_CALL.sub("", text).replace("<|im_end|>", "").strip()
-    return content, calls, errors
-
-
-def _read_call(raw: str) -> tuple[dict | None, str | None]:
-    """(call, None), or (None, what is wrong with it)."""
-    if len(raw) > MAX_CALL_CHARS:
-        return None, f"too long: {len(raw)} characters, at most {MAX_CALL_CHARS}"
-    if _nesting(raw) > MAX_CALL_DEPTH:
-        return None, f"nested deeper than {MAX_CALL_DEPTH} levels"
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as e:
-        return None, f"not JSON: {e.msg}"
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-        return None, "needs a name"
-    args = obj.get("arguments", {})
-    if isinstance(args, str):  # JSON inside a JSON string: its nesting was not counted above
-        if _nesting(args) > MAX_CALL_DEPTH:
-            return None, f"arguments nested deeper than {MAX_CALL_DEPTH} levels"
-        try:
-            args = json.loads(args)
-        except json.JSONDecodeError:
-            return None, "arguments are not JSON"
-    if not isinstance(args, dict):
-        return None, "arguments must be an object"
-    return {"name": obj["name"], "arguments": args}, None
-
-
-def _nesting(raw: str) -> int:
-    """How deep arrays and objects nest in raw, brackets inside strings not counted."""
-    depth = deepest = 0
-    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub('""', raw)):
-        depth = depth + 1 if bracket in "[{" else max(depth - 1, 0)
-        deepest = max(deepest, depth)
-    return deepest
-
-
 class TemplateError(ValueError):
     """A chat template whose assistant turns cannot be located by rendering prefixes."""
-
-
-def template_messages(messages: list[dict], controls: Iterable[str] = ()) -> list[dict]:
-    """Messages as a chat template expects them: tool-call arguments as mappings (most model templates
-    print `arguments | tojson`, which would quote a JSON string), no training-only keys (`weight`).
-
-    With `controls` (`untrusted_text.control_strings(tokenizer)`), every content and argument string
-    is neutralized: a search result, a question made from a document or a model's own words cannot
-    forge a turn, a call or the end of a tool result, while the template's own markup still parses.
-    """
-    out = []
-    for m in messages:
-        m = {k: v for k, v in m.items() if k != "weight"}
-        if m.get("tool_calls"):
-            m["tool_calls"] = [_call_with_mapping(c) for c in m["tool_calls"]]
-        out.append(_neutralized_message(m, frozenset(controls)) if controls else m)
-    return out
-
-
-def _call_with_mapping(call: dict) -> dict:
-    fn = call.get("function", call)  # OpenAI's {"function": {...}} or a bare {"name", "arguments"}
-    if not isinstance(fn.get("arguments"), str):
-        return call
-    fn = {**fn, "arguments": json.loads(fn["arguments"])}
-    return {**call, "function": fn} if "function" in call else fn
-
-
-def _neutralized_message(m: dict, controls: frozenset[str]) -> dict:
-    """Content and call arguments neutralized; roles and tool names kept, so that the template still
-    tells turns apart and calls still name their tools."""
-    m = dict(m)
-    if isinstance(m.get("content"), str):
-        m["content"] = neutralize(m["content"], controls)
-    if m.get("tool_calls"):
-        m["tool_calls"] = [_neutralized_call(c, controls) for c in m["tool_calls"]]
-    return m
-
-
-def _neutralized_call(call: dict, controls: frozenset[str]) -> dict:
-    fn = call.get("function", call)
-    if "arguments" in fn:
-        fn = {**fn, "arguments": _neutralized_value(fn["arguments"], controls)}
-    return {**call, "function": fn} if "function" in call else fn
-
-
-def _neutralized_value(value, controls: frozenset[str]):
-    if isinstance(value, str):
-        return neutralize(value, controls)
-    if isinstance(value, list):
-        return [_neutralized_value(v, controls) for v in value]
-    if isinstance(value, dict):
-        return {_neutralized_value(k, controls): _neutralized_value(v, controls) for k, v in value.items()}
-    return value
 
 
 def render(tokenizer, messages: list[dict], tools: list[dict] | None, template: str | None = None,

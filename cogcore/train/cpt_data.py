@@ -364,19 +364,6 @@ def with_replay(encoded: Iterable[tuple[list[int], list[int]]], tokenizer, repla
     yield from encode_replay(tokenizer, replay_docs, replay_target(counts["tokens"], ratio), counts, progress)
 
 
-def read_replay(path: str, fmt: str = "auto", text_field: str = "text", counts: dict | None = None) -> Iterator[dict]:
-    """Documents of a replay source, read lazily (a big general corpus is read only as far as
-    needed); unreadable files and records are counted in `replay_unreadable` and skipped."""
-    from cogcore.curate.readers import Unreadable, read_source
-
-    for item in read_source(path, name="replay", fmt=fmt, text_field=text_field):
-        if isinstance(item, Unreadable):
-            if counts is not None:
-                counts["replay_unreadable"] = counts.get("replay_unreadable", 0) + item.count
-            continue
-        yield item
-
-
 def replay_target(domain_tokens: int, ratio: float) -> int:
     """Replay tokens that make `ratio` of all training tokens: r / (1 - r) times the domain's."""
     return round(domain_tokens * ratio / (1 - ratio)) if ratio > 0 else 0

@@ -8,7 +8,7 @@ stage folder (the rows as an Arrow folder, `spec.json`, the accelerate config ge
     accelerate launch --config_file accelerate_config.yaml -m cogcore.train.launch spec.json
 
 as a subprocess, streaming its output into `launch.log`. Each worker loads the model from the
-spec's path (the same resolution as `cogcore.train.loading`: hub id, folder or GGUF), trains its
+spec's `ModelSpec` (hub id, folder or GGUF; dtype; remote code; 4-bit), trains its
 share, and the main process alone writes the merged model and metrics.json.
 
 The worker entry point can be run by hand on each node of a multi-node job:
@@ -23,10 +23,11 @@ import os
 import subprocess
 import sys
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from cogcore.runner import write_json_atomic
+from cogcore.io import write_json_atomic
+from cogcore.models import ModelSpec
 from cogcore.train.distributed import DistributedPlan, plan_from_recipe, write_accelerate_config  # noqa: F401
 from cogcore.train.trainer import TrainSettings, check_positions, no_rows_message, train
 
@@ -41,14 +42,11 @@ WORKER_FAILED = "cogcore worker failed on rank"
 class TrainSpec:
     """Everything a worker process needs to train, as plain JSON-able values."""
 
-    model: str  # hub id, folder or .gguf file
-    dtype: str
+    model: ModelSpec  # qlora: quantize_4bit, each worker loads NF4 weights onto its own GPU
     rows: str  # an Arrow folder (datasets `save_to_disk`) of {input_ids, labels}
     out_dir: str
     settings: dict
     label: str
-    trust_remote_code: bool = False
-    quantize_4bit: bool = False  # qlora: each worker loads NF4 weights onto its own GPU
     chat_template: str | None = None  # set on the tokenizer before training, so the saved model carries it
 
     def write(self, path: Path) -> Path:
@@ -57,7 +55,8 @@ class TrainSpec:
 
     @classmethod
     def read(cls, path: Path) -> TrainSpec:
-        return cls(**json.loads(Path(path).read_text()))
+        data = json.loads(Path(path).read_text())
+        return cls(**{**data, "model": ModelSpec(**data["model"])})
 
     def train_settings(self) -> TrainSettings:
         # JSON turns tuples (lora_targets) into lists; TrainSettings is frozen and hashable with tuples.
@@ -80,7 +79,7 @@ def save_rows(rows, folder: Path) -> str:
 
 
 def launch_stage(model, tokenizer, rows, folder: Path, settings: TrainSettings, label: str, plan: DistributedPlan,
-                 model_path: str, dtype: str, trust_remote_code: bool = False, quantize_4bit: bool = False) -> dict:
+                 model_spec: ModelSpec) -> dict:
     """Train a stage's rows: in-process on `model` when the plan is one plain process, else under accelerate."""
     if not plan.needs_launcher:
         return train(model, tokenizer, rows, folder, settings, label=label)
@@ -88,14 +87,10 @@ def launch_stage(model, tokenizer, rows, folder: Path, settings: TrainSettings, 
         raise ValueError(no_rows_message(label))
     if model is not None:  # before the rows are written and the workers load the model (they check too)
         check_positions(model, rows, label)
-    if model_path.endswith(".gguf"):
-        from cogcore.train.loading import gguf_as_folder
-
-        # The stage converted it already: the workers read the cached folder instead of racing to convert.
-        model_path = str(gguf_as_folder(Path(model_path)))
-    spec = TrainSpec(model=model_path, dtype=dtype, rows=save_rows(rows, folder / ROWS_NAME), out_dir=str(folder),
-                     settings=asdict(settings), label=label, trust_remote_code=trust_remote_code,
-                     quantize_4bit=quantize_4bit, chat_template=getattr(tokenizer, "chat_template", None))
+    # A GGUF file was converted by the stage already: the workers read the cached folder instead of racing to convert.
+    spec = TrainSpec(model=replace(model_spec, path=model_spec.local_path()), rows=save_rows(rows, folder / ROWS_NAME),
+                     out_dir=str(folder), settings=asdict(settings), label=label,
+                     chat_template=getattr(tokenizer, "chat_template", None))
     return launch(spec, plan, folder)
 
 
@@ -146,10 +141,7 @@ def run_spec(spec: TrainSpec) -> dict:
     """Load the spec's model and rows and train them; every process of a launch runs this."""
     from datasets import load_from_disk
 
-    from cogcore.train.loading import load_model_and_tokenizer
-
-    model, tokenizer = load_model_and_tokenizer(spec.model, spec.dtype, spec.trust_remote_code,
-                                                quantize_4bit=spec.quantize_4bit)
+    model, tokenizer = spec.model.load()
     if spec.chat_template:
         tokenizer.chat_template = spec.chat_template
     rows = load_from_disk(spec.rows)

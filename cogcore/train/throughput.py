@@ -5,12 +5,12 @@ the measured token rate, over the accelerators' peak:
 
     training FLOPs per token = 3 * (2 * N_matmul + 4 * L * C * H * d)
 
-the forward pass of `cogcore.eval.cost.flops_per_token` (matmul weights plus attention scores and
+the forward pass of `cogcore.hardware.flops_per_token` (matmul weights plus attention scores and
 values at a mean of C attended keys) and a backward pass of twice that. C is measured on the
 rows themselves: with packing a token attends to its own document only, mean(position + 1).
 Recomputation by gradient checkpointing is not counted, and neither is the frozen weights'
 missing weight-gradient work under LoRA: the figure compares runs by the model, not the method.
-Peaks are the dense bf16 figures of `cogcore.eval.cost.GPUS`, matched by the CUDA device name;
+Peaks are the dense bf16 figures of `cogcore.hardware.GPUS`, matched by the CUDA device name;
 on a CPU (or an unknown GPU) only tokens/s is logged.
 """
 
@@ -21,24 +21,14 @@ import time
 import torch
 from transformers import TrainerCallback
 
-from cogcore.eval.cost import GPUS, ModelShape, flops_per_token
+from cogcore.hardware import ModelShape, flops_per_token, peak_flops
 
 
 def gpu_peak_flops() -> tuple[str, float] | None:
     """(profile key, dense bf16 FLOP/s) of this process's CUDA device, or None (CPU, unknown GPU)."""
     if not torch.cuda.is_available():
         return None
-    return peak_for_device(torch.cuda.get_device_name())
-
-
-def peak_for_device(device_name: str) -> tuple[str, float] | None:
-    """Match a CUDA device name ("NVIDIA H100 80GB HBM3") to a GPU profile, longest key first
-    ("l40s" before "l4")."""
-    name = device_name.lower()
-    for key in sorted((k for k in GPUS if not k.startswith("cpu")), key=len, reverse=True):
-        if key in name:
-            return key, GPUS[key].tflops * 1e12
-    return None
+    return peak_flops(torch.cuda.get_device_name())
 
 
 def training_flops_per_token(config: dict, mean_context: float, n_params: int) -> float:

@@ -32,6 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from cogcore.train.cpt_data import PlannedCall, call_markup, encode_untrusted, fact_label_mask, result_markup, result_segment
+from cogcore.token_loss import token_nll
 from cogcore.untrusted_text import control_strings
 
 DEFAULT_TAU = 0.0
@@ -111,52 +112,6 @@ def filter_calls(model, tokenizer, examples: list[CallExample], tau: float = DEF
     """Keep a call where min(L_plain, L_empty) - L_result >= tau (see the module docstring)."""
     losses = call_losses(model, tokenizer, examples, batch_size)
     return [x["fact_tokens"] > 0 and min(x["plain"], x["empty"]) - x["result"] >= tau for x in losses]
-
-
-def token_nll(model, sequences: list[list[int]], targets: list[list[bool]], batch_size: int = 8) -> list[float]:
-    """Summed negative log-likelihood (nats) of the tokens flagged in `targets`, each predicted from
-    the tokens before it; batched (longest first, right padding), without gradients. Only the
-    positions that predict a flagged token go through the output layer (`logits_to_keep`), which
-    matters with a 50k-token vocabulary."""
-    import torch
-
-    device = next(model.parameters()).device
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
-    sums = [0.0] * len(sequences)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            batch = order[b:b + batch_size]
-            width = max(len(sequences[i]) for i in batch)
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            flags = torch.zeros((len(batch), width), dtype=torch.bool)
-            for row, i in enumerate(batch):
-                n = len(sequences[i])
-                ids[row, :n] = torch.tensor(sequences[i])
-                mask[row, :n] = 1
-                flags[row, :n] = torch.tensor(targets[i], dtype=torch.bool)
-            predicts = torch.zeros_like(flags)
-            predicts[:, :-1] = flags[:, 1:]  # position t-1 predicts token t; the first token has no predictor
-            logits = _logits_at(model, ids.to(device), mask.to(device), predicts.to(device)).float()
-            wanted = ids[:, 1:][flags[:, 1:]].to(device)  # row-major, as the kept logits are
-            nll = torch.logsumexp(logits, -1) - logits.gather(1, wanted[:, None])[:, 0]
-            rows = predicts.nonzero(as_tuple=True)[0]
-            per_row = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, rows, nll.double().cpu())
-            for row, i in enumerate(batch):
-                sums[i] = float(per_row[row])
-    model.train(was_training)
-    return sums
-
-
-def _logits_at(model, ids, mask, keep):
-    """Logits of the positions where `keep` is True, shape (kept, vocab), in row-major order."""
-    try:
-        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
-    except TypeError:  # a model without `logits_to_keep`
-        logits = model(input_ids=ids, attention_mask=mask).logits
-    return logits if logits.dim() == 2 else logits[keep]
 
 
 def select_calls(model, tokenizer, docs: list[dict], facts: list[dict], max_calls_per_doc: int, tau: float = DEFAULT_TAU,

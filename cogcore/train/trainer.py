@@ -31,8 +31,8 @@ from datasets import Dataset
 from transformers import PreTrainedModel, Trainer, TrainerState, TrainingArguments, set_seed
 
 from cogcore.model_limits import positions_limit
-from cogcore.runner import write_json_atomic
-from cogcore.train.loading import count_params, save_model
+from cogcore.io import write_json_atomic
+from cogcore.models import count_params, save_model
 from cogcore.train.packing import packed_collator
 from cogcore.train.throughput import ThroughputCallback, gpu_peak_flops, training_flops_per_token
 
@@ -61,6 +61,19 @@ class TrainSettings:
     max_tokens: int | None = None  # when set, max_steps is derived from it (see steps_for_tokens)
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False  # qlora: the base is loaded again, unquantized, to merge into
+
+    @classmethod
+    def from_section(cls, section, seed: int, trust_remote_code: bool = False) -> TrainSettings:
+        """From a `train.cpt` or `train.tools` recipe section."""
+        lora = section.lora
+        return cls(method=section.method, lora_r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                   lora_targets=lora.target_modules if isinstance(lora.target_modules, str)
+                   else tuple(lora.target_modules),
+                   max_steps=section.max_steps or cls.max_steps, batch_size=section.batch_size,
+                   grad_accum=section.grad_accum, lr=section.lr, warmup_ratio=section.warmup_ratio,
+                   save_steps=section.save_steps, logging_steps=section.logging_steps, seed=seed,
+                   max_tokens=getattr(section, "max_tokens", None),
+                   gradient_checkpointing=section.gradient_checkpointing, trust_remote_code=trust_remote_code)
 
 
 def pad_collator(pad_id: int):

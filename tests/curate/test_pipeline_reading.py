@@ -81,7 +81,7 @@ def test_the_recipe_sets_follow_links_and_the_caps(tmp_path):
             "index": {"embedder": str(tmp_path / "emb")},
             "curate": {"min_chars": 10, "limits": {"max_record_bytes": 2000}}})
         assert recipe.curate.limits.max_document_bytes == ReadLimits.max_document_bytes
-        (stage,) = [s for s in build_stages(recipe, tmp_path) if s.name == "curate"]
+        (stage,) = [s for s in build_stages(recipe.resolved(tmp_path)) if s.name == "curate"]
         out = tmp_path / f"out{follow}"
         out.mkdir()
         stage.run(out)

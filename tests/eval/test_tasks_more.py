@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cogcore.curate.facts import FactDetector
 from cogcore.eval import tasks as T
+from cogcore.models import ModelSpec
 from cogcore.questions import make_questions
 
 TEXTS = [
@@ -135,7 +136,7 @@ def _hand_loglikelihood(model, tok, rows: list[dict]) -> tuple[float, int]:
 def test_tasks_run_in_process_and_fact_excluded_perplexity_matches_a_hand_count(task_dir, tiny_dir, facts):
     model, tok = _load(tiny_dir)
     manager = T.task_manager(task_dir, with_defaults=False)
-    out = T.run_lm_eval(T.make_lm("hf", model, tok, str(tiny_dir), batch_size=4), manager, sorted(ALL_TASKS))
+    out = T.run_lm_eval(T.make_lm("hf", model, tok, ModelSpec(str(tiny_dir), "float32", trust_remote_code=False), batch_size=4), manager, sorted(ALL_TASKS))
     assert set(out) == ALL_TASKS
     for name in (T.CLOSEDBOOK, T.OPENBOOK, T.CLOZE, T.TRAIN_RECALL):
         assert 0 <= out[name]["acc"] <= 1
@@ -183,7 +184,7 @@ def test_a_standard_task_without_its_dataset_offline_is_skipped_not_a_crash(task
     manager = T.task_manager(task_dir, with_defaults=True)
     T.check_task_names(["hellaswag", T.CLOZE], manager)
     with caplog.at_level("WARNING", logger="cogcore.eval"):
-        out = T.run_standard_tasks(T.make_lm("hf", model, tok, str(tiny_dir), 4), manager, ["hellaswag", T.CLOZE])
+        out = T.run_standard_tasks(T.make_lm("hf", model, tok, ModelSpec(str(tiny_dir), "float32", trust_remote_code=False), 4), manager, ["hellaswag", T.CLOZE])
     assert out["hellaswag"]["skipped"].startswith("hellaswag: dataset not available offline (")
     assert "acc" in out[T.CLOZE]  # the other task still ran
     assert any("skipped lm-eval task hellaswag" in m for m in caplog.messages)

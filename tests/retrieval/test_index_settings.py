@@ -7,10 +7,10 @@ import faiss
 import pytest
 import yaml
 
-from cogcore.recipe import IndexConfig, RecipeError, load_recipe, resolved_dict
+from cogcore.recipe import IndexConfig, RecipeError, load_recipe
 from cogcore.retrieval import K_RRF, SearchIndex, build_index
 from cogcore.retrieval.rerank import CrossEncoderReranker
-from cogcore.stages import _index
+from cogcore.stages import build_stages
 
 
 def write_recipe(folder: Path, embedder: str, **index) -> Path:
@@ -31,7 +31,7 @@ def build_through_stage(folder: Path, embedder: str, docs: list[dict], **index):
     run = recipe.run_path()
     (run / "curate").mkdir(parents=True)
     (run / "curate" / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    stage = _index(recipe, resolved_dict(recipe, folder), run)
+    (stage,) = [s for s in build_stages(recipe.resolved(folder)) if s.name == "index"]
     out = run / stage.folder
     out.mkdir()
     stage.run(out)
@@ -71,7 +71,7 @@ def test_search_settings_are_in_the_fingerprint(tmp_path, tiny_embedder):
         folder = tmp_path / str(i)
         folder.mkdir()
         recipe = load_recipe(write_recipe(folder, tiny_embedder.path, **index))
-        config = _index(recipe, resolved_dict(recipe, folder), folder).config
+        config = next(s for s in build_stages(recipe.resolved(folder)) if s.name == "index").config
         configs.append(json.dumps(config, sort_keys=True))
     assert len(set(configs)) == len(configs)
 

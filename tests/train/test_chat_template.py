@@ -8,7 +8,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from cogcore.retrieval import SEARCH_TOOL
-from cogcore.train.chat_template import CHAT_TEMPLATE, DEFAULT_SYSTEM, parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE, DEFAULT_SYSTEM
+from cogcore.tool_protocol import parse_tool_calls
 
 ARGS = {"query": "monthly fee for the standard account", "k": 2}
 

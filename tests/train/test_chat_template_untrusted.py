@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cogcore.train.chat_template import MAX_CALL_CHARS, MAX_CALL_DEPTH, MAX_CALLS, parse_tool_calls
+from cogcore.tool_protocol import MAX_CALL_CHARS, MAX_CALL_DEPTH, MAX_CALLS, parse_tool_calls
 
 
 @pytest.mark.parametrize("raw, says", [

@@ -18,7 +18,8 @@ import regex as re
 from transformers import AutoTokenizer
 
 from cogcore.retrieval import SEARCH_TOOL
-from cogcore.train.chat_template import CHAT_TEMPLATE, assistant_spans, parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE, assistant_spans
+from cogcore.tool_protocol import parse_tool_calls
 
 # --- vLLM 0.33.0 vllm/tool_parsers/hermes_tool_parser.py (Hermes2ProToolParser) ---------------
 tool_call_start_token: str = "<tool_call>"

@@ -262,7 +262,8 @@ def test_toolcall_labels_token_by_token(tok, doc):
 
 
 def test_call_markup_is_the_chat_templates_and_parses(tok):
-    from cogcore.train.chat_template import CHAT_TEMPLATE, parse_tool_calls
+    from cogcore.train.chat_template import CHAT_TEMPLATE
+    from cogcore.tool_protocol import parse_tool_calls
 
     doc = TITLED[0]
     call = plan_calls(doc, _detected()[doc["id"]])[0]
@@ -404,7 +405,8 @@ def test_planned_calls_round_trip_through_json():
 # --- replay: general text mixed in against forgetting ---------------------------------------------
 
 def test_replay_text_makes_its_share_of_tokens_unmasked_and_is_read_lazily(tok, tmp_path):
-    from cogcore.train.cpt_data import encode_documents, pack_rows, read_replay, with_replay
+    from cogcore.stages.cpt import read_replay
+    from cogcore.train.cpt_data import encode_documents, pack_rows, with_replay
 
     general = tmp_path / "general.jsonl"
     lines = [json.dumps({"body": f"Branches are open on weekdays number {n} and the café desk opens."}) for n in range(500)]

@@ -204,8 +204,7 @@ def test_recipe_distributed_section_flattens_to_a_plan():
 
 def test_cpt_stage_trains_under_two_processes_from_the_recipe(llm_dir, tmp_path, monkeypatch, curated_writer):
     """The stage wiring: `train.distributed.processes: 2` sends train.cpt through accelerate."""
-    from cogcore.recipe import resolved_dict
-    from cogcore.stages import _cpt
+    from cogcore.stages import build_stages
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "docs.jsonl").write_text("")
@@ -221,7 +220,8 @@ def test_cpt_stage_trains_under_two_processes_from_the_recipe(llm_dir, tmp_path,
     curated_writer(run / "curate", docs, [])
     folder = run / "train" / "cpt"
     folder.mkdir(parents=True)
-    _cpt(recipe, resolved_dict(recipe, tmp_path), run).run(folder)
+    (stage,) = [s for s in build_stages(recipe.resolved(tmp_path)) if s.name == "train.cpt"]
+    stage.run(folder)
 
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 2 and "data" in metrics

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cogcore.train.loading import count_params, gguf_as_folder, load_model_and_tokenizer, save_model
+from cogcore.models import ModelSpec, count_params, gguf_as_folder, save_model
 
 TEXTS = ["The standard account costs 5 USD per month.", "International wires cost 25 USD."]
 
@@ -28,12 +28,12 @@ def _logits(model, tok, text="The standard account costs 5 USD."):
 
 
 def test_load_folder(llm_dir):
-    model, tok = load_model_and_tokenizer(str(llm_dir))
+    model, tok = ModelSpec(str(llm_dir), "float32", trust_remote_code=False).load()
     assert model.config.model_type == "llama" and next(model.parameters()).dtype == torch.float32
     assert tok.pad_token == "<|im_end|>" and tok.eos_token == "<|im_end|>"
     reference = AutoModelForCausalLM.from_pretrained(llm_dir)
     torch.testing.assert_close(_logits(model, tok), _logits(reference, tok))
-    bf16, _ = load_model_and_tokenizer(str(llm_dir), dtype="bfloat16")
+    bf16, _ = ModelSpec(str(llm_dir), "bfloat16", trust_remote_code=False).load()
     assert next(bf16.parameters()).dtype == torch.bfloat16
 
 
@@ -44,7 +44,7 @@ def test_missing_pad_token_falls_back_to_eos(llm_dir, tmp_path):
     config.pop("pad_token", None)
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
     assert AutoTokenizer.from_pretrained(folder).pad_token is None
-    _, tok = load_model_and_tokenizer(str(folder))
+    _, tok = ModelSpec(str(folder), "float32", trust_remote_code=False).load()
     assert tok.pad_token == tok.eos_token == "<|im_end|>"
 
 
@@ -55,14 +55,14 @@ def test_pickled_weights_are_refused(llm_dir, tmp_path):
     (folder / "model.safetensors").unlink()
     torch.save(state, folder / "pytorch_model.bin")
     with pytest.raises(OSError):
-        load_model_and_tokenizer(str(folder))
+        ModelSpec(str(folder), "float32", trust_remote_code=False).load()
 
 
 def test_save_model_round_trip(llm_dir, tmp_path):
-    model, tok = load_model_and_tokenizer(str(llm_dir))
+    model, tok = ModelSpec(str(llm_dir), "float32", trust_remote_code=False).load()
     save_model(model, tok, tmp_path / "out")
     assert (tmp_path / "out" / "model.safetensors").exists()
-    again, tok2 = load_model_and_tokenizer(str(tmp_path / "out"))
+    again, tok2 = ModelSpec(str(tmp_path / "out"), "float32", trust_remote_code=False).load()
     torch.testing.assert_close(_logits(again, tok2), _logits(model, tok))
     trainable, total = count_params(model)
     assert trainable == total == sum(p.numel() for p in model.parameters())
@@ -133,7 +133,7 @@ def write_tiny_gguf(src: Path, out: Path) -> Path:
 def test_gguf_is_converted_once_and_cached(llm_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("COGCORE_CACHE", str(tmp_path / "cache"))
     gguf_file = write_tiny_gguf(llm_dir, tmp_path / "tiny.gguf")
-    model, tok = load_model_and_tokenizer(str(gguf_file))
+    model, tok = ModelSpec(str(gguf_file), "float32", trust_remote_code=False).load()
     reference, ref_tok = AutoModelForCausalLM.from_pretrained(llm_dir), AutoTokenizer.from_pretrained(llm_dir)
     text = "International wires cost 25 USD.<|im_end|>"
     assert tok(text)["input_ids"] == ref_tok(text)["input_ids"]

@@ -11,7 +11,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cogcore.curate.facts import FactDetector
 from cogcore.train.cpt_data import build_cpt_rows, plan_calls, result_markup
-from cogcore.train.toolformer import call_examples, call_losses, calls_by_doc, filter_calls, token_nll
+from cogcore.token_loss import token_nll
+from cogcore.train.toolformer import call_examples, call_losses, calls_by_doc, filter_calls
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():

@@ -9,7 +9,8 @@ from transformers import AutoTokenizer
 
 from cogcore.questions import answer_matches, make_question
 from cogcore.retrieval import SEARCH_TOOL, Embedder, SearchIndex, build_index, format_hits
-from cogcore.train.chat_template import CHAT_TEMPLATE, parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE
+from cogcore.tool_protocol import parse_tool_calls
 from cogcore.train.tools_data import NOT_FOUND, build_conversations, tokenize_conversations
 
 FILLER = ("Safe deposit boxes are rented by the year and can be opened during branch hours with an "

@@ -10,7 +10,8 @@ from transformers import AutoTokenizer
 
 from cogcore.recipe import ToolSpec
 from cogcore.retrieval import SEARCH_TOOL
-from cogcore.train.chat_template import CHAT_TEMPLATE, parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE
+from cogcore.tool_protocol import parse_tool_calls
 from cogcore.train.tools_data import read_conversation_files, tokenize_conversations
 
 RATE = ToolSpec(name="exchange_rate", description="Today's rate between two currencies.", parameters={

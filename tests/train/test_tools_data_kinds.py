@@ -12,7 +12,8 @@ from cogcore.questions import answer_matches, make_question
 from cogcore.recipe import ToolsMix
 from cogcore.retrieval import SEARCH_TOOL, Embedder, SearchIndex, build_index, format_hits, run_search_tool
 from cogcore.runtime import dispatch
-from cogcore.train.chat_template import CHAT_TEMPLATE, parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE
+from cogcore.tool_protocol import parse_tool_calls
 from cogcore.train.tools_data import (
     FOLLOW_UP,
     KINDS,

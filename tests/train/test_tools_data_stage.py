@@ -11,6 +11,7 @@ from transformers import AutoTokenizer
 
 from cogcore.recipe import validate
 from cogcore.retrieval import Embedder, build_index
+from cogcore.runner import RunDir
 from cogcore.stages import build_stages
 
 RATE = {"name": "exchange_rate", "description": "Exchange rate between two currencies.",
@@ -66,7 +67,9 @@ def run(make_tiny_llm, make_tiny_embedder, tmp_path_factory, curated_writer):
         "train": {"cpt": {"enabled": False}, "tools": {
             "conversations": 12, "max_steps": 2, "batch_size": 2, "seq_len": 4096, "save_steps": 2,
             "conversation_files": [str(root / "convs.jsonl")]}}})
-    (stage,) = [s for s in build_stages(recipe, root) if s.name == "train.tools"]
+    resolved = recipe.resolved(root)
+    RunDir(run).save_resolved_recipe(resolved.model_dump(mode="json"))  # as `cogcore run` does; ask reads it
+    (stage,) = [s for s in build_stages(resolved) if s.name == "train.tools"]
     assert stage.config["recipe_tools"] == [RATE] and stage.config["files"][0]["path"].endswith("convs.jsonl")
     folder = run / "train" / "tools"
     folder.mkdir(parents=True)

@@ -115,10 +115,10 @@ KILLED_RUN = """
 import json, sys, time
 from pathlib import Path
 import cogcore.train.trainer as trainer
-from cogcore.train.loading import load_model_and_tokenizer
+from cogcore.models import ModelSpec
 
 rows = json.loads(Path(sys.argv[1]).read_text())
-model, tok = load_model_and_tokenizer(sys.argv[2])
+model, tok = ModelSpec(sys.argv[2], "float32", trust_remote_code=False).load()
 plain = trainer.pad_collator
 
 def slow_collator(pad_id):  # slow steps, so that the test can kill the run between checkpoints

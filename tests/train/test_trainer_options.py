@@ -10,7 +10,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, Tr
 from cogcore.eval.cost import ModelShape, flops_per_token
 from cogcore.recipe import RecipeError, validate
 from cogcore.train.cpt_data import build_cpt_rows
-from cogcore.train.throughput import ThroughputCallback, peak_for_device, training_flops_per_token
+from cogcore.hardware import peak_flops as peak_for_device
+from cogcore.train.throughput import ThroughputCallback, training_flops_per_token
 from cogcore.train.trainer import TrainSettings, check_method, steps_for_tokens, train
 
 SEQ_LEN = 20

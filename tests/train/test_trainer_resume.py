@@ -29,12 +29,12 @@ SETTINGS = {"method": "lora", "lora_r": 4, "lora_alpha": 8, "max_steps": 8, "sav
 RECORDING_RUN = """
 import json, sys, time
 from pathlib import Path
-from cogcore.train.loading import load_model_and_tokenizer
+from cogcore.models import ModelSpec
 from cogcore.train.trainer import TrainSettings, train
 
 rows = json.loads(Path(sys.argv[1]).read_text())
 ids = {tuple(r["input_ids"]): n for n, r in enumerate(rows)}
-model, tok = load_model_and_tokenizer(sys.argv[2])
+model, tok = ModelSpec(sys.argv[2], "float32", trust_remote_code=False).load()
 log = open(sys.argv[4], "a")
 
 def record(module, args, kwargs):  # every forward: which rows it got; slow, so the test can kill mid-run

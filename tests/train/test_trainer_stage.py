@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cogcore.recipe import resolved_dict, validate
-from cogcore.stages import _cpt
+from cogcore.recipe import validate
+from cogcore.stages import build_stages
 
 TEXTS = [f"Account {n} costs {n * 3} USD per month and settles within {n % 7 + 1} business days." for n in range(24)]
 GENERAL = [f"The river runs past the old mill number {n} and on to the sea." for n in range(50)]
@@ -32,14 +32,14 @@ def _setup(tmp_path: Path, llm_dir: Path, cpt: dict, write_curated):
     recipe = validate({"name": "t", "run_dir": str(tmp_path / "runs"), "sources": [{"name": "s", "path": "general.jsonl"}],
                        "base_model": {"path": str(llm_dir)}, "index": {"embedder": str(llm_dir)},
                        "train": {"cpt": cpt}})
-    return recipe, resolved_dict(recipe, tmp_path), tmp_path / "runs" / "t"
+    (stage,) = [s for s in build_stages(recipe.resolved(tmp_path)) if s.name == "train.cpt"]
+    return recipe, stage, tmp_path / "runs" / "t"
 
 
 def test_cpt_stage_packs_budgets_replays_and_caches_tokens(llm_dir, tmp_path, curated_writer):
     cpt = {"method": "full", "seq_len": 32, "batch_size": 2, "max_tokens": 3 * 2 * 32, "save_steps": 100,
            "replay": {"path": "general.jsonl", "format": "jsonl", "ratio": 0.2}}
-    recipe, r, run = _setup(tmp_path, llm_dir, cpt, curated_writer)
-    stage = _cpt(recipe, r, run)
+    recipe, stage, run = _setup(tmp_path, llm_dir, cpt, curated_writer)
     assert stage.config["replay_files"][0]["path"].endswith("general.jsonl")
     assert stage.config["cpt"]["replay"]["path"] == str(tmp_path / "general.jsonl")  # resolved beside the recipe
     folder = run / "train" / "cpt"
@@ -72,9 +72,9 @@ def test_qlora_stage_fails_at_its_start_naming_the_field(llm_dir, curated_writer
 
     if torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes"):
         pytest.skip("this machine can run qlora")
-    recipe, r, run = _setup(tmp_path, llm_dir, {"method": "qlora"}, curated_writer)
+    recipe, stage, run = _setup(tmp_path, llm_dir, {"method": "qlora"}, curated_writer)
     folder = run / "train" / "cpt"
     folder.mkdir(parents=True)
     with pytest.raises(RuntimeError, match=r"^train\.cpt\.method: qlora"):
-        _cpt(recipe, r, run).run(folder)
+        stage.run(folder)
     assert not list(folder.iterdir())  # nothing loaded, tokenized or written

@@ -1,4 +1,13 @@
-"""Loading a base model from a hub id, a local folder or a GGUF file, and saving it back.
+"""Which model to load, loading it (a hub id, a local folder or a GGUF file), and saving it back.
+
+`ModelSpec` is the one description of a model to load: path, dtype, whether its remote code may run,
+and whether its weights load as 4-bit NF4. Built once from the recipe's `base_model`; a model
+trained from it is the same spec at another path (`spec.at(folder)`), so no stage can drop a flag
+on the way (a base model that needs remote code needs it in every stage that reloads its weights).
+
+    spec = ModelSpec.from_section(recipe.base_model)
+    model, tokenizer = spec.load()
+    model, tokenizer = spec.at(run / "train/cpt/model").load()
 
 A GGUF file is dequantized by transformers on load (~40 s for a 135M model on 2 cores); the result
 is cached as a plain safetensors folder under `$COGCORE_CACHE` (default `~/.cache/cogcore`), keyed
@@ -11,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,20 +33,41 @@ def cache_root() -> Path:
     return Path(os.environ.get("COGCORE_CACHE", Path.home() / ".cache" / "cogcore"))
 
 
-def load_model_and_tokenizer(path: str, dtype: str = "float32", trust_remote_code: bool = False,
-                             quantize_4bit: bool = False):
-    """Return (model, tokenizer) for a hub id, a folder or a .gguf file. `quantize_4bit` loads the
-    weights as 4-bit NF4 on this process's GPU (QLoRA; needs CUDA and bitsandbytes)."""
-    if path.endswith(".gguf"):
-        path = str(gguf_as_folder(Path(path)))
-    kwargs = {"trust_remote_code": trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    if quantize_4bit:
-        kwargs.update(_nf4_kwargs())
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], use_safetensors=True, **kwargs)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to load. `quantize_4bit`: NF4 weights on this process's GPU (QLoRA; needs CUDA and
+    bitsandbytes)."""
+
+    path: str  # hub id, local folder or .gguf file
+    dtype: str  # float32 | bfloat16 | float16
+    trust_remote_code: bool
+    quantize_4bit: bool = False  # a property of how a stage loads the base, never of a saved model
+
+    @classmethod
+    def from_section(cls, section, quantize_4bit: bool = False) -> ModelSpec:
+        """From the recipe's `base_model` section (path resolved)."""
+        return cls(path=section.path, dtype=section.dtype, trust_remote_code=section.trust_remote_code,
+                   quantize_4bit=quantize_4bit)
+
+    def at(self, path: str | Path) -> ModelSpec:
+        """A model trained from this one and saved at `path`: the same dtype and remote-code trust."""
+        return replace(self, path=str(path), quantize_4bit=False)
+
+    def local_path(self) -> str:
+        """What transformers, lm-eval and vLLM load: the cached folder of a .gguf file, else the path."""
+        return str(gguf_as_folder(Path(self.path))) if self.path.endswith(".gguf") else self.path
+
+    def load(self):
+        """(model, tokenizer)."""
+        path = self.local_path()
+        kwargs = {"trust_remote_code": self.trust_remote_code}
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        if self.quantize_4bit:
+            kwargs.update(_nf4_kwargs())
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[self.dtype], use_safetensors=True, **kwargs)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return model, tokenizer
 
 
 def _nf4_kwargs() -> dict:

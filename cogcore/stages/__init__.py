@@ -1,0 +1,97 @@
+"""The stages of a build, in run order: what each reads (its fingerprint) and where its code is.
+
+`build_stages(recipe)` turns a resolved recipe (every path absolute: `Recipe.resolved`) into the
+`Stage` list that `RunDir.execute` runs. What a stage reads is listed here, so that fingerprints
+are computed without importing any stage's code; each stage's work is in its own module
+(cogcore/stages/<module>.py, a `run(recipe, run_dir, folder)` of named steps), imported only when
+that stage runs, so `cogcore curate` never loads torch and `cogcore eval` never loads Ray.
+
+    stages = build_stages(load_recipe("recipes/demo.yaml").resolved(Path("recipes")))
+    RunDir(stages[0] ...).execute(stages)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+from cogcore.curate.readers import list_files
+from cogcore.recipe import Recipe
+from cogcore.runner import Stage, file_stamp
+
+ORDER = ("curate", "index", "train.cpt", "train.tools", "eval", "report")
+COMMAND_STAGES = {"curate": ["curate"], "index": ["index"], "train": ["train.cpt", "train.tools"],
+                  "eval": ["eval"], "report": ["report"]}
+FINAL_MODEL = "train/tools/model"  # the model a build ends with: eval, ask and the report read it
+CPT_MODEL = "train/cpt/model"
+# Where curation runs does not change what it produces: not part of its fingerprint.
+PLACEMENT_FIELDS = ("executor", "workers", "ray_address")
+
+
+def build_stages(recipe: Recipe) -> list[Stage]:
+    """The stages of a resolved recipe, in ORDER."""
+    run = recipe.run_path()
+    return [
+        Stage("curate", "curate", (), _runs("curate", recipe, run), curate_inputs(recipe),
+              resumes=True),  # a killed run skips the shards it finished
+        # A killed index build embeds every chunk again (nothing is kept between batches).
+        Stage("index", "index", ("curate",), _runs("index", recipe, run), index_inputs(recipe)),
+        Stage("train.cpt", "train/cpt", ("curate",), _runs("cpt", recipe, run), cpt_inputs(recipe),
+              resumes=True),  # from its last checkpoint
+        Stage("train.tools", "train/tools", ("curate", "index", "train.cpt"), _runs("tools", recipe, run),
+              tools_inputs(recipe), resumes=True),
+        # train.cpt is upstream for its canaries.json: a new planting is a new memorization result.
+        Stage("eval", "eval", ("curate", "index", "train.cpt", "train.tools"), _runs("eval", recipe, run),
+              eval_inputs(recipe)),
+        Stage("report", "report", ("curate", "index", "train.cpt", "train.tools", "eval"),
+              _runs("report", recipe, run), {"report": recipe.report.model_dump(mode="json")}),
+    ]
+
+
+def _runs(module: str, recipe: Recipe, run: Path) -> Callable[[Path], None]:
+    def go(folder: Path) -> None:
+        importlib.import_module(f"cogcore.stages.{module}").run(recipe, run, folder)
+
+    return go
+
+
+def curate_inputs(recipe: Recipe) -> dict:
+    data = recipe.model_dump(mode="json")
+    files = [file_stamp(f) for s in recipe.sources for f in list_files(s.path, s.follow_links)]
+    return {"sources": data["sources"], "files": files,
+            "curate": {k: v for k, v in data["curate"].items() if k not in PLACEMENT_FIELDS},
+            "facts": {k: data["facts"][k] for k in ("kinds", "patterns", "terms")}, "seed": recipe.seed}
+
+
+def index_inputs(recipe: Recipe) -> dict:
+    index = recipe.index
+    stamps = {"embedder": file_stamp(index.embedder)}
+    if index.reranker:
+        stamps["reranker"] = file_stamp(index.reranker)
+    return {"index": index.model_dump(mode="json"), **stamps}
+
+
+def cpt_inputs(recipe: Recipe) -> dict:
+    facts = recipe.facts.model_dump(mode="json")
+    inputs = {"cpt": recipe.train.cpt.model_dump(mode="json"), "base_model": recipe.base_model.model_dump(mode="json"),
+              "base_stamp": file_stamp(recipe.base_model.path),
+              "strategy": {k: facts[k] for k in ("strategy", "max_calls_per_doc", "train_copied_facts", "toolformer",
+                                                 "canaries")},
+              "seed": recipe.seed}
+    replay = recipe.train.cpt.replay
+    if replay is not None:
+        inputs["replay_files"] = [file_stamp(f) for f in list_files(replay.path)]
+    return inputs
+
+
+def tools_inputs(recipe: Recipe) -> dict:
+    tools = recipe.train.tools
+    return {"tools": tools.model_dump(mode="json"), "recipe_tools": [t.model_dump(mode="json") for t in recipe.tools],
+            "files": [file_stamp(f) for f in tools.conversation_files],
+            "base_model": recipe.base_model.model_dump(mode="json"), "seed": recipe.seed}
+
+
+def eval_inputs(recipe: Recipe) -> dict:
+    return {"eval": recipe.eval.model_dump(mode="json"), "seed": recipe.seed,
+            "base_model": recipe.base_model.model_dump(mode="json")}

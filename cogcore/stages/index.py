@@ -1,0 +1,35 @@
+"""The index stage: curate/docs.jsonl -> index/ (faiss vectors, BM25, chunks with provenance,
+index.json with the search settings every later stage searches with).
+
+    cogcore index recipes/demo.yaml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cogcore.io import read_jsonl, write_json_atomic
+from cogcore.recipe import Recipe
+from cogcore.retrieval import Embedder, build_index
+from cogcore.stages.inputs import require_documents
+
+
+def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
+    cfg = recipe.index
+    docs = read_jsonl(run_dir / "curate" / "docs.jsonl")  # every document, held out or not: facts stay findable
+    require_documents("index", len(docs))
+    stats = build_index(
+        docs,
+        folder,
+        Embedder(cfg.embedder, batch_size=cfg.batch_size),
+        chunk_chars=cfg.chunk_chars,
+        overlap=cfg.chunk_overlap,
+        index_type=cfg.type,
+        header=cfg.chunk_header,
+        mode=cfg.search_mode,
+        rrf_k=cfg.rrf_k,
+        fusion_weights=(cfg.weights.dense, cfg.weights.bm25),
+        reranker=cfg.reranker,
+        rerank_top=cfg.rerank_top,
+    )
+    write_json_atomic(folder / "stats.json", stats)
