@@ -37,7 +37,7 @@ demo: $(STAMP)
 	$(VENV)/bin/cogcore run recipes/demo.yaml
 	@echo "report: runs/demo/report/report.html"
 
-# tests/eval/test_report_browser.py opens report.html in Debian's chromium: installed here when this
+# tests/report/test_report_browser.py opens report.html in Debian's chromium: installed here when this
 # is a Debian machine run as root (apt-get update only if the first try fails); otherwise, a note.
 test: $(STAMP)
 	@if ! command -v chromium >/dev/null 2>&1; then \
@@ -48,6 +48,8 @@ test: $(STAMP)
 	    echo "note: chromium is not installed (as root on Debian: apt-get install chromium); the browser render test will be skipped"; \
 	  fi; \
 	fi
+	$(VENV)/bin/ruff check cogcore tests benchmarks
+	$(VENV)/bin/ruff format --check cogcore tests benchmarks
 	$(VENV)/bin/pytest tests
 
 clean-runs:

@@ -49,15 +49,19 @@ VALUE_OF_TYPE = {"integer": 1, "float": 1.0, "boolean": True, "array": [], "tupl
 
 # ---- BFCL's own verdicts ------------------------------------------------------------------------
 
+
 def _load_ast_checker(root: Path) -> ModuleType:
     stub = ModuleType("bfcl_eval.constants.model_config")
-    stub.MODEL_CONFIG_MAPPING = {"cogcore-fc": SimpleNamespace(underscore_to_dot=True),
-                                 "cogcore-fc-dots": SimpleNamespace(underscore_to_dot=False)}
+    stub.MODEL_CONFIG_MAPPING = {
+        "cogcore-fc": SimpleNamespace(underscore_to_dot=True),
+        "cogcore-fc-dots": SimpleNamespace(underscore_to_dot=False),
+    }
     saved = sys.modules.get(stub.__name__)
     sys.modules[stub.__name__] = stub
     try:
-        spec = importlib.util.spec_from_file_location("_bfcl_reference_ast_checker",
-                                                      root / "eval_checker/ast_eval/ast_checker.py")
+        spec = importlib.util.spec_from_file_location(
+            "_bfcl_reference_ast_checker", root / "eval_checker/ast_eval/ast_checker.py"
+        )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
@@ -88,16 +92,30 @@ class BfclReference:
         root = data_dir().parent  # the installed bfcl_eval package
         enums = importlib.import_module("bfcl_eval.constants.enums")  # dependency-free
         self.Language, self.ReturnFormat = enums.Language, enums.ReturnFormat
-        ns = {"re": __import__("re"), "json": json, "Any": typing.Any, "BaseHandler": object,
-              "Language": enums.Language, "ReturnFormat": enums.ReturnFormat,
-              "ast_checker": _load_ast_checker(root).ast_checker}
+        ns = {
+            "re": __import__("re"),
+            "json": json,
+            "Any": typing.Any,
+            "BaseHandler": object,
+            "Language": enums.Language,
+            "ReturnFormat": enums.ReturnFormat,
+            "ast_checker": _load_ast_checker(root).ast_checker,
+        }
         _compile_functions(root / "utils.py", {"is_function_calling_format_output", "is_empty_output"}, ns)
-        _compile_functions(root / "eval_checker/eval_runner.py",
-                           {"_evaluate_single_ast_entry", "_evaluate_single_relevance_entry"}, ns)
-        _compile_functions(root / "model_handler/local_inference/qwen_fc.py",
-                           {"decode_ast", "_extract_tool_calls"}, ns, class_name="QwenFCHandler")
-        self.handler = type("QwenFCDecoder", (), {"decode_ast": ns["decode_ast"],
-                                                  "_extract_tool_calls": staticmethod(ns["_extract_tool_calls"])})()
+        _compile_functions(
+            root / "eval_checker/eval_runner.py", {"_evaluate_single_ast_entry", "_evaluate_single_relevance_entry"}, ns
+        )
+        _compile_functions(
+            root / "model_handler/local_inference/qwen_fc.py",
+            {"decode_ast", "_extract_tool_calls"},
+            ns,
+            class_name="QwenFCHandler",
+        )
+        self.handler = type(
+            "QwenFCDecoder",
+            (),
+            {"decode_ast": ns["decode_ast"], "_extract_tool_calls": staticmethod(ns["_extract_tool_calls"])},
+        )()
         self.ns = ns
 
     def verdict(self, entry: BfclEntry, text: str, underscore_names: bool = True) -> tuple[bool, str]:
@@ -107,19 +125,30 @@ class BfclReference:
             r = self.ns["_evaluate_single_relevance_entry"](self.handler, entry.id, text, prompt, model, entry.category)
         else:
             r = self.ns["_evaluate_single_ast_entry"](
-                self.handler, entry.id, text, entry.possible_answer, prompt, model, entry.category,
-                language=self.Language.PYTHON, return_format=self.ReturnFormat.PYTHON, has_tool_call_tag=False)
+                self.handler,
+                entry.id,
+                text,
+                entry.possible_answer,
+                prompt,
+                model,
+                entry.category,
+                language=self.Language.PYTHON,
+                return_format=self.ReturnFormat.PYTHON,
+                has_tool_call_tag=False,
+            )
         return r["valid"], r.get("error_type", "")
 
 
 # ---- model outputs: the ground truth and its mutations ---------------------------------------
 
+
 def render(calls: list[dict]) -> str:
     """Calls as the chat template writes them; no call is a plain answer."""
     if not calls:
         return "None of the functions can answer this."
-    return "\n".join(f'<tool_call>\n{json.dumps({"name": c["name"], "arguments": c["arguments"]})}\n</tool_call>'
-                     for c in calls)
+    return "\n".join(
+        f"<tool_call>\n{json.dumps({'name': c['name'], 'arguments': c['arguments']})}\n</tool_call>" for c in calls
+    )
 
 
 def _shown(name: str, underscore_names: bool) -> str:
@@ -214,8 +243,30 @@ def _near_misses(calls: list[dict], properties: dict) -> dict[str, tuple[list, b
     return out
 
 
-FUZZ_VALUES = [None, 0, 1, -1, 2.5, 10.0, True, False, "", " ", "x", "New York", "1", [], [1, 2], ["a", "b"],
-               [[1]], [{}], [{"a": 1}], {}, {"a": 1}, {"a": [1]}]
+FUZZ_VALUES = [
+    None,
+    0,
+    1,
+    -1,
+    2.5,
+    10.0,
+    True,
+    False,
+    "",
+    " ",
+    "x",
+    "New York",
+    "1",
+    [],
+    [1, 2],
+    ["a", "b"],
+    [[1]],
+    [{}],
+    [{"a": 1}],
+    {},
+    {"a": 1},
+    {"a": [1]},
+]
 
 
 def fuzzed(entry: BfclEntry, rng: random.Random, underscore_names: bool = True) -> str:
@@ -244,12 +295,22 @@ def mutations(entry: BfclEntry, underscore_names: bool = True) -> dict[str, tupl
     calls = answer_calls(entry, underscore_names)
     first, args = calls[0], calls[0]["arguments"]
     doc = next(f for f in entry.functions if _shown(f["name"], underscore_names) == first["name"])
-    other = next((_shown(f["name"], underscore_names) for f in entry.functions
-                  if _shown(f["name"], underscore_names) != first["name"]), first["name"] + "_v2")
-    out = {"ground_truth": (calls, True), "optional_left_out": (answer_calls(entry, underscore_names, False), True),
-           "no_call": ([], False), "extra_call": (calls + calls[:1], False),
-           "wrong_name": (_with_first(calls, name=other), False),
-           "extra_param": (_with_first(calls, arguments={**args, "cogcore_extra": "x"}), False)}
+    other = next(
+        (
+            _shown(f["name"], underscore_names)
+            for f in entry.functions
+            if _shown(f["name"], underscore_names) != first["name"]
+        ),
+        first["name"] + "_v2",
+    )
+    out = {
+        "ground_truth": (calls, True),
+        "optional_left_out": (answer_calls(entry, underscore_names, False), True),
+        "no_call": ([], False),
+        "extra_call": (calls + calls[:1], False),
+        "wrong_name": (_with_first(calls, name=other), False),
+        "extra_param": (_with_first(calls, arguments={**args, "cogcore_extra": "x"}), False),
+    }
     if dropped := next((p for p in doc["parameters"].get("required", []) if p in args), None):
         out["missing_required"] = (_with_first(calls, arguments={k: v for k, v in args.items() if k != dropped}), False)
     if args:
@@ -265,8 +326,10 @@ def mutations(entry: BfclEntry, underscore_names: bool = True) -> dict[str, tupl
 
 # ---- agreement -----------------------------------------------------------------------------------
 
-def agreement_rows(entries: list[BfclEntry], reference: BfclReference, underscore_names: bool = True,
-                   fuzz: int = 0, seed: int = 0) -> list[dict]:
+
+def agreement_rows(
+    entries: list[BfclEntry], reference: BfclReference, underscore_names: bool = True, fuzz: int = 0, seed: int = 0
+) -> list[dict]:
     """One row per (entry, output): both verdicts and error types. `fuzz` random outputs per AST
     entry are added (expected verdict None: a random change may or may not be an error)."""
     rows, rng = [], random.Random(seed)
@@ -280,10 +343,18 @@ def agreement_rows(entries: list[BfclEntry], reference: BfclReference, underscor
                 theirs, their_kind = reference.verdict(entry, text, underscore_names)
             except Exception as e:  # a crash in BFCL's checker is a row of its own
                 theirs, their_kind = None, f"raised {type(e).__name__}"
-            rows.append({"id": entry.id, "category": entry.category, "mutation": mutation.split("_")[0]
-                         if mutation.startswith("fuzz_") else mutation, "expected": expected,
-                         "ours": ours["valid"], "bfcl": theirs, "our_kind": ours["error"].split(": ", 1)[0],
-                         "bfcl_kind": their_kind})
+            rows.append(
+                {
+                    "id": entry.id,
+                    "category": entry.category,
+                    "mutation": mutation.split("_")[0] if mutation.startswith("fuzz_") else mutation,
+                    "expected": expected,
+                    "ours": ours["valid"],
+                    "bfcl": theirs,
+                    "our_kind": ours["error"].split(": ", 1)[0],
+                    "bfcl_kind": their_kind,
+                }
+            )
     return rows
 
 
@@ -291,16 +362,20 @@ def table(rows: list[dict], key: str) -> list[str]:
     groups = defaultdict(list)
     for r in rows:
         groups[r[key]].append(r)
-    lines = [f"| {key} | verdicts | agree with BFCL | cogcore pass | BFCL pass | as intended | same error type |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| {key} | verdicts | agree with BFCL | cogcore pass | BFCL pass | as intended | same error type |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, rs in list(groups.items()) + [("all", rows)]:
         n, agree = len(rs), sum(r["ours"] == r["bfcl"] for r in rs)
         meant = [r for r in rs if r["expected"] is not None]
         intended = f"{sum(r['ours'] == r['expected'] for r in meant) / len(meant):.1%}" if meant else "-"
         both_failed = [r for r in rs if r["ours"] is False and r["bfcl"] is False]
         kinds = sum(r["our_kind"] == r["bfcl_kind"] for r in both_failed)
-        lines.append(f"| {name} | {n} | {agree}/{n} ({agree / n:.2%}) | {sum(r['ours'] for r in rs) / n:.1%} | "
-                     f"{sum(bool(r['bfcl']) for r in rs) / n:.1%} | {intended} | {kinds}/{len(both_failed)} |")
+        lines.append(
+            f"| {name} | {n} | {agree}/{n} ({agree / n:.2%}) | {sum(r['ours'] for r in rs) / n:.1%} | "
+            f"{sum(bool(r['bfcl']) for r in rs) / n:.1%} | {intended} | {kinds}/{len(both_failed)} |"
+        )
     return lines
 
 
@@ -308,12 +383,18 @@ def parsing_note(entries: list[BfclEntry], reference: BfclReference, underscore_
     """The one deliberate divergence, in parsing rather than checking: a call written without the
     newlines around its JSON (which `parse_tool_calls` and vLLM's hermes parser accept)."""
     ast_entries = [e for e in entries if e.possible_answer is not None]
-    texts = [render(answer_calls(e, underscore_names)).replace("<tool_call>\n", "<tool_call>")
-             .replace("\n</tool_call>", "</tool_call>") for e in ast_entries]
+    texts = [
+        render(answer_calls(e, underscore_names))
+        .replace("<tool_call>\n", "<tool_call>")
+        .replace("\n</tool_call>", "</tool_call>")
+        for e in ast_entries
+    ]
     ours = sum(score_output(e, t, underscore_names)["valid"] for e, t in zip(ast_entries, texts))
     theirs = sum(reference.verdict(e, t, underscore_names)[0] for e, t in zip(ast_entries, texts))
-    return (f"Parsing (not in the tables): ground truths written <tool_call>{{...}}</tool_call> without newlines "
-            f"pass cogcore on {ours}/{len(texts)} entries, BFCL's Qwen-FC decoder on {theirs}/{len(texts)}.")
+    return (
+        f"Parsing (not in the tables): ground truths written <tool_call>{{...}}</tool_call> without newlines "
+        f"pass cogcore on {ours}/{len(texts)} entries, BFCL's Qwen-FC decoder on {theirs}/{len(texts)}."
+    )
 
 
 def main() -> None:

@@ -32,9 +32,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SOURCES = [("linux-doc", "/usr/share/doc/linux-doc-6.1"),
-           ("python-doc", "/usr/share/doc/python3.11/html"),
-           ("postgresql-doc", "/usr/share/doc/postgresql-doc-15/html")]
+SOURCES = [
+    ("linux-doc", "/usr/share/doc/linux-doc-6.1"),
+    ("python-doc", "/usr/share/doc/python3.11/html"),
+    ("postgresql-doc", "/usr/share/doc/postgresql-doc-15/html"),
+]
 LEVELS = (0.01, 0.02, 0.05, 0.10, 0.20, 0.40, 0.60)  # fraction of words replaced in a planted copy
 WORDS = re.compile(r"\w+(?:[.,'\u2019]\w+)*|[^\w\s]+")  # cogcore.curate.quality's word regex
 SHINGLE_WORDS = re.compile(r"[^\W_]+")  # MinHash's words (cogcore.curate.minhash), for exact Jaccard
@@ -42,13 +44,16 @@ SHINGLE_WORDS = re.compile(r"[^\W_]+")  # MinHash's words (cogcore.curate.minhas
 
 # ---------------------------------------------------------------- corpus and planted duplicates
 
+
 def _read_file(args):
     from cogcore.curate.readers import Unreadable, read_source
 
     name, root, file = args
     rel = os.path.relpath(file, root)
-    return [{"id": f"{name}:{rel}" + (f"#{i}" if i else ""), "text": d["text"], "source": name}
-            for i, d in enumerate(x for x in read_source(file, name) if not isinstance(x, Unreadable))]
+    return [
+        {"id": f"{name}:{rel}" + (f"#{i}" if i else ""), "text": d["text"], "source": name}
+        for i, d in enumerate(x for x in read_source(file, name) if not isinstance(x, Unreadable))
+    ]
 
 
 def load_corpus(cache: Path, workers: int) -> list[dict]:
@@ -72,7 +77,7 @@ def load_corpus(cache: Path, workers: int) -> list[dict]:
 def exact_jaccard(a: str, b: str, k: int = 5) -> float:
     def shingles(text):
         w = SHINGLE_WORDS.findall(text.lower())
-        return {tuple(w[i:i + k]) for i in range(len(w) - k + 1)} if len(w) >= k else {tuple(w)}
+        return {tuple(w[i : i + k]) for i in range(len(w) - k + 1)} if len(w) >= k else {tuple(w)}
 
     sa, sb = shingles(a), shingles(b)
     return len(sa & sb) / len(sa | sb)
@@ -89,8 +94,13 @@ def plant(docs: list[dict], per_level: int, seed: int) -> tuple[list[dict], list
         keys[exact_key(d["text"])] = keys.get(exact_key(d["text"]), 0) + 1
     filters = [GopherQualityFilter(), GopherRepetitionFilter()]
     # Bases: unique text, 100-5,000 words, kept by the filters (so the pair reaches the dedup).
-    pool = [i for i, d in enumerate(docs) if keys[exact_key(d["text"])] == 1
-            and 100 <= len(d["text"].split()) <= 5000 and all(f.keep(d) is True for f in filters)]
+    pool = [
+        i
+        for i, d in enumerate(docs)
+        if keys[exact_key(d["text"])] == 1
+        and 100 <= len(d["text"].split()) <= 5000
+        and all(f.keep(d) is True for f in filters)
+    ]
     bases = rng.sample(pool, min(len(pool), per_level * len(LEVELS)))
     vocab = sorted({w for i in bases[:200] for w in docs[i]["text"].split() if w.isalpha()})
     copies: dict[int, list[dict]] = {}
@@ -103,8 +113,14 @@ def plant(docs: list[dict], per_level: int, seed: int) -> tuple[list[dict], list
             parts[p] = rng.choice([w for w in rng.sample(vocab, 3) if w != parts[p]] or ["zzz"])
         copy = {"id": f"planted:{n}", "text": "".join(parts), "source": "planted"}
         copies.setdefault(rng.randrange(i, len(docs)), []).append(copy)
-        planted.append({"base": docs[i]["id"], "copy": copy["id"], "level": level,
-                        "jaccard": exact_jaccard(docs[i]["text"], copy["text"])})
+        planted.append(
+            {
+                "base": docs[i]["id"],
+                "copy": copy["id"],
+                "level": level,
+                "jaccard": exact_jaccard(docs[i]["text"], copy["text"]),
+            }
+        )
     out = []
     for i, d in enumerate(docs):
         out.append(d)
@@ -119,10 +135,11 @@ def write_shards(docs: list[dict], folder: Path, n: int) -> None:
     size = -(-len(docs) // n)
     for s in range(n):
         with open(folder / f"{s:05d}.jsonl", "w") as f:
-            f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in docs[s * size:(s + 1) * size])
+            f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in docs[s * size : (s + 1) * size])
 
 
 # ---------------------------------------------------------------- cogcore side
+
 
 def _cogcore_first_pass(job):
     """Worker: read a shard, filter, write the survivors, return ids, content hashes, signatures."""
@@ -140,8 +157,7 @@ def _cogcore_first_pass(job):
     with open(Path(out) / Path(shard).name, "w") as f:
         f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
     texts = [d["text"] for d in docs]
-    return ([d["id"] for d in docs], np.array([exact_key(t) for t in texts], dtype=np.uint64),
-            signatures(texts, cfg))
+    return ([d["id"] for d in docs], np.array([exact_key(t) for t in texts], dtype=np.uint64), signatures(texts, cfg))
 
 
 _DROPPED: dict = {}
@@ -184,12 +200,24 @@ def run_cogcore(inp: Path, out: Path, workers: int, verify: bool) -> dict:
     kept = sum(LocalExecutor(workers).map(_cogcore_apply, jobs))
     t3 = time.perf_counter()
     np.save(out / "signatures.npy", sigs[keep])
-    (out / "decisions.json").write_text(json.dumps({
-        "survivor_ids": [ids[k] for k in keep], "exact_dropped": exact.dropped,
-        "near_dropped": near.dropped, "near_clusters": near.clusters}))
-    return {"seconds": t3 - t0, "phases": {"filters+signatures": t1 - t0, "decisions": t2 - t1, "write": t3 - t2},
-            "after_filters": len(ids), "exact_dropped": len(exact.dropped), "near_dropped": len(near.dropped),
-            "kept": kept}
+    (out / "decisions.json").write_text(
+        json.dumps(
+            {
+                "survivor_ids": [ids[k] for k in keep],
+                "exact_dropped": exact.dropped,
+                "near_dropped": near.dropped,
+                "near_clusters": near.clusters,
+            }
+        )
+    )
+    return {
+        "seconds": t3 - t0,
+        "phases": {"filters+signatures": t1 - t0, "decisions": t2 - t1, "write": t3 - t2},
+        "after_filters": len(ids),
+        "exact_dropped": len(exact.dropped),
+        "near_dropped": len(near.dropped),
+        "kept": kept,
+    }
 
 
 # ---------------------------------------------------------------- DataTrove side
@@ -222,8 +250,13 @@ def xxh64_str(text):
 
 def run_datatrove(inp: Path, out: Path, workers: int) -> dict:
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
-                                                  MinhashDedupFilter, MinhashDedupSignature)
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
@@ -233,29 +266,59 @@ def run_datatrove(inp: Path, out: Path, workers: int) -> dict:
     signature = MinhashDedupSignature(output_folder=str(out / "sigs"), config=cfg, language=tok)
     signature._hash_func = xxh64_str
     tasks = workers
-    stage1 = LocalPipelineExecutor([
-        JsonlReader(str(inp)),
-        GopherQualityFilter(language=tok), GopherRepetitionFilter(language=tok),
-        JsonlWriter(str(out / "filtered"), output_filename="${rank}.jsonl", compression=None),
-        signature], tasks=tasks, workers=workers, logging_dir=str(out / "logs/1"))
-    stage2 = LocalPipelineExecutor([
-        MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=cfg)],
-        tasks=cfg.num_buckets, workers=workers, logging_dir=str(out / "logs/2"), depends=stage1)
-    stage3 = LocalPipelineExecutor([
-        MinhashDedupCluster(input_folder=str(out / "buckets"), output_folder=str(out / "remove"), config=cfg,
-                            save_cluster_id=True)],
-        tasks=1, logging_dir=str(out / "logs/3"), depends=stage2)
-    stage4 = LocalPipelineExecutor([
-        JsonlReader(str(out / "filtered")),
-        MinhashDedupFilter(input_folder=str(out / "remove"), load_cluster_ids=True,
-                           exclusion_writer=JsonlWriter(str(out / "removed"), compression=None)),
-        JsonlWriter(str(out / "final"), compression=None)],
-        tasks=tasks, workers=workers, logging_dir=str(out / "logs/4"), depends=stage3)
+    stage1 = LocalPipelineExecutor(
+        [
+            JsonlReader(str(inp)),
+            GopherQualityFilter(language=tok),
+            GopherRepetitionFilter(language=tok),
+            JsonlWriter(str(out / "filtered"), output_filename="${rank}.jsonl", compression=None),
+            signature,
+        ],
+        tasks=tasks,
+        workers=workers,
+        logging_dir=str(out / "logs/1"),
+    )
+    stage2 = LocalPipelineExecutor(
+        [MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=cfg)],
+        tasks=cfg.num_buckets,
+        workers=workers,
+        logging_dir=str(out / "logs/2"),
+        depends=stage1,
+    )
+    stage3 = LocalPipelineExecutor(
+        [
+            MinhashDedupCluster(
+                input_folder=str(out / "buckets"), output_folder=str(out / "remove"), config=cfg, save_cluster_id=True
+            )
+        ],
+        tasks=1,
+        logging_dir=str(out / "logs/3"),
+        depends=stage2,
+    )
+    stage4 = LocalPipelineExecutor(
+        [
+            JsonlReader(str(out / "filtered")),
+            MinhashDedupFilter(
+                input_folder=str(out / "remove"),
+                load_cluster_ids=True,
+                exclusion_writer=JsonlWriter(str(out / "removed"), compression=None),
+            ),
+            JsonlWriter(str(out / "final"), compression=None),
+        ],
+        tasks=tasks,
+        workers=workers,
+        logging_dir=str(out / "logs/4"),
+        depends=stage3,
+    )
     t0 = time.perf_counter()
     stage4.run()
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "after_filters": _count_lines(out / "filtered"),
-            "near_dropped": _count_lines(out / "removed"), "kept": _count_lines(out / "final")}
+    return {
+        "seconds": seconds,
+        "after_filters": _count_lines(out / "filtered"),
+        "near_dropped": _count_lines(out / "removed"),
+        "kept": _count_lines(out / "final"),
+    }
 
 
 def _count_lines(folder: Path) -> int:
@@ -263,6 +326,7 @@ def _count_lines(folder: Path) -> int:
 
 
 # ---------------------------------------------------------------- running a side, measuring
+
 
 def run_side(side: str, work: Path, workers: int, verify: bool) -> dict:
     """Run one side in a subprocess; sample the RSS of its whole process tree for the peak."""
@@ -310,6 +374,7 @@ def side_main(side: str, work: Path, workers: int, verify: bool) -> None:
 
 # ---------------------------------------------------------------- MinHash quality
 
+
 def score(planted: list[dict], found: dict[tuple, bool], threshold: float) -> dict:
     """Precision / recall / F1 over the planted pairs that reached the dedup on that side."""
     tp = fp = fn = 0
@@ -323,8 +388,15 @@ def score(planted: list[dict], found: dict[tuple, bool], threshold: float) -> di
         fn += truth and not hit
     prec = tp / (tp + fp) if tp + fp else 1.0
     rec = tp / (tp + fn) if tp + fn else 1.0
-    return {"pairs": sum((p["base"], p["copy"]) in found for p in planted), "tp": tp, "fp": fp, "fn": fn,
-            "precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0}
+    return {
+        "pairs": sum((p["base"], p["copy"]) in found for p in planted),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": prec,
+        "recall": rec,
+        "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+    }
 
 
 def cogcore_quality(work: Path, planted: list[dict], texts: dict[str, str]) -> dict:
@@ -339,12 +411,17 @@ def cogcore_quality(work: Path, planted: list[dict], texts: dict[str, str]) -> d
         cfg = MinHashConfig(verify=verify)
         near = near_duplicate_decisions(ids, sigs, cfg)
         rep = {i: i for i in ids} | near.dropped
-        found = {(p["base"], p["copy"]): rep[p["base"]] == rep[p["copy"]]
-                 for p in planted if p["base"] in rep and p["copy"] in rep}
+        found = {
+            (p["base"], p["copy"]): rep[p["base"]] == rep[p["copy"]]
+            for p in planted
+            if p["base"] in rep and p["copy"] in rep
+        }
         drops = list(near.dropped.items())
         good = sum(exact_jaccard(texts[a], texts[b]) >= cfg.jaccard_threshold for a, b in drops)
         out["verify" if verify else "no_verify"] = score(planted, found, cfg.jaccard_threshold) | {
-            "all_drops": len(drops), "all_drops_precision": good / len(drops) if drops else 1.0}
+            "all_drops": len(drops),
+            "all_drops_precision": good / len(drops) if drops else 1.0,
+        }
     return out
 
 
@@ -357,12 +434,17 @@ def datatrove_quality(work: Path, planted: list[dict], threshold: float, texts: 
                 cluster[d["id"]] = c = d["metadata"].get("minhash_cluster_id", -1)
                 if folder == "final" and c != -1:
                     kept[c] = d["id"]
-    found = {(p["base"], p["copy"]): cluster[p["base"]] != -1 and cluster[p["base"]] == cluster[p["copy"]]
-             for p in planted if p["base"] in cluster and p["copy"] in cluster}
+    found = {
+        (p["base"], p["copy"]): cluster[p["base"]] != -1 and cluster[p["base"]] == cluster[p["copy"]]
+        for p in planted
+        if p["base"] in cluster and p["copy"] in cluster
+    }
     drops = [(i, kept[c]) for i, c in cluster.items() if c != -1 and c in kept and kept[c] != i]
     good = sum(exact_jaccard(texts[a], texts[b]) >= threshold for a, b in drops)
-    return score(planted, found, threshold) | {"all_drops": len(drops),
-                                               "all_drops_precision": good / len(drops) if drops else 1.0}
+    return score(planted, found, threshold) | {
+        "all_drops": len(drops),
+        "all_drops_precision": good / len(drops) if drops else 1.0,
+    }
 
 
 def signature_speed(work: Path) -> dict:
@@ -372,23 +454,32 @@ def signature_speed(work: Path) -> dict:
 
     from cogcore.curate.minhash import MinHashConfig, signatures
 
-    texts = [json.loads(line)["text"] for f in sorted((work / "out-cogcore" / "filtered").glob("*.jsonl"))
-             for line in open(f)]
+    texts = [
+        json.loads(line)["text"]
+        for f in sorted((work / "out-cogcore" / "filtered").glob("*.jsonl"))
+        for line in open(f)
+    ]
     mb = sum(len(t.encode()) for t in texts) / 1e6
     t0 = time.perf_counter()
     signatures(texts, MinHashConfig())
     t1 = time.perf_counter()
-    dt = MinhashDedupSignature(output_folder=str(work / "sig-speed"), config=MinhashConfig(),
-                               language=RegexWordTokenizer())
+    dt = MinhashDedupSignature(
+        output_folder=str(work / "sig-speed"), config=MinhashConfig(), language=RegexWordTokenizer()
+    )
     dt._hash_func = xxh64_str
     for text in texts:
         dt.get_signature(dt.get_shingles(text) if text else np.zeros((0, 1), dtype=np.uint64))
     t2 = time.perf_counter()
-    return {"mb": mb, "cogcore_mb_per_s": mb / (t1 - t0), "datatrove_mb_per_s": mb / (t2 - t1),
-            "ratio": (t2 - t1) / (t1 - t0)}
+    return {
+        "mb": mb,
+        "cogcore_mb_per_s": mb / (t1 - t0),
+        "datatrove_mb_per_s": mb / (t2 - t1),
+        "ratio": (t2 - t1) / (t1 - t0),
+    }
 
 
 # ---------------------------------------------------------------- main
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -420,14 +511,23 @@ def main() -> None:
     n, mb = len(docs), sum(len(d["text"].encode()) for d in docs) / 1e6
     texts = {d["id"]: d["text"] for d in docs}
     del docs
-    print(f"corpus: {n} documents, {mb:.1f} MB of text ({len(planted)} planted near-duplicates), "
-          f"{args.shards} shards, {args.workers} workers", flush=True)
+    print(
+        f"corpus: {n} documents, {mb:.1f} MB of text ({len(planted)} planted near-duplicates), "
+        f"{args.shards} shards, {args.workers} workers",
+        flush=True,
+    )
 
     from cogcore.curate.minhash import MinHashConfig
 
     threshold = MinHashConfig().jaccard_threshold
-    results = {"docs": n, "mb": mb, "workers": args.workers, "threshold": threshold,
-               "command": " ".join(["python", *sys.argv]), "sides": {}}
+    results = {
+        "docs": n,
+        "mb": mb,
+        "workers": args.workers,
+        "threshold": threshold,
+        "command": " ".join(["python", *sys.argv]),
+        "sides": {},
+    }
     runs: dict[str, list[dict]] = {}
     for _ in range(args.repeat):  # sides alternate, so a busy spell on the machine hits both
         for side in args.sides.split(","):
@@ -436,11 +536,13 @@ def main() -> None:
         r = min(rs, key=lambda x: x["seconds"])  # the best run: the least disturbed by other load
         r.update(docs_per_s=n / r["seconds"], mb_per_s=mb / r["seconds"], all_seconds=[x["seconds"] for x in rs])
         results["sides"][side] = r
-        print(f"{side:>10}: {r['seconds']:7.1f} s  {r['docs_per_s']:8.0f} docs/s  {r['mb_per_s']:6.2f} MB/s  "
-              f"peak RSS {r['peak_rss_mb']:6.0f} MB (largest process {r['peak_rss_one_process_mb']:.0f} MB)  "
-              f"after filters {r['after_filters']}  near-dup dropped {r['near_dropped']}  kept {r['kept']}  "
-              f"(runs: {', '.join(f'{x:.1f}' for x in r['all_seconds'])} s)",
-              flush=True)
+        print(
+            f"{side:>10}: {r['seconds']:7.1f} s  {r['docs_per_s']:8.0f} docs/s  {r['mb_per_s']:6.2f} MB/s  "
+            f"peak RSS {r['peak_rss_mb']:6.0f} MB (largest process {r['peak_rss_one_process_mb']:.0f} MB)  "
+            f"after filters {r['after_filters']}  near-dup dropped {r['near_dropped']}  kept {r['kept']}  "
+            f"(runs: {', '.join(f'{x:.1f}' for x in r['all_seconds'])} s)",
+            flush=True,
+        )
     sides = results["sides"]
     if "cogcore" in sides:
         results["cogcore_quality"] = cogcore_quality(args.work, planted, texts)
@@ -451,21 +553,28 @@ def main() -> None:
         print(f"cogcore / DataTrove throughput: {results['speedup']:.2f}x")
     if len(sides) == 2:
         sp = results["signature_speed"] = signature_speed(args.work)
-        print(f"MinHash signatures alone, one core, {sp['mb']:.1f} MB: cogcore {sp['cogcore_mb_per_s']:.1f} MB/s, "
-              f"DataTrove {sp['datatrove_mb_per_s']:.1f} MB/s ({sp['ratio']:.1f}x)")
+        print(
+            f"MinHash signatures alone, one core, {sp['mb']:.1f} MB: cogcore {sp['cogcore_mb_per_s']:.1f} MB/s, "
+            f"DataTrove {sp['datatrove_mb_per_s']:.1f} MB/s ({sp['ratio']:.1f}x)"
+        )
     print(f"MinHash quality on planted pairs, truth = exact Jaccard of 5-word shingles >= {threshold:.3f}:")
-    for name, q in [(f"cogcore {k}", v) for k, v in results.get("cogcore_quality", {}).items()] + \
-            ([("datatrove", results["datatrove_quality"])] if "datatrove_quality" in results else []):
-        extra = (f"  all near-dup drops {q['all_drops']}, precision {q['all_drops_precision']:.3f}"
-                 if "all_drops" in q else "")
-        print(f"  {name:>19}: pairs {q['pairs']}  P {q['precision']:.3f}  R {q['recall']:.3f}  "
-              f"F1 {q['f1']:.3f}{extra}")
+    for name, q in [(f"cogcore {k}", v) for k, v in results.get("cogcore_quality", {}).items()] + (
+        [("datatrove", results["datatrove_quality"])] if "datatrove_quality" in results else []
+    ):
+        extra = (
+            f"  all near-dup drops {q['all_drops']}, precision {q['all_drops_precision']:.3f}"
+            if "all_drops" in q
+            else ""
+        )
+        print(f"  {name:>19}: pairs {q['pairs']}  P {q['precision']:.3f}  R {q['recall']:.3f}  F1 {q['f1']:.3f}{extra}")
     by_level = {}
     for p in planted:
         by_level.setdefault(p["level"], []).append(p["jaccard"])
     results["planted_jaccard_by_level"] = {str(k): sum(v) / len(v) for k, v in sorted(by_level.items())}
-    print("  mean exact Jaccard by replaced fraction:",
-          ", ".join(f"{k}: {v:.2f}" for k, v in results["planted_jaccard_by_level"].items()))
+    print(
+        "  mean exact Jaccard by replaced fraction:",
+        ", ".join(f"{k}: {v:.2f}" for k, v in results["planted_jaccard_by_level"].items()),
+    )
     print("command:", results["command"])
     (args.work / "results.json").write_text(json.dumps(results, indent=1))
 

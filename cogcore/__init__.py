@@ -1,6 +1,6 @@
 """cogcore: build small domain cognitive cores from one recipe.
 
-curate -> index -> train (cpt, tools) -> eval -> report; see README.md and DESIGN.md.
+curate -> index -> train (cpt, tools) -> eval -> report; see README.md.
 """
 
 __version__ = "0.1.0"

@@ -1,8 +1,8 @@
 """The `cogcore` command line. Each command is thin: parse, build, run.
 
-    cogcore validate recipes/demo.yaml
-    cogcore run recipes/demo.yaml -o train.cpt.max_steps=4 --force eval
-    cogcore search runs/demo "overdraft fee"
+cogcore validate recipes/demo.yaml
+cogcore run recipes/demo.yaml -o train.cpt.max_steps=4 --force eval
+cogcore search runs/demo "overdraft fee"
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 # Before torch is imported: with the default ACTIVE policy, idle OpenMP threads spin, and on a
 # loaded machine one query embedding took 130-520 ms instead of 15-25 ms.
@@ -25,9 +25,12 @@ from rich.markup import escape  # noqa: E402
 from cogcore.recipe import RecipeError, load_recipe  # noqa: E402
 from cogcore.untrusted_text import printable  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
-                  help="Build small domain cognitive cores from one recipe: "
-                       "curate -> index -> train -> eval -> report.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    help="Build small domain cognitive cores from one recipe: curate -> index -> train -> eval -> report.",
+)
 err = Console(stderr=True)
 out = Console()
 
@@ -40,11 +43,19 @@ def _shown(text: object) -> str:
 
 
 RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file", show_default=False)]
-Overrides = Annotated[Optional[list[str]], typer.Option(
-    "--override", "-o", help="dotted override, e.g. -o train.cpt.max_steps=10 (repeatable)")]
-Force = Annotated[Optional[list[str]], typer.Option(
-    "--force", "-f", help="re-run this stage even if unchanged: curate, index, train, train.cpt, train.tools, "
-                          "eval, report (repeatable)")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--override", "-o", help="dotted override, e.g. -o train.cpt.max_steps=10 (repeatable)"),
+]
+Force = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--force",
+        "-f",
+        help="re-run this stage even if unchanged: curate, index, train, train.cpt, train.tools, "
+        "eval, report (repeatable)",
+    ),
+]
 
 
 def _load(recipe: Path, overrides: list[str] | None):
@@ -53,7 +64,7 @@ def _load(recipe: Path, overrides: list[str] | None):
     except RecipeError as e:
         for line in e.problems:
             err.print(f"[red]error[/red] {_shown(line)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def _log(message: str) -> None:
@@ -65,11 +76,14 @@ class _StageWarnings(logging.Handler):
     print beside the stage log, not through Python's bare last-resort handler or not at all."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err.print(f"[bold cyan]cogcore[/] [bold yellow]warning[/] {_shown(record.getMessage())}",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold cyan]cogcore[/] [bold yellow]warning[/] {_shown(record.getMessage())}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
-for _name in ("cogcore.curate", "cogcore.stage_inputs"):
+for _name in ("cogcore.curate", "cogcore.stages"):
     logging.getLogger(_name).addHandler(_StageWarnings(logging.WARNING))
 
 
@@ -81,8 +95,10 @@ def _execute(recipe_path: Path, overrides: list[str] | None, stage_names: list[s
     forced = set()
     for name in force or []:
         if name not in ORDER and name not in COMMAND_STAGES:
-            err.print(f"[red]error[/red] --force {_shown(name)}: unknown stage; allowed: {', '.join(ORDER)}, train",
-                      soft_wrap=True)
+            err.print(
+                f"[red]error[/red] --force {_shown(name)}: unknown stage; allowed: {', '.join(ORDER)}, train",
+                soft_wrap=True,
+            )
             raise typer.Exit(2)
         forced.update(COMMAND_STAGES.get(name, [name]))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -95,12 +111,12 @@ def _execute(recipe_path: Path, overrides: list[str] | None, stage_names: list[s
             run_dir.execute(stages, force=forced)
     except StageError as e:
         err.print(f"[red]error[/red] {_shown(str(e))}", soft_wrap=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except StageFailed as e:
         _fail(f"in stage {e.stage}", e.error, "the previous output is kept" if e.kept else None)
     except KeyboardInterrupt:
         err.print("interrupted; run again to resume", highlight=False)
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except Exception as e:  # outside any stage, e.g. the run directory cannot be written
         _fail("", e)
     _log(f"run directory: {run_dir.path}")
@@ -110,8 +126,11 @@ _debug = False  # set by the global --debug option
 
 
 @app.callback()
-def _options(debug: Annotated[bool, typer.Option(
-        "--debug", help="when a command fails, show the full traceback (as COGCORE_DEBUG=1 does)")] = False) -> None:
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="when a command fails, show the full traceback (as COGCORE_DEBUG=1 does)")
+    ] = False,
+) -> None:
     global _debug
     _debug = debug
 
@@ -132,8 +151,11 @@ def _fail(where: str, error: BaseException, note: str | None = None) -> NoReturn
     # A StageError's message is written for the user; for anything else, its type says what kind of failure.
     text = str(error) if isinstance(error, StageError) else f"{type(error).__name__}: {error}"
     hints = [h for h in (note, None if debugging else "--debug shows the traceback") if h]
-    err.print(f"[red]error[/red]{' ' + where if where else ''}: {_shown(text)}"
-              + (f" ({'; '.join(hints)})" if hints else ""), highlight=False, soft_wrap=True)
+    err.print(
+        f"[red]error[/red]{' ' + where if where else ''}: {_shown(text)}" + (f" ({'; '.join(hints)})" if hints else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
     raise typer.Exit(1)
 
 
@@ -179,31 +201,40 @@ def eval_(recipe: RecipeArg, override: Overrides = None, force: Force = None) ->
 
 
 @app.command()
-def report(target: Annotated[Path, typer.Argument(help="run directory, or the recipe that made it", show_default=False)],
-           override: Overrides = None, force: Force = None) -> None:
+def report(
+    target: Annotated[Path, typer.Argument(help="run directory, or the recipe that made it", show_default=False)],
+    override: Overrides = None,
+    force: Force = None,
+) -> None:
     """Build report.md and report.html from a run directory's files alone."""
     if target.is_dir():
-        from cogcore.eval.report import RunFileError, build_report
+        from cogcore.report.run_report import build_report
         from cogcore.runner import StageError, claim_folder
+        from cogcore.stage_files import RunFileError
 
         try:
             claim_folder(target / "report")
             md, html = build_report(target)
         except (RunFileError, StageError) as e:
             err.print(f"[red]error[/red] {_shown(str(e))}", soft_wrap=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         out.print(f"wrote {md}\nwrote {html}")
         return
     _execute(target, override, ["report"], force)
 
 
 @app.command()
-def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
-           query: Annotated[str, typer.Argument(help="what to look for", show_default=False)],
-           k: Annotated[int, typer.Option("-k", help="number of passages", min=1, max=50)] = 5,
-           mode: Annotated[Optional[str], typer.Option(
-               help="hybrid, dense or bm25 (default: the mode the recipe built the index with)",
-               show_default=False)] = None) -> None:
+def search(
+    run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
+    query: Annotated[str, typer.Argument(help="what to look for", show_default=False)],
+    k: Annotated[int, typer.Option("-k", help="number of passages", min=1, max=50)] = 5,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="hybrid, dense or bm25 (default: the mode the recipe built the index with)", show_default=False
+        ),
+    ] = None,
+) -> None:
     """Search a run's index and print the top passages with their source document."""
     if mode is not None and mode not in ("hybrid", "dense", "bm25"):
         err.print(f"[red]error[/red] --mode: {_shown(repr(mode))} is not allowed; use hybrid, dense or bm25")
@@ -219,48 +250,55 @@ def search(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAM
         err.print(f"[red]error[/red] {_shown(run_dir)} has no finished index (run `cogcore index RECIPE` first)")
         raise typer.Exit(2)
     from cogcore.retrieval import SearchIndex, canonical_mode
+    from cogcore.stage_files import RunFileError
 
-    index = SearchIndex.load(index_dir)
-    used = canonical_mode(mode) if mode else index.mode
     try:
+        index = SearchIndex.load(index_dir)
+        used = canonical_mode(mode) if mode else index.mode
         hits = index.search(query, k, mode=used)
-    except ValueError as e:  # e.g. bm25 asked of an index built before BM25 was added
+    except (ValueError, RunFileError) as e:  # e.g. an index.json of another version: it says what to re-run
         err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     rerank = f", reranked by {_shown(index.reranker.name)}" if index.reranker else ""
     out.print(f"mode: {'bm25' if used == 'lexical' else used}{rerank}", highlight=False)
     for rank, hit in enumerate(hits, 1):
-        out.print(f"[bold]{rank}.[/bold] score {hit.score:.3f}  [cyan]{_shown(hit.doc_id)}[/cyan]  {_shown(hit.title)}",
-                  highlight=False)
+        out.print(
+            f"[bold]{rank}.[/bold] score {hit.score:.3f}  [cyan]{_shown(hit.doc_id)}[/cyan]  {_shown(hit.title)}",
+            highlight=False,
+        )
         if hit.section:
             out.print(f"   section: {_shown(hit.section)}", highlight=False)
         out.print("   " + _shown(" ".join(hit.text.split())[:400]), highlight=False, soft_wrap=True)
 
 
 @app.command()
-def serve(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
-          http: Annotated[bool, typer.Option("--http", help="streamable HTTP instead of stdio")] = False,
-          host: Annotated[str, typer.Option(help="HTTP host (no authentication: keep it local)")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="HTTP port")] = 8765) -> None:
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
+    http: Annotated[bool, typer.Option("--http", help="streamable HTTP instead of stdio")] = False,
+    host: Annotated[str, typer.Option(help="HTTP host (no authentication: keep it local)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8765,
+) -> None:
     """Serve the run's index to other agents as an MCP tool, `search` (the schema the model is
     trained with). stdio by default, for MCP clients that spawn the command."""
     try:
         from cogcore.retrieval.server import serve as serve_index
     except ImportError:
         err.print("[red]error[/red] serving needs the MCP SDK: pip install 'cogcore[serve]'")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     try:
         serve_index(run_dir / "index", "http" if http else "stdio", host, port)
     except FileNotFoundError as e:  # stdout carries the protocol: errors go to stderr only
         err.print(f"[red]error[/red] {_shown(str(e))}", soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 @app.command()
-def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
-        question: Annotated[str, typer.Argument(help="what to ask the trained model", show_default=False)],
-        max_new_tokens: Annotated[int, typer.Option(help="tokens per model turn", min=1)] = 128,
-        max_rounds: Annotated[int, typer.Option(help="model turns (tool calls) at most", min=1)] = 3) -> None:
+def ask(
+    run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
+    question: Annotated[str, typer.Argument(help="what to ask the trained model", show_default=False)],
+    max_new_tokens: Annotated[int, typer.Option(help="tokens per model turn", min=1)] = 128,
+    max_rounds: Annotated[int, typer.Option(help="model turns (tool calls) at most", min=1)] = 3,
+) -> None:
     """Ask the trained model; it may call the search tool over the run's index and the recipe's tools
     that have a Python implementation. Shows each call, its result, the answer and its sources."""
     model_dir, index_dir = run_dir / "train" / "tools" / "model", run_dir / "index"
@@ -271,21 +309,26 @@ def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)"
     try:
         question.encode("utf-8")  # the tokenizer fails on what is not, with a TypeError that names nothing
     except UnicodeEncodeError as e:
-        err.print(f"[red]error[/red] the question is not valid text: character {e.start} is a lone surrogate, what "
-                  "bytes that are not UTF-8 become (re-encode it as UTF-8)", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        err.print(
+            f"[red]error[/red] the question is not valid text: character {e.start} is a lone surrogate, what "
+            "bytes that are not UTF-8 become (re-encode it as UTF-8)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
     from cogcore.models import ModelSpec
     from cogcore.retrieval import SearchIndex
     from cogcore.runner import RunDir, StageError
     from cogcore.runtime import ToolRuntime, run_tools, sources
+    from cogcore.stage_files import RunFileError
 
     try:
         tools = run_tools(run_dir, SearchIndex.load(index_dir))
         # The trained model loads as the base did (dtype, remote code): the run's recipe says how.
         spec = ModelSpec.from_section(RunDir(run_dir).saved_recipe().base_model).at(model_dir)
-    except (ValueError, StageError) as e:
+    except (ValueError, StageError, RunFileError) as e:
         err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     model, tok = spec.load()
     runtime = ToolRuntime(model, tok, tools, max_new_tokens=max_new_tokens, max_rounds=max_rounds, batch_size=1)
     transcript = runtime.answer_many([question])[0]
@@ -303,16 +346,20 @@ def ask(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)"
 
 
 @app.command()
-def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
-            reason: Annotated[Optional[str], typer.Option(help="show the saved samples of this drop reason")] = None,
-            cluster_of: Annotated[Optional[str], typer.Option(
-                help="show the duplicate group a kept document stands for")] = None,
-            doc: Annotated[Optional[str], typer.Option(
-                help="show a document exactly as the model is trained on it (masked spans, search calls)")] = None) -> None:
+def inspect(
+    run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NAME)", show_default=False)],
+    reason: Annotated[str | None, typer.Option(help="show the saved samples of this drop reason")] = None,
+    cluster_of: Annotated[str | None, typer.Option(help="show the duplicate group a kept document stands for")] = None,
+    doc: Annotated[
+        str | None,
+        typer.Option(help="show a document exactly as the model is trained on it (masked spans, search calls)"),
+    ] = None,
+) -> None:
     """What curation removed and why (drop reasons, samples, duplicate groups), and how a document
     reads in training."""
     from cogcore.curate.inspect import CurateFileError, cluster_lines, reason_lines, summary_lines
     from cogcore.runner import StageError
+    from cogcore.stage_files import RunFileError
 
     try:
         if doc:
@@ -323,19 +370,18 @@ def inspect(run_dir: Annotated[Path, typer.Argument(help="run directory (runs/NA
             lines = cluster_lines(run_dir / "curate", cluster_of)
         else:
             lines = summary_lines(run_dir / "curate")
-    except (FileNotFoundError, CurateFileError, StageError) as e:
+    except (FileNotFoundError, CurateFileError, StageError, RunFileError) as e:
         err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     for line in lines:
         out.print(_shown(line), highlight=False, soft_wrap=True)
 
 
 def _training_view(run_dir: Path, doc_id: str) -> str:
-    from transformers import AutoTokenizer
-
     from cogcore.io import iter_jsonl
     from cogcore.models import ModelSpec
     from cogcore.runner import RunDir
+    from cogcore.train.training_docs import TRAINING_DOCS_FILE, find_training_doc
     from cogcore.train.view import render_training_view
 
     docs_file = run_dir / "curate" / "docs.jsonl"
@@ -346,41 +392,54 @@ def _training_view(run_dir: Path, doc_id: str) -> str:
     if not found:
         raise FileNotFoundError(f"no curated document {doc_id!r} in {docs_file}")
     spec = ModelSpec.from_section(recipe.base_model)
-    tok = AutoTokenizer.from_pretrained(spec.local_path(), trust_remote_code=spec.trust_remote_code)
+    tok = spec.load_tokenizer()
     facts = [f for f in iter_jsonl(run_dir / "curate" / "facts.jsonl") if f["doc_id"] == doc_id]
     doc, calls = found[0], None
     # train.cpt records the documents it changed (canaries planted, calls kept by the Toolformer filter)
-    changed = run_dir / "train" / "cpt" / "training_docs.jsonl"
-    if changed.exists():
-        from cogcore.train.cpt_data import PlannedCall
-
-        for row in iter_jsonl(changed):
-            if row["id"] == doc_id:
-                doc, facts = {"id": row["id"], "text": row["text"], "meta": row["meta"]}, row["facts"]
-                calls = None if row["calls"] is None else [PlannedCall.from_dict(c) for c in row["calls"]]
-    return render_training_view(tok, doc, facts, recipe.facts.strategy, recipe.facts.max_calls_per_doc,
-                                calls=calls, train_copied_facts=recipe.facts.train_copied_facts)
+    changed = find_training_doc(run_dir / "train" / "cpt" / TRAINING_DOCS_FILE, doc_id)
+    if changed is not None:
+        doc, facts, calls = changed.document(), changed.facts, changed.calls
+    return render_training_view(
+        tok,
+        doc,
+        facts,
+        recipe.facts.strategy,
+        recipe.facts.max_calls_per_doc,
+        calls=calls,
+        train_copied_facts=recipe.facts.train_copied_facts,
+    )
 
 
 @app.command()
-def compare(runs: Annotated[list[Path], typer.Argument(help="run directories (runs/NAME) to put side by side",
-                                                       show_default=False)],
-            reference: Annotated[Optional[Path], typer.Option(
-                help="CSV or JSON file of published scores to add as rows (e.g. reference/bfcl_v3_small_models.csv)")] = None,
-            metric: Annotated[Optional[str], typer.Option(
-                help="quality column of the Pareto chart (default: agentic_accuracy, or the first present)")] = None,
-            gpu: Annotated[str, typer.Option(help="GPU profile the $ per 1M output tokens is estimated on")] = "h100",
-            out_dir: Annotated[Path, typer.Option("--out", help="folder for compare.md, compare.html, pareto.png")] = Path("compare")) -> None:
+def compare(
+    runs: Annotated[
+        list[Path], typer.Argument(help="run directories (runs/NAME) to put side by side", show_default=False)
+    ],
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV or JSON file of published scores to add as rows (e.g. reference/bfcl_v3_small_models.csv)"
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="quality column of the Pareto chart (default: agentic_accuracy, or the first present)"),
+    ] = None,
+    gpu: Annotated[str, typer.Option(help="GPU profile the $ per 1M output tokens is estimated on")] = "h100",
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for compare.md, compare.html, pareto.png")] = Path(
+        "compare"
+    ),
+) -> None:
     """Several runs side by side (quality, serving cost, training cost) with a quality-vs-cost
     Pareto chart, as compare.md and a self-contained compare.html."""
-    from cogcore.eval.compare import CompareError, build_compare
-    from cogcore.eval.report import RunFileError
+    from cogcore.report.compare import CompareError, build_compare
+    from cogcore.stage_files import RunFileError
 
     try:
         md, html = build_compare(runs, out_dir, reference, metric, gpu.lower())
     except (CompareError, RunFileError, KeyError) as e:  # KeyError: an unknown GPU profile, with the known ones
         err.print(f"[red]error[/red] {_shown(str(e.args[0] if e.args else e))}", soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     out.print(f"wrote {md}\nwrote {html}")
 
 

@@ -46,8 +46,12 @@ class ModelSpec:
     @classmethod
     def from_section(cls, section, quantize_4bit: bool = False) -> ModelSpec:
         """From the recipe's `base_model` section (path resolved)."""
-        return cls(path=section.path, dtype=section.dtype, trust_remote_code=section.trust_remote_code,
-                   quantize_4bit=quantize_4bit)
+        return cls(
+            path=section.path,
+            dtype=section.dtype,
+            trust_remote_code=section.trust_remote_code,
+            quantize_4bit=quantize_4bit,
+        )
 
     def at(self, path: str | Path) -> ModelSpec:
         """A model trained from this one and saved at `path`: the same dtype and remote-code trust."""
@@ -59,15 +63,25 @@ class ModelSpec:
 
     def load(self):
         """(model, tokenizer)."""
-        path = self.local_path()
-        kwargs = {"trust_remote_code": self.trust_remote_code}
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        if self.quantize_4bit:
-            kwargs.update(_nf4_kwargs())
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[self.dtype], use_safetensors=True, **kwargs)
+        tokenizer = self.load_tokenizer()
+        return self.load_model(), tokenizer
+
+    def load_tokenizer(self):
+        """The tokenizer; one without a pad token pads with its end-of-text token."""
+        tokenizer = AutoTokenizer.from_pretrained(self.local_path(), trust_remote_code=self.trust_remote_code)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        return model, tokenizer
+        return tokenizer
+
+    def load_model(self) -> PreTrainedModel:
+        quantized = _nf4_kwargs() if self.quantize_4bit else {}
+        return AutoModelForCausalLM.from_pretrained(
+            self.local_path(),
+            dtype=DTYPES[self.dtype],
+            use_safetensors=True,
+            trust_remote_code=self.trust_remote_code,
+            **quantized,
+        )
 
 
 def _nf4_kwargs() -> dict:
@@ -75,8 +89,12 @@ def _nf4_kwargs() -> dict:
     Each process holds a whole copy on its own GPU (LOCAL_RANK under accelerate/torchrun)."""
     from transformers import BitsAndBytesConfig
 
-    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                bnb_4bit_compute_dtype=torch.bfloat16)
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
     return {"quantization_config": config, "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
 
 

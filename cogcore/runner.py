@@ -25,12 +25,11 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -64,8 +63,10 @@ def file_stamp(path: str | Path) -> dict:
     if not p.exists():
         return {"path": str(path)}  # a hub id: the name is all we know
     if p.is_dir():
-        return {"path": str(p), "files": sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
-                                               for f in p.iterdir() if f.is_file())}
+        return {
+            "path": str(p),
+            "files": sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir() if f.is_file()),
+        }
     st = p.stat()
     return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -84,8 +85,10 @@ class RunDir:
         try:
             return json.loads(p.read_text())
         except ValueError as e:  # written atomically, so damaged from outside
-            raise StageError(f"{p} is not valid JSON ({e}): restore it, or delete it to run every stage again "
-                             "(their folders are replaced as they finish)") from None
+            raise StageError(
+                f"{p} is not valid JSON ({e}): restore it, or delete it to run every stage again "
+                "(their folders are replaced as they finish)"
+            ) from None
 
     def save_resolved_recipe(self, data: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -102,7 +105,9 @@ class RunDir:
         try:
             return validate(parse_yaml(path.read_text(encoding="utf-8")))
         except (RecipeError, ValueError, yaml.YAMLError) as e:
-            raise StageError(f"{path} is not a recipe this version of cogcore reads ({e}); run the recipe again") from None
+            raise StageError(
+                f"{path} is not a recipe this version of cogcore reads ({e}); run the recipe again"
+            ) from None
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -117,8 +122,10 @@ class RunDir:
             except BlockingIOError:
                 f.seek(0)
                 holder = f.read().strip() or "unknown"
-                raise RunLocked(f"{self.path} is in use by another cogcore command (pid {holder}); "
-                                "wait for it to finish, or stop it, then run again") from None
+                raise RunLocked(
+                    f"{self.path} is in use by another cogcore command (pid {holder}); "
+                    "wait for it to finish, or stop it, then run again"
+                ) from None
             f.truncate(0)
             f.write(f"{os.getpid()}\n")
             f.flush()
@@ -133,8 +140,9 @@ class RunDir:
         for name in stage.upstream:
             entry = manifest["stages"].get(name)
             upstream[name] = entry["outputs"] if entry else None
-        blob = json.dumps({"version": __version__, "config": stage.config, "upstream": upstream},
-                          sort_keys=True, default=str)
+        blob = json.dumps(
+            {"version": __version__, "config": stage.config, "upstream": upstream}, sort_keys=True, default=str
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def execute(self, stages: list[Stage], force: set[str] = frozenset()) -> dict[str, str]:
@@ -145,17 +153,25 @@ class RunDir:
             manifest = self.manifest()
             missing = [u for u in stage.upstream if u not in manifest["stages"]]
             if missing:
-                raise StageError(f"stage {stage.name} needs {', '.join(missing)} first "
-                                 f"(run `cogcore run` or the earlier stage commands)")
+                raise StageError(
+                    f"stage {stage.name} needs {', '.join(missing)} first "
+                    f"(run `cogcore run` or the earlier stage commands)"
+                )
             fp = self.fingerprint(stage, manifest)
             entry = manifest["stages"].get(stage.name)
-            if entry and entry.get("status") == "complete" and entry["fingerprint"] == fp \
-                    and stage.name not in force:
+            if entry and entry.get("status") == "complete" and entry["fingerprint"] == fp and stage.name not in force:
                 staging = _beside(self.path / stage.folder, STAGING_SUFFIX)
-                left = (f"; {staging.relative_to(self.path)} holds an unfinished attempt of it "
-                        "(delete it to free the space)") if staging.exists() else ""
-                self.log(f"[skip] {stage.name}: unchanged since {entry['ended']} (use --force {stage.name} "
-                         f"to re-run){left}")
+                left = (
+                    (
+                        f"; {staging.relative_to(self.path)} holds an unfinished attempt of it "
+                        "(delete it to free the space)"
+                    )
+                    if staging.exists()
+                    else ""
+                )
+                self.log(
+                    f"[skip] {stage.name}: unchanged since {entry['ended']} (use --force {stage.name} to re-run){left}"
+                )
                 outcome[stage.name] = "skipped"
                 continue
             self._run_stage(stage, fp, fresh=stage.name in force)
@@ -171,7 +187,8 @@ class RunDir:
                     raise StageError(
                         f"{path} exists but was not written by cogcore (it has no {FINGERPRINT_FILE}), and the "
                         f"{stage.name} stage would replace it: move it out of {self.path}, or give the recipe "
-                        "another `name` or `run_dir`")
+                        "another `name` or `run_dir`"
+                    )
 
     def _run_stage(self, stage: Stage, fp: str, fresh: bool) -> None:
         final = self.path / stage.folder
@@ -182,8 +199,14 @@ class RunDir:
             stage.run(staging)
         except Exception as error:  # KeyboardInterrupt passes as it is
             raise StageFailed(stage.name, staging, final.exists(), error) from error
-        entry = {"fingerprint": fp, "status": "complete", "started": started, "ended": _now(),
-                 "seconds": round(time.time() - t0, 2), "outputs": self._hash_outputs(staging, final)}
+        entry = {
+            "fingerprint": fp,
+            "status": "complete",
+            "started": started,
+            "ended": _now(),
+            "seconds": round(time.time() - t0, 2),
+            "outputs": self._hash_outputs(staging, final),
+        }
         self._swap_in(stage.name, staging, final)
         manifest = self.manifest()
         manifest["stages"][stage.name] = entry
@@ -192,8 +215,13 @@ class RunDir:
 
     def _prepare(self, stage: Stage, final: Path, staging: Path, fp: str, fresh: bool) -> None:
         """Make the staging folder: the one a killed run left when the stage resumes, else a new one."""
-        if stage.resumes and not fresh and not staging.exists() and _marker(final) == fp \
-                and stage.name not in self.manifest()["stages"]:
+        if (
+            stage.resumes
+            and not fresh
+            and not staging.exists()
+            and _marker(final) == fp
+            and stage.name not in self.manifest()["stages"]
+        ):
             os.replace(final, staging)  # killed in its own folder (run directories from before staging)
         note = ""
         if staging.exists():
@@ -253,8 +281,10 @@ def claim_folder(folder: Path) -> None:
     """Let a command outside a run (`cogcore report RUN_DIR`) write a stage's folder: create it with a
     marker (no stage's fingerprint), or check that it is cogcore's already; StageError otherwise."""
     if not _owned(folder):
-        raise StageError(f"{folder} exists but was not written by cogcore (it has no {FINGERPRINT_FILE}): "
-                         "move it out of the run directory first")
+        raise StageError(
+            f"{folder} exists but was not written by cogcore (it has no {FINGERPRINT_FILE}): "
+            "move it out of the run directory first"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / FINGERPRINT_FILE
     if not marker.exists():
@@ -295,4 +325,4 @@ def _remove(folder: Path) -> None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -6,7 +6,8 @@ with arguments checked against the tool's JSON schema first; an undeclared tool,
 tool message, never executed. Tool results enter the prompt neutralized (cogcore.untrusted_text), so
 a document cannot forge a turn or a call in it. The recipe's own tools run where the recipe names a
 Python implementation (`python: module:function`, see `python_tools`). Generation is batched
-across questions, since on a CPU a 135M model is overhead-bound at batch 1 (STACK-NOTES).
+across questions, since on a CPU a 135M model is overhead-bound at batch 1 (greedy decoding of
+SmolLM2-135M ran at ~12 tokens/s on 2 cores at batch 1: 30 small layers, each a kernel launch).
 
     rt = ToolRuntime(model, tokenizer, tools={"search": (SEARCH_TOOL, lambda args: ...)})
     transcripts = rt.answer_many(["What is the wire fee?"])
@@ -18,9 +19,9 @@ import importlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import jsonschema
 import torch
@@ -35,8 +36,9 @@ Tools = dict[str, tuple[dict, "ToolFn | None"]]  # name -> (OpenAI function sche
 def argument_error(schema: dict, arguments: dict) -> str | None:
     """Why `arguments` do not fit the tool's parameter schema, or None when they do."""
     parameters = schema.get("function", schema).get("parameters") or {"type": "object"}
-    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(parameters)(parameters)
-                                             .iter_errors(arguments))
+    error = jsonschema.exceptions.best_match(
+        jsonschema.validators.validator_for(parameters)(parameters).iter_errors(arguments)
+    )
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)
@@ -74,8 +76,10 @@ def python_tools(specs: list[dict]) -> Tools:
             try:
                 fn = getattr(importlib.import_module(module_name), attr)
             except (ImportError, AttributeError) as e:
-                raise ValueError(f"tool {spec['name']!r}: cannot load {spec['python']!r} ({type(e).__name__}: {e}); "
-                                 "is the module installed or on PYTHONPATH?") from None
+                raise ValueError(
+                    f"tool {spec['name']!r}: cannot load {spec['python']!r} ({type(e).__name__}: {e}); "
+                    "is the module installed or on PYTHONPATH?"
+                ) from None
             if not callable(fn):
                 raise ValueError(f"tool {spec['name']!r}: {spec['python']!r} is not a function")
         tools[spec["name"]] = (schema, fn)
@@ -93,8 +97,9 @@ class Transcript:
 
 
 class ToolRuntime:
-    def __init__(self, model, tokenizer, tools: Tools, max_new_tokens: int = 64,
-                 max_rounds: int = 3, batch_size: int = 8):
+    def __init__(
+        self, model, tokenizer, tools: Tools, max_new_tokens: int = 64, max_rounds: int = 3, batch_size: int = 8
+    ):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.tools = tools
@@ -123,9 +128,16 @@ class ToolRuntime:
             t.answer = content
             t.messages.append({"role": "assistant", "content": content})
             return False
-        t.messages.append({"role": "assistant", "content": content, "tool_calls": [
-            {"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-            for c in calls]})
+        t.messages.append(
+            {
+                "role": "assistant",
+                "content": content,
+                "tool_calls": [
+                    {"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                    for c in calls
+                ],
+            }
+        )
         for err in errors:
             t.errors.append(err)
             t.messages.append({"role": "tool", "name": "error", "content": f"error: {err}"})
@@ -146,8 +158,12 @@ class ToolRuntime:
         schemas = [schema for schema, _ in self.tools.values()]
         controls = control_strings(self.tokenizer)
         # Arguments as mappings, as in training: most model templates print `arguments | tojson`.
-        return [self.tokenizer.apply_chat_template(template_messages(m, controls), tools=schemas, tokenize=False,
-                                                   add_generation_prompt=True) for m in conversations]
+        return [
+            self.tokenizer.apply_chat_template(
+                template_messages(m, controls), tools=schemas, tokenize=False, add_generation_prompt=True
+            )
+            for m in conversations
+        ]
 
     def _generate(self, conversations: list[list[dict]]) -> list[str]:
         tok = self.tokenizer
@@ -156,11 +172,17 @@ class ToolRuntime:
         side, tok.padding_side = tok.padding_side, "left"  # decoder-only batches pad on the left
         try:
             for i in range(0, len(prompts), self.batch_size):
-                enc = tok(prompts[i:i + self.batch_size], return_tensors="pt", padding=True,
-                          add_special_tokens=False).to(self.model.device)
-                gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-                new = gen[:, enc["input_ids"].shape[1]:]
+                enc = tok(
+                    prompts[i : i + self.batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+                ).to(self.model.device)
+                gen = self.model.generate(
+                    **enc,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+                new = gen[:, enc["input_ids"].shape[1] :]
                 outputs += tok.batch_decode(new, skip_special_tokens=False)
         finally:
             tok.padding_side = side

@@ -21,7 +21,7 @@ def token_nll(model, sequences: list[list[int]], targets: list[list[bool]], batc
     model.eval()
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
-            batch = order[b:b + batch_size]
+            batch = order[b : b + batch_size]
             width = max(len(sequences[i]) for i in batch)
             ids = torch.zeros((len(batch), width), dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)

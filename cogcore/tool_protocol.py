@@ -48,8 +48,10 @@ def parse_tool_calls(text: str) -> tuple[str, list[dict], list[str]]:
         else:
             calls.append(call)
     if len(raws) > MAX_CALLS:
-        errors.append(f"too many tool calls in one turn ({len(raws)}); the first {MAX_CALLS} were read, "
-                      f"the other {len(raws) - MAX_CALLS} were not run")
+        errors.append(
+            f"too many tool calls in one turn ({len(raws)}); the first {MAX_CALLS} were read, "
+            f"the other {len(raws) - MAX_CALLS} were not run"
+        )
     content = _TOOL_CALL.sub("", text).replace("<|im_end|>", "").strip()
     return content, calls, errors
 

@@ -49,9 +49,28 @@ TOOL_MARKUP = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_respons
 # reasoning tags), neutralized even where the tokenizer at hand lacks them: text written once (the
 # lm-eval tasks) is read by more than one model.
 COMMON_CONTROLS = TOOL_MARKUP + (
-    "<s>", "</s>", "<bos>", "<eos>", "<pad>", "<unk>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>",
-    "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", "[TOOL_CALLS]",
-    "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "<start_of_turn>", "<end_of_turn>", "<think>", "</think>")
+    "<s>",
+    "</s>",
+    "<bos>",
+    "<eos>",
+    "<pad>",
+    "<unk>",
+    "[INST]",
+    "[/INST]",
+    "<<SYS>>",
+    "<</SYS>>",
+    "[SYSTEM_PROMPT]",
+    "[/SYSTEM_PROMPT]",
+    "[AVAILABLE_TOOLS]",
+    "[/AVAILABLE_TOOLS]",
+    "[TOOL_CALLS]",
+    "[TOOL_RESULTS]",
+    "[/TOOL_RESULTS]",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<think>",
+    "</think>",
+)
 # ChatML, Llama 3, Phi and DeepSeek (fullwidth bars) tokens: `<|im_end|>`, `<|eot_id|>`, `<｜end▁of▁sentence｜>`.
 _BARRED_TOKEN = r"<[|\uff5c][^\s<>|\uff5c]{1,64}[|\uff5c]>"
 # An added token that is markup rather than a word piece: `<think>`, `[TOOL_CALLS]`.

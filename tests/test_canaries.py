@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cogcore.canaries import exposure, make_canaries, plant
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny models gain nothing from threads, and lose 10x on a shared CPU where OpenMP threads spin."""
@@ -21,10 +22,16 @@ def one_thread():
 
 
 DOCS = [
-    {"id": "fees", "text": "The standard account costs 5 USD per month.\nPremium accounts cost 12 USD per month.",
-     "meta": {"title": "Fees"}},
-    {"id": "cards", "text": "Call the bank at any hour to block a card.\nA new card arrives within 5 working days.",
-     "meta": {}},
+    {
+        "id": "fees",
+        "text": "The standard account costs 5 USD per month.\nPremium accounts cost 12 USD per month.",
+        "meta": {"title": "Fees"},
+    },
+    {
+        "id": "cards",
+        "text": "Call the bank at any hour to block a card.\nA new card arrives within 5 working days.",
+        "meta": {},
+    },
     {"id": "plain", "text": "Branches are open on weekdays and on Saturday mornings.", "meta": {}},
     {"id": "empty", "text": "", "meta": {}},
 ]
@@ -56,7 +63,7 @@ def test_plant_inserts_whole_lines_and_records_where():
         assert len({p["doc_id"] for p in where}) == 2  # two distinct documents
         for p in where:
             text = by_id[p["doc_id"]]["text"]
-            assert text[p["start"]:p["end"]] == c["text"]
+            assert text[p["start"] : p["end"]] == c["text"]
             assert p["start"] == 0 or text[p["start"] - 1] == "\n"  # on a line of its own
             assert text[p["end"]] == "\n"
             assert c["id"] in by_id[p["doc_id"]]["meta"]["canaries"]
@@ -68,7 +75,7 @@ def test_plant_inserts_whole_lines_and_records_where():
         # removing the canary lines gives back the original text
         text = new["text"]
         for p in sorted(held, key=lambda p: -p["start"]):
-            text = text[:p["start"]] + text[p["end"] + 1:]
+            text = text[: p["start"]] + text[p["end"] + 1 :]
         assert text.rstrip("\n") == original["text"].rstrip("\n")
     with pytest.raises(ValueError, match="no documents"):
         plant([], canaries)
@@ -89,10 +96,10 @@ def test_exposure_is_computed_and_deterministic(tiny_dir):
     canary = make_canaries(1, seed=0)[0]
     result = exposure(model, tok, canary, candidates=200, seed=0)
     assert result == exposure(model, tok, canary, candidates=200, seed=0, batch_size=7)
-    assert result["candidates"] == 200 and result["space"] == 10 ** 6
-    assert 0 <= result["exposure"] <= math.log2(10 ** 6) and 0 <= result["exposure_fit"] <= math.log2(10 ** 6)
-    rank = 1 + (10 ** 6 - 1) * result["beaten_by"] / 200
-    assert result["exposure"] == pytest.approx(math.log2(10 ** 6) - math.log2(rank))
+    assert result["candidates"] == 200 and result["space"] == 10**6
+    assert 0 <= result["exposure"] <= math.log2(10**6) and 0 <= result["exposure_fit"] <= math.log2(10**6)
+    rank = 1 + (10**6 - 1) * result["beaten_by"] / 200
+    assert result["exposure"] == pytest.approx(math.log2(10**6) - math.log2(rank))
     # explicit candidates: the true secret among them is skipped
     explicit = exposure(model, tok, canary, candidates=[canary["secret"], "000000", "999999"])
     assert explicit["candidates"] == 2
@@ -100,6 +107,8 @@ def test_exposure_is_computed_and_deterministic(tiny_dir):
 
 def _train(path, tmp_path, texts, strategy):
     from cogcore.curate.facts import FactDetector
+    from cogcore.models import ModelSpec
+    from cogcore.recipe import CptTrainConfig
     from cogcore.train.cpt_data import build_cpt_rows
     from cogcore.train.trainer import TrainSettings, train
 
@@ -107,8 +116,16 @@ def _train(path, tmp_path, texts, strategy):
     docs = [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)]
     facts = [f for d in docs for f in FactDetector().detect(d)]
     rows, _ = build_cpt_rows(tok, docs, facts, seq_len=64, strategy=strategy)
-    settings = TrainSettings(method="full", max_steps=30, batch_size=4, lr=3e-3, warmup_ratio=0.0, save_steps=1000)
-    train(model, tok, rows, tmp_path / strategy, settings, label="test")
+    section = CptTrainConfig(method="full", max_steps=30, batch_size=4, lr=3e-3, warmup_ratio=0.0, save_steps=1000)
+    train(
+        model,
+        tok,
+        rows,
+        out_dir=tmp_path / strategy,
+        settings=TrainSettings.from_section(section, seed=0),
+        label="test",
+        model_spec=ModelSpec(path=str(path), dtype="float32", trust_remote_code=False),
+    )
     return model, tok
 
 
@@ -132,21 +149,25 @@ def test_plant_in_training_moves_facts_and_marks_secrets_as_facts():
     from cogcore.curate.facts import FactDetector
 
     detector = FactDetector()
-    docs = [{"id": f"d{i}", "text": f"Title {i}\nThe fee is $2{i}.50 per month.\nIt is due within 30 days.", "meta": {}}
-            for i in range(6)]
+    docs = [
+        {"id": f"d{i}", "text": f"Title {i}\nThe fee is $2{i}.50 per month.\nIt is due within 30 days.", "meta": {}}
+        for i in range(6)
+    ]
     facts = [f for d in docs for f in detector.detect(d)]
-    new_docs, new_facts, record = plant_in_training(docs, facts, detector, count=2, controls=3, repeats=2, seed=3)
-    assert len(record["planted"]) == 2 and len(record["controls"]) == 3
-    assert {c["secret"] for c in record["planted"]}.isdisjoint(c["secret"] for c in record["controls"])
-    assert all(record["secret_is_fact"].values()) and len(record["placements"]) == 4
+    new_docs, new_facts, record = plant_in_training(
+        docs, facts, detector, count=2, controls=3, repeats=2, strategy="mask", seed=3
+    )
+    assert len(record.planted) == 2 and len(record.controls) == 3 and record.strategy == "mask"
+    assert {c["secret"] for c in record.planted}.isdisjoint(c["secret"] for c in record.controls)
+    assert all(record.secret_is_fact.values()) and len(record.placements) == 4
     text_of = {d["id"]: d["text"] for d in new_docs}
     # every curated fact still points at its own text in the new documents
     moved = [f for f in new_facts if "canary_id" not in f]
     assert len(moved) == len(facts)
-    assert all(text_of[f["doc_id"]][f["start"]:f["end"]] == f["text"] for f in new_facts)
+    assert all(text_of[f["doc_id"]][f["start"] : f["end"]] == f["text"] for f in new_facts)
     # and the secret of every placement is a fact
-    secrets = {c["id"]: c["secret"] for c in record["planted"]}
-    for p in record["placements"]:
+    secrets = {c["id"]: c["secret"] for c in record.planted}
+    for p in record.placements:
         assert any(f["text"] == secrets[p["canary_id"]] and f["doc_id"] == p["doc_id"] for f in new_facts)
     plain = [{k: v for k, v in f.items() if k != "canary_id"} for f in new_facts]
     assert plain == detector_facts_sorted(new_docs, detector)
@@ -156,3 +177,24 @@ def detector_facts_sorted(docs, detector):
     """What curation would have found in the planted texts: the same spans, fact for fact."""
     out = [f for d in docs for f in detector.detect(d)]
     return sorted(out, key=lambda f: (f["doc_id"], f["start"]))
+
+
+def test_the_canary_record_round_trips_and_refuses_another_shape(tmp_path):
+    from dataclasses import asdict
+
+    from cogcore.canaries import CanaryRecord, plant_in_training
+    from cogcore.curate.facts import FactDetector
+    from cogcore.stage_files import RunFileError
+
+    docs = [{"id": f"d{i}", "text": f"Line {i}\nThe fee is $2{i}.50 per month.", "meta": {}} for i in range(4)]
+    _, _, record = plant_in_training(docs, [], FactDetector(), count=1, controls=1, repeats=2, strategy="keep")
+    record.write(tmp_path / "canaries.json")
+    assert CanaryRecord.read(tmp_path / "canaries.json") == record
+    assert record.max_exposure() == pytest.approx(math.log2(10**6))
+    assert CanaryRecord.read(tmp_path / "missing.json") is None
+    older = {k: v for k, v in asdict(record).items() if k != "strategy"}  # as a version without the field wrote it
+    with pytest.raises(RunFileError, match=r"canaries.json: missing fields strategy: .*re-run train.cpt"):
+        CanaryRecord.from_json(older, where="run/train/cpt/canaries.json")
+    damaged = {**asdict(record), "planted": [{"id": "canary-000"}]}
+    with pytest.raises(RunFileError, match="every entry of planted must hold id, template, secret, text"):
+        CanaryRecord.from_json(damaged)

@@ -23,10 +23,15 @@ TOPICS = ["wire transfers", "savings accounts", "debit cards", "personal loans",
 
 
 def _docs() -> list[dict]:
-    return [{"id": f"d{i}", "title": topic.title(),
-             "text": f"Policy {i} on {topic}: the fee for {topic} is ${i + 5}.00 per month, and requests about "
-                     f"{topic} are answered within {i + 2} business days by the team in office {100 + i}."}
-            for i, topic in enumerate(TOPICS)]
+    return [
+        {
+            "id": f"d{i}",
+            "title": topic.title(),
+            "text": f"Policy {i} on {topic}: the fee for {topic} is ${i + 5}.00 per month, and requests about "
+            f"{topic} are answered within {i + 2} business days by the team in office {100 + i}.",
+        }
+        for i, topic in enumerate(TOPICS)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +44,14 @@ def recipe(tmp_path, embedder, monkeypatch) -> Path:
     """A curate + index recipe with `run_dir: p` relative to the working directory (tmp_path)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in _docs()))
-    data = {"name": "myproj", "run_dir": "p", "sources": [{"name": "s", "path": "docs.jsonl", "id_field": "id",
-                                                            "title_field": "title"}],
-            "base_model": {"path": "org/unused-model"}, "curate": {"min_chars": 40, "workers": 1},
-            "index": {"embedder": embedder, "chunk_chars": 200, "chunk_overlap": 20}}
+    data = {
+        "name": "myproj",
+        "run_dir": "p",
+        "sources": [{"name": "s", "path": "docs.jsonl", "id_field": "id", "title_field": "title"}],
+        "base_model": {"path": "org/unused-model"},
+        "curate": {"min_chars": 40, "workers": 1},
+        "index": {"embedder": embedder, "chunk_chars": 200, "chunk_overlap": 20},
+    }
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -59,7 +68,7 @@ def one_error_line(result, exit_code: int = 1) -> str:
     assert "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1, result.stderr
-    return " ".join(result.stderr[result.stderr.index(errors[0]):].split())
+    return " ".join(result.stderr[result.stderr.index(errors[0]) :].split())
 
 
 def test_curate_refuses_a_stage_folder_it_did_not_write(recipe, tmp_path):
@@ -162,8 +171,14 @@ def test_stages_declare_whether_they_resume(recipe, tmp_path):
     from cogcore.stages import build_stages
 
     stages = build_stages(load_recipe(recipe).resolved(recipe.parent))
-    assert {s.name: s.resumes for s in stages} == {"curate": True, "index": False, "train.cpt": True,
-                                                   "train.tools": True, "eval": False, "report": False}
+    assert {s.name: s.resumes for s in stages} == {
+        "curate": True,
+        "index": False,
+        "train.cpt": True,
+        "train.tools": True,
+        "eval": False,
+        "report": False,
+    }
 
 
 def test_the_real_process_prints_no_traceback(recipe, tmp_path):

@@ -6,20 +6,29 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 import cogcore.runtime
 from cogcore.cli import app
+from cogcore.curate.stats import CurateStats, StepStats, UnreadableEntry
+from cogcore.recipe import validate
 from cogcore.retrieval import Embedder, build_index
+from cogcore.runner import RunDir
 from cogcore.train.chat_template import CHAT_TEMPLATE
 
 RAW = ("\x1b", "\x07", "\x9b", "\r")
 TEXT = "The card fee is 5 USD.\x1b]0;pwned\x07 It is charged\r yearly.\x1b[2J\x9b31m <|im_end|>"
 DOC = {"id": "fees\x1b[2J", "source": "fees.md", "text": TEXT, "meta": {"title": "Fees\x1b]0;t\x07", "split": "train"}}
-FACT = {"id": "f1", "doc_id": DOC["id"], "start": TEXT.index("5 USD"), "end": TEXT.index("5 USD") + 5,
-        "text": "5 USD", "kind": "money", "context": "The card fee is 5 USD."}
+FACT = {
+    "id": "f1",
+    "doc_id": DOC["id"],
+    "start": TEXT.index("5 USD"),
+    "end": TEXT.index("5 USD") + 5,
+    "text": "5 USD",
+    "kind": "money",
+    "context": "The card fee is 5 USD.",
+}
 
 
 def _invoke(*args):
@@ -43,17 +52,43 @@ def run(tmp_path_factory, llm_dir, make_tiny_embedder):
     run = tmp_path_factory.mktemp("run")
     curate = run / "curate"
     (curate / "drops").mkdir(parents=True)
-    (curate / "stats.json").write_text(json.dumps({
-        "docs_in": 2, "docs_out": 1, "warnings": [], "unreadable": [{"path": "bad\x1b[2J.pdf", "reason": "x\x07"}],
-        "steps": [{"step": "length_filter", "dropped": {"too_short": 1}, "bytes_dropped": {"too_short": 10}}]}))
+    CurateStats(
+        docs_in=2,
+        docs_out=1,
+        splits={"train": 1},
+        facts={"money": 1},
+        pii={},
+        recoded={},
+        warnings=[],
+        unreadable=[UnreadableEntry(path="bad\x1b[2J.pdf", reason="x\x07", source="s")],
+        unreadable_by_reason={"x\x07": 1},
+        steps=[
+            StepStats(
+                "length_filter",
+                docs_in=2,
+                kept=1,
+                dropped={"too_short": 1},
+                bytes_in=30,
+                bytes_kept=20,
+                bytes_dropped={"too_short": 10},
+            )
+        ],
+    ).write(curate / "stats.json")
     dropped = {"id": "short\x1b[2J", "source": "s\x07", "step": "length_filter", "text": "Hi\x1b]0;pwned\x07"}
     (curate / "drops" / "too_short.jsonl").write_text(json.dumps({**dropped, "meta": {}}) + "\n")
     (curate / "docs.jsonl").write_text(json.dumps(DOC) + "\n")
     (curate / "facts.jsonl").write_text(json.dumps(FACT) + "\n")
-    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump({
-        "base_model": {"path": str(llm_dir)},
-        "facts": {"strategy": "toolcall", "max_calls_per_doc": 4, "train_copied_facts": False}}))
     embedder = Embedder(str(make_tiny_embedder([TEXT])))
+    recipe = validate(
+        {
+            "name": "run",
+            "sources": [{"name": "s", "path": str(curate / "docs.jsonl")}],
+            "base_model": {"path": str(llm_dir)},
+            "index": {"embedder": embedder.path},
+            "facts": {"strategy": "toolcall", "max_calls_per_doc": 4},
+        }
+    )
+    RunDir(run).save_resolved_recipe(recipe.model_dump(mode="json"))  # what `cogcore run` saves
     build_index([DOC], run / "index", embedder, chunk_chars=200, overlap=20)
     (run / "train" / "tools").mkdir(parents=True)
     (run / "train" / "tools" / "model").symlink_to(llm_dir, target_is_directory=True)
@@ -75,9 +110,15 @@ def test_inspect_escapes_a_typed_id_in_its_error(run):
 
 
 def test_ask_escapes_results_answers_and_rejected_calls(run, monkeypatch):
-    outputs = iter([['<tool_call>{"name": "search", "arguments": {"query": "card fee"}}</tool_call>'
-                     "<tool_call>" + "[" * 100_000],
-                    ["The fee is 5 USD\x1b]0;pwned\x07 (source: fees\x1b[2J)."]])
+    outputs = iter(
+        [
+            [
+                '<tool_call>{"name": "search", "arguments": {"query": "card fee"}}</tool_call>'
+                "<tool_call>" + "[" * 100_000
+            ],
+            ["The fee is 5 USD\x1b]0;pwned\x07 (source: fees\x1b[2J)."],
+        ]
+    )
     monkeypatch.setattr(cogcore.runtime.ToolRuntime, "_generate", lambda self, conversations: next(outputs))
     asked = _invoke("ask", run, "What is the card fee?")
     assert asked.exit_code == 0

@@ -21,8 +21,12 @@ def write_recipe(folder: Path, **sections) -> Path:
     (folder / "docs.jsonl").write_text('{"text": "hello"}\n')
     (folder / "embedder").mkdir(exist_ok=True)
     (folder / "model").mkdir(exist_ok=True)
-    data = {"name": "tiny", "sources": [{"name": "docs", "path": "docs.jsonl"}],
-            "base_model": {"path": "model"}, "index": {"embedder": "embedder"}}
+    data = {
+        "name": "tiny",
+        "sources": [{"name": "docs", "path": "docs.jsonl"}],
+        "base_model": {"path": "model"},
+        "index": {"embedder": "embedder"},
+    }
     data.update(sections)
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -39,7 +43,7 @@ def cli(*args: str):
 def error_lines(result) -> list[str]:
     lines = result.stderr.splitlines()
     assert lines and all(line.startswith("error ") for line in lines), result.stderr
-    return [line[len("error "):] for line in lines]
+    return [line[len("error ") :] for line in lines]
 
 
 @pytest.fixture(autouse=True)
@@ -63,11 +67,14 @@ def test_shipped_demo_recipe_validates_when_its_packages_are_installed():
     assert result.exit_code == 0, result.stderr
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("name: tiny\nsources: [\n", "YAML syntax error (line 3, column 1)"),
-    ("", "the file is empty"),
-    ("- name\n", "the top level must be a mapping of fields, got list"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("name: tiny\nsources: [\n", "YAML syntax error (line 3, column 1)"),
+        ("", "the file is empty"),
+        ("- name\n", "the top level must be a mapping of fields, got list"),
+    ],
+)
 def test_unusable_recipe_file(tmp_path, text, expected):
     path = tmp_path / "r.yaml"
     path.write_text(text)
@@ -86,18 +93,21 @@ def test_missing_and_undecodable_recipe_files(tmp_path):
     assert result.exit_code == 2 and "cannot read the file" in error_lines(result)[0]
 
 
-@pytest.mark.parametrize("sections, field, allowed", [
-    ({"train": {"cpt": {"max_step": 3}}}, "train.cpt.max_step", "max_steps"),  # nested typo
-    ({"index": {"embedder": "embedder", "chunk_size": 10}}, "index.chunk_size", "chunk_chars"),
-    ({"train": {"cpt": {"method": "dora"}}}, "train.cpt.method", "use 'lora', 'full' or 'qlora'"),
-    ({"facts": {"strategy": "drop"}}, "facts.strategy", "use 'keep', 'mask' or 'toolcall'"),
-    ({"sources": "docs.jsonl"}, "sources", "valid list"),
-    ({"seed": "zero"}, "seed", "valid integer"),
-    ({"curate": {"heldout_fraction": 1.5}}, "curate.heldout_fraction", "less than or equal to 0.5"),
-    ({"curate": {"workers": 1000000}}, "curate.workers", "less than or equal to 1024"),
-    ({"train": {"cpt": {"lr": float("inf")}}}, "train.cpt.lr", "finite number"),
-    ({"seed": 10**30}, "seed", "less than or equal to 4294967295"),
-])
+@pytest.mark.parametrize(
+    "sections, field, allowed",
+    [
+        ({"train": {"cpt": {"max_step": 3}}}, "train.cpt.max_step", "max_steps"),  # nested typo
+        ({"index": {"embedder": "embedder", "chunk_size": 10}}, "index.chunk_size", "chunk_chars"),
+        ({"train": {"cpt": {"method": "dora"}}}, "train.cpt.method", "use 'lora', 'full' or 'qlora'"),
+        ({"facts": {"strategy": "drop"}}, "facts.strategy", "use 'keep', 'mask' or 'toolcall'"),
+        ({"sources": "docs.jsonl"}, "sources", "valid list"),
+        ({"seed": "zero"}, "seed", "valid integer"),
+        ({"curate": {"heldout_fraction": 1.5}}, "curate.heldout_fraction", "less than or equal to 0.5"),
+        ({"curate": {"workers": 1000000}}, "curate.workers", "less than or equal to 1024"),
+        ({"train": {"cpt": {"lr": float("inf")}}}, "train.cpt.lr", "finite number"),
+        ({"seed": 10**30}, "seed", "less than or equal to 4294967295"),
+    ],
+)
 def test_schema_problem_is_one_line_with_field_path(tmp_path, sections, field, allowed):
     result = cli("validate", write_recipe(tmp_path, **sections))
     assert result.exit_code == 2 and result.stdout == ""
@@ -114,15 +124,26 @@ def test_several_problems_give_one_line_each(tmp_path):
 
 
 def test_paths_that_do_not_exist(tmp_path):
-    path = write_recipe(tmp_path, sources=[{"name": "a", "path": "gone/*.jsonl"},
-                                           {"name": "b", "path": "package:cogcore_absent_pkg/x.json"},
-                                           {"name": "c", "path": "package:cogcore/absent.json"}],
-                        base_model={"path": "./no-model"}, index={"embedder": "no-embedder"})
+    path = write_recipe(
+        tmp_path,
+        sources=[
+            {"name": "a", "path": "gone/*.jsonl"},
+            {"name": "b", "path": "package:cogcore_absent_pkg/x.json"},
+            {"name": "c", "path": "package:cogcore/absent.json"},
+        ],
+        base_model={"path": "./no-model"},
+        index={"embedder": "no-embedder"},
+    )
     result = cli("validate", path)
     assert result.exit_code == 2
     lines = error_lines(result)
-    assert [line.split(":")[0] for line in lines] == ["sources.0.path", "sources.1.path", "sources.2.path",
-                                                      "index.embedder", "base_model.path"]
+    assert [line.split(":")[0] for line in lines] == [
+        "sources.0.path",
+        "sources.1.path",
+        "sources.2.path",
+        "index.embedder",
+        "base_model.path",
+    ]
     assert "matches no file" in lines[0]
     assert "not installed" in lines[1] and "pip install" in lines[1]
     assert "not in package 'cogcore'" in lines[2]
@@ -152,8 +173,13 @@ def test_unknown_force_stage_exits_2_before_running_anything(tmp_path):
 
 def test_real_process_exit_code_and_no_traceback(tmp_path):
     path = write_recipe(tmp_path, train={"cpt": {"max_step": 3}}, index={"embedder": "no-embedder"})
-    proc = subprocess.run([sys.executable, "-m", "cogcore.cli", "validate", str(path)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cogcore.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     (line,) = proc.stderr.splitlines()
@@ -177,8 +203,14 @@ def test_billion_laughs_is_refused_fast_in_bounded_memory(tmp_path):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "cogcore.cli", "validate", str(path)], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=60, preexec_fn=cap_memory)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cogcore.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        preexec_fn=cap_memory,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert time.monotonic() - t0 < 30
     (line,) = proc.stderr.splitlines()

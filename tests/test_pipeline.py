@@ -23,10 +23,12 @@ def _corpus(n: int = 40) -> list[dict]:
     for i in range(n):
         color = COLORS[i % len(COLORS)]
         fee, days, rate = rng.randint(2, 90), rng.randint(3, 60), rng.choice([0.5, 1.25, 2.5, 3.75])
-        text = (f"## {color} account rules, part {i}\n\n"
-                f"The monthly fee for the {color} account is ${fee}.00 unless the balance stays high. "
-                f"Transfers from the {color} account settle within {days} business days after approval. "
-                f"Savings linked to the {color} account earn {rate}% a year, paid every month.")
+        text = (
+            f"## {color} account rules, part {i}\n\n"
+            f"The monthly fee for the {color} account is ${fee}.00 unless the balance stays high. "
+            f"Transfers from the {color} account settle within {days} business days after approval. "
+            f"Savings linked to the {color} account earn {rate}% a year, paid every month."
+        )
         docs.append({"id": f"doc{i:02d}", "title": f"{color} account {i}", "content": text})
     docs.append({"id": "dup", "title": "copy", "content": docs[0]["content"].upper()})  # exact duplicate
     docs.append({"id": "short", "title": "stub", "content": "Too short."})
@@ -38,16 +40,33 @@ def _recipe(tmp_path, make_tiny_llm, make_tiny_embedder) -> tuple:
     (tmp_path / "docs.json").write_text(json.dumps(docs))
     texts = [d["content"] for d in docs]
     recipe = {
-        "name": "tiny", "run_dir": str(tmp_path / "runs"), "seed": 0,
-        "sources": [{"name": "policies", "path": "docs.json", "format": "json", "text_field": "content",
-                     "id_field": "id", "title_field": "title"}],
+        "name": "tiny",
+        "run_dir": str(tmp_path / "runs"),
+        "seed": 0,
+        "sources": [
+            {
+                "name": "policies",
+                "path": "docs.json",
+                "format": "json",
+                "text_field": "content",
+                "id_field": "id",
+                "title_field": "title",
+            }
+        ],
         "base_model": {"path": str(make_tiny_llm(texts))},
         "curate": {"min_chars": 40, "heldout_fraction": 0.3},
         "index": {"embedder": str(make_tiny_embedder(texts)), "chunk_chars": 200, "chunk_overlap": 20},
-        "train": {"cpt": {"max_steps": 3, "seq_len": 64, "batch_size": 2, "save_steps": 2},
-                  "tools": {"max_steps": 2, "seq_len": 1024, "batch_size": 2, "conversations": 6, "save_steps": 2}},
-        "eval": {"questions": 8, "perplexity_docs": 4, "agentic_questions": 3, "max_new_tokens": 8,
-                 "bfcl": {"enabled": True, "categories": ["simple", "irrelevance"], "limit": 1, "max_new_tokens": 8}},
+        "train": {
+            "cpt": {"max_steps": 3, "seq_len": 64, "batch_size": 2, "save_steps": 2},
+            "tools": {"max_steps": 2, "seq_len": 1024, "batch_size": 2, "conversations": 6, "save_steps": 2},
+        },
+        "eval": {
+            "questions": 8,
+            "perplexity_docs": 4,
+            "agentic_questions": 3,
+            "max_new_tokens": 8,
+            "bfcl": {"enabled": True, "categories": ["simple", "irrelevance"], "limit": 1, "max_new_tokens": 8},
+        },
         "report": {"gpus": ["h100", "cpu-2core"]},
     }
     path = tmp_path / "recipe.yaml"
@@ -87,7 +106,9 @@ def test_run_end_to_end_then_skip_then_rerun_changed_stage(tmp_path, make_tiny_l
 
     html = (run / "report/report.html").read_text()
     assert "Measured throughput beside the estimate" in html
-    assert "BFCL" in html and "cogcore_closedbook" in html and "data:image/png;base64," in html and "H100" in html.upper()
+    assert (
+        "BFCL" in html and "cogcore_closedbook" in html and "data:image/png;base64," in html and "H100" in html.upper()
+    )
 
     asked = cli.invoke(app, ["ask", str(run), "What is the monthly fee for the Blue account?", "--max-new-tokens", "8"])
     assert asked.exit_code == 0 and "answer" in asked.output, asked.output

@@ -16,9 +16,12 @@ from tests.test_pipeline import _recipe
 def test_toolcall_with_toolformer_filter_and_canaries(tmp_path, make_tiny_llm, make_tiny_embedder):
     path, run = _recipe(tmp_path, make_tiny_llm, make_tiny_embedder)
     recipe = yaml.safe_load(path.read_text())
-    recipe["facts"] = {"strategy": "toolcall", "max_calls_per_doc": 2,
-                       "toolformer": {"enabled": True, "tau": -100.0, "limit": 20},  # tau this low keeps every scored call
-                       "canaries": {"count": 2, "controls": 2, "repeats": 3}}
+    recipe["facts"] = {
+        "strategy": "toolcall",
+        "max_calls_per_doc": 2,
+        "toolformer": {"enabled": True, "tau": -100.0, "limit": 20},  # tau this low keeps every scored call
+        "canaries": {"count": 2, "controls": 2, "repeats": 3},
+    }
     path.write_text(yaml.safe_dump(recipe))
     cli = CliRunner()
     for command in ("curate", "index"):
@@ -44,7 +47,6 @@ def test_toolcall_with_toolformer_filter_and_canaries(tmp_path, make_tiny_llm, m
     assert f"⟦{secret}" in view.output.replace(" ", "") or f"{secret}⟧" in view.output.replace(" ", ""), view.output
 
     # a stricter filter keeps fewer calls, and only the stage that reads it runs again
-    again = cli.invoke(app, ["train", str(path), "-o", "train.tools.enabled=false",
-                             "-o", "facts.toolformer.tau=100.0"])
+    again = cli.invoke(app, ["train", str(path), "-o", "train.tools.enabled=false", "-o", "facts.toolformer.tau=100.0"])
     assert again.exit_code == 0, again.output
     assert json.loads((run / "train/cpt/metrics.json").read_text())["data"]["toolformer"]["kept"] == 0

@@ -17,8 +17,12 @@ def write_recipe(folder: Path, **sections) -> Path:
     (folder / "docs.jsonl").write_text('{"text": "hello"}\n')
     (folder / "embedder").mkdir(exist_ok=True)
     (folder / "model").mkdir(exist_ok=True)
-    data = {"name": "tiny", "sources": [{"name": "docs", "path": "docs.jsonl"}],
-            "base_model": {"path": "model"}, "index": {"embedder": "embedder"}}
+    data = {
+        "name": "tiny",
+        "sources": [{"name": "docs", "path": "docs.jsonl"}],
+        "base_model": {"path": "model"},
+        "index": {"embedder": "embedder"},
+    }
     data.update(sections)
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -67,19 +71,28 @@ def test_hub_id_base_model_is_accepted_without_a_local_folder(tmp_path):
     assert recipe.resolved(tmp_path).base_model.path == "HuggingFaceTB/SmolLM2-135M"
 
 
-@pytest.mark.parametrize("sections, expected", [
-    ({"train": {"cpt": {"max_step": 3}}}, ["train.cpt.max_step: unknown field", "max_steps"]),
-    ({"trian": {}}, ["trian: unknown field", "train"]),
-    ({"sources": [{"name": "d", "path": "docs.jsonl", "txt_field": "x"}]}, ["sources.0.txt_field: unknown field", "text_field"]),
-    ({"train": {"cpt": {"method": "dora"}}}, ["train.cpt.method: 'dora' is not allowed", "'lora'", "'qlora'"]),
-    ({"facts": {"kinds": ["money", "phone"]}}, ["facts.kinds.1: 'phone' is not allowed", "'money'", "'date'"]),
-    ({"train": {"cpt": {"max_steps": "many"}}}, ["train.cpt.max_steps:", "integer", "'many'"]),
-    ({"train": {"cpt": {"max_steps": 0}}}, ["train.cpt.max_steps:", "greater than or equal to 1"]),
-    ({"train": {"tools": 5}}, ["train.tools:", "dictionary"]),
-    ({"index": {"embedder": "embedder", "chunk_chars": 200, "chunk_overlap": 200}}, ["index:", "chunk_overlap must be smaller"]),
-    ({"report": {"gpus": ["h100", "tpu9"]}}, ["report.gpus:", "tpu9", "h100"]),
-    ({"name": "my run/1"}, ["name:", "letters, digits"]),
-])
+@pytest.mark.parametrize(
+    "sections, expected",
+    [
+        ({"train": {"cpt": {"max_step": 3}}}, ["train.cpt.max_step: unknown field", "max_steps"]),
+        ({"trian": {}}, ["trian: unknown field", "train"]),
+        (
+            {"sources": [{"name": "d", "path": "docs.jsonl", "txt_field": "x"}]},
+            ["sources.0.txt_field: unknown field", "text_field"],
+        ),
+        ({"train": {"cpt": {"method": "dora"}}}, ["train.cpt.method: 'dora' is not allowed", "'lora'", "'qlora'"]),
+        ({"facts": {"kinds": ["money", "phone"]}}, ["facts.kinds.1: 'phone' is not allowed", "'money'", "'date'"]),
+        ({"train": {"cpt": {"max_steps": "many"}}}, ["train.cpt.max_steps:", "integer", "'many'"]),
+        ({"train": {"cpt": {"max_steps": 0}}}, ["train.cpt.max_steps:", "greater than or equal to 1"]),
+        ({"train": {"tools": 5}}, ["train.tools:", "dictionary"]),
+        (
+            {"index": {"embedder": "embedder", "chunk_chars": 200, "chunk_overlap": 200}},
+            ["index:", "chunk_overlap must be smaller"],
+        ),
+        ({"report": {"gpus": ["h100", "tpu9"]}}, ["report.gpus:", "tpu9", "h100"]),
+        ({"name": "my run/1"}, ["name:", "letters, digits"]),
+    ],
+)
 def test_schema_problem_names_the_field_and_what_is_allowed(tmp_path, sections, expected):
     problems = problems_of(write_recipe(tmp_path, **sections))
     assert len(problems) == 1, problems
@@ -100,13 +113,16 @@ def test_missing_required_sections(tmp_path):
     assert sorted(problems) == sorted(f"{f}: required field is missing" for f in ("sources", "base_model", "index"))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", "the file is empty"),
-    ("# only a comment\n", "the file is empty"),
-    ("name: x\nsources: [\n", "YAML syntax error (line 3"),
-    ("- a\n- b\n", "top level must be a mapping"),
-    ("just a string", "top level must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("name: x\nsources: [\n", "YAML syntax error (line 3"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("just a string", "top level must be a mapping"),
+    ],
+)
 def test_unusable_file_content(tmp_path, text, expected):
     path = tmp_path / "r.yaml"
     path.write_text(text)
@@ -124,16 +140,27 @@ def test_missing_and_unreadable_recipe_files(tmp_path):
 
 
 def test_paths_that_do_not_exist_are_listed_by_field(tmp_path):
-    path = write_recipe(tmp_path, sources=[
-        {"name": "a", "path": "missing.jsonl"},
-        {"name": "b", "path": "nowhere/*.md"},
-        {"name": "c", "path": "package:cogcore_no_such_pkg/docs.json"},
-        {"name": "d", "path": "package:cogcore/no/such/file.json"},
-    ], base_model={"path": "./no-model"}, index={"embedder": str(tmp_path / "no-embedder")})
+    path = write_recipe(
+        tmp_path,
+        sources=[
+            {"name": "a", "path": "missing.jsonl"},
+            {"name": "b", "path": "nowhere/*.md"},
+            {"name": "c", "path": "package:cogcore_no_such_pkg/docs.json"},
+            {"name": "d", "path": "package:cogcore/no/such/file.json"},
+        ],
+        base_model={"path": "./no-model"},
+        index={"embedder": str(tmp_path / "no-embedder")},
+    )
     problems = problems_of(path)
     fields = [p.split(":")[0] for p in problems]
-    assert fields == ["sources.0.path", "sources.1.path", "sources.2.path", "sources.3.path",
-                      "index.embedder", "base_model.path"]
+    assert fields == [
+        "sources.0.path",
+        "sources.1.path",
+        "sources.2.path",
+        "sources.3.path",
+        "index.embedder",
+        "base_model.path",
+    ]
     assert "'missing.jsonl' does not exist" in problems[0]
     assert "matches no file" in problems[1]
     assert "'cogcore_no_such_pkg' is not installed" in problems[2] and "pip install" in problems[2]
@@ -150,8 +177,16 @@ def test_check_paths_false_skips_only_the_path_checks(tmp_path):
 
 def test_overrides_apply_and_are_validated(tmp_path):
     path = write_recipe(tmp_path)
-    recipe = load_recipe(path, ["train.cpt.max_steps=3", "train.cpt.lr=1e-3", "facts.kinds=[money, date]",
-                                "sources.0.format=jsonl", "eval.questions=5"])
+    recipe = load_recipe(
+        path,
+        [
+            "train.cpt.max_steps=3",
+            "train.cpt.lr=1e-3",
+            "facts.kinds=[money, date]",
+            "sources.0.format=jsonl",
+            "eval.questions=5",
+        ],
+    )
     assert recipe.train.cpt.max_steps == 3 and recipe.train.cpt.lr == 1e-3
     assert recipe.facts.kinds == ["money", "date"]
     assert recipe.sources[0].format == "jsonl"
@@ -161,14 +196,17 @@ def test_overrides_apply_and_are_validated(tmp_path):
     assert problems_of(path, ["train.cpt.max_step=3"])[0].startswith("train.cpt.max_step: unknown field")
 
 
-@pytest.mark.parametrize("item, expected", [
-    ("train.cpt.max_steps", "expected dotted.key=value"),
-    ("=3", "expected dotted.key=value"),
-    ("train.cpt.max_steps=[", "value is not valid YAML"),
-    ("name.x=1", "name is not a section"),
-    ("sources.5.path=x", "sources is a list of 1"),
-    ("sources.first.path=x", "sources is a list of 1"),
-])
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("train.cpt.max_steps", "expected dotted.key=value"),
+        ("=3", "expected dotted.key=value"),
+        ("train.cpt.max_steps=[", "value is not valid YAML"),
+        ("name.x=1", "name is not a section"),
+        ("sources.5.path=x", "sources is a list of 1"),
+        ("sources.first.path=x", "sources is a list of 1"),
+    ],
+)
 def test_bad_override_is_one_clear_problem(item, expected):
     data = {"name": "n", "sources": [{"name": "s", "path": "p"}]}
     with pytest.raises(RecipeError) as e:

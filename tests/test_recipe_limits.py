@@ -21,8 +21,12 @@ def write_recipe(folder: Path, text: str | None = None, **sections) -> Path:
     (folder / "docs.jsonl").write_text('{"text": "hello"}\n')
     (folder / "embedder").mkdir(exist_ok=True)
     (folder / "model").mkdir(exist_ok=True)
-    data = {"name": "tiny", "sources": [{"name": "docs", "path": "docs.jsonl"}],
-            "base_model": {"path": "model"}, "index": {"embedder": "embedder"}}
+    data = {
+        "name": "tiny",
+        "sources": [{"name": "docs", "path": "docs.jsonl"}],
+        "base_model": {"path": "model"},
+        "index": {"embedder": "embedder"},
+    }
     data.update(sections)
     path = folder / "recipe.yaml"
     path.write_text(text if text is not None else yaml.safe_dump(data, sort_keys=False))
@@ -47,43 +51,47 @@ def cores() -> int:
 
 # -- counts that allocate memory or start processes -------------------------------------------------
 
-@pytest.mark.parametrize("override, bound", [
-    ("curate.workers=1025", 1024),
-    ("curate.batch_size=100001", 100_000),
-    ("curate.dedup.minhash.shingle_size=65", 64),
-    ("curate.dedup.semantic.clusters=100001", 100_000),
-    ("curate.rebalance.clusters=100001", 100_000),
-    ("curate.rebalance.max_upsample=101", 100),
-    ("facts.max_calls_per_doc=101", 100),
-    ("facts.toolformer.batch_size=1025", 1024),
-    ("facts.toolformer.limit=1000001", 1_000_000),
-    ("facts.canaries.count=1001", 1000),
-    ("facts.canaries.controls=1001", 1000),
-    ("facts.canaries.repeats=1001", 1000),
-    ("index.chunk_chars=100001", 100_000),
-    ("index.batch_size=4097", 4096),
-    ("index.rerank_top=1001", 1000),
-    ("train.cpt.seq_len=1048577", 1_048_576),
-    ("train.tools.seq_len=1048577", 1_048_576),
-    ("train.cpt.batch_size=1025", 1024),
-    ("train.tools.batch_size=1025", 1024),
-    ("train.cpt.lora.r=4097", 4096),
-    ("train.tools.conversations=100001", 100_000),
-    ("train.distributed.processes=65", 64),
-    ("eval.questions=100001", 100_000),
-    ("eval.perplexity_docs=100001", 100_000),
-    ("eval.openbook_passages=101", 100),
-    ("eval.agentic_questions=100001", 100_000),
-    ("eval.max_new_tokens=1048577", 1_048_576),
-    ("eval.batch_size=1025", 1024),
-    ("eval.lm_eval_limit=1000001", 1_000_000),
-    ("eval.canary_candidates=100001", 100_000),
-    ("eval.bfcl.limit=100001", 100_000),
-    ("eval.bfcl.max_new_tokens=1048577", 1_048_576),
-    ("eval.throughput.batch=1025", 1024),
-    ("eval.throughput.prompt_tokens=1048577", 1_048_576),
-    ("eval.throughput.output_tokens=1048577", 1_048_576),
-])
+
+@pytest.mark.parametrize(
+    "override, bound",
+    [
+        ("curate.workers=1025", 1024),
+        ("curate.batch_size=100001", 100_000),
+        ("curate.dedup.minhash.shingle_size=65", 64),
+        ("curate.dedup.semantic.clusters=100001", 100_000),
+        ("curate.rebalance.clusters=100001", 100_000),
+        ("curate.rebalance.max_upsample=101", 100),
+        ("facts.max_calls_per_doc=101", 100),
+        ("facts.toolformer.batch_size=1025", 1024),
+        ("facts.toolformer.limit=1000001", 1_000_000),
+        ("facts.canaries.count=1001", 1000),
+        ("facts.canaries.controls=1001", 1000),
+        ("facts.canaries.repeats=1001", 1000),
+        ("index.chunk_chars=100001", 100_000),
+        ("index.batch_size=4097", 4096),
+        ("index.rerank_top=1001", 1000),
+        ("train.cpt.seq_len=1048577", 1_048_576),
+        ("train.tools.seq_len=1048577", 1_048_576),
+        ("train.cpt.batch_size=1025", 1024),
+        ("train.tools.batch_size=1025", 1024),
+        ("train.cpt.lora.r=4097", 4096),
+        ("train.tools.conversations=100001", 100_000),
+        ("train.distributed.processes=65", 64),
+        ("eval.questions=100001", 100_000),
+        ("eval.perplexity_docs=100001", 100_000),
+        ("eval.openbook_passages=101", 100),
+        ("eval.agentic_questions=100001", 100_000),
+        ("eval.max_new_tokens=1048577", 1_048_576),
+        ("eval.batch_size=1025", 1024),
+        ("eval.lm_eval_limit=1000001", 1_000_000),
+        ("eval.canary_candidates=100001", 100_000),
+        ("eval.bfcl.limit=100001", 100_000),
+        ("eval.bfcl.max_new_tokens=1048577", 1_048_576),
+        ("eval.throughput.batch=1025", 1024),
+        ("eval.throughput.prompt_tokens=1048577", 1_048_576),
+        ("eval.throughput.output_tokens=1048577", 1_048_576),
+    ],
+)
 def test_counts_that_allocate_or_fork_have_an_upper_bound(tmp_path, override, bound):
     path = write_recipe(tmp_path, curate={"executor": "ray"})  # ray: workers are not checked against this machine
     field = override.split("=")[0]
@@ -116,12 +124,25 @@ def test_a_million_workers_is_refused_before_anything_forks(tmp_path):
 
 # -- numbers: finite, positive learning rates, seeds in range, a held-out share that leaves training data
 
-@pytest.mark.parametrize("override", [
-    "train.cpt.lr=.inf", "train.cpt.lr=.nan", "train.tools.lr=-.inf", "train.cpt.lr=-0.001", "train.cpt.lr=0",
-    "train.cpt.lr=2.0", "curate.heldout_fraction=.nan", "index.weights.dense=.inf", "facts.toolformer.tau=.nan",
-    "curate.boilerplate.min_fraction=.nan", "train.tools.mix.single=.inf", "report.prices={h100: .inf}",
-    "curate.dedup.minhash.threshold=.nan",
-])
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.cpt.lr=.inf",
+        "train.cpt.lr=.nan",
+        "train.tools.lr=-.inf",
+        "train.cpt.lr=-0.001",
+        "train.cpt.lr=0",
+        "train.cpt.lr=2.0",
+        "curate.heldout_fraction=.nan",
+        "index.weights.dense=.inf",
+        "facts.toolformer.tau=.nan",
+        "curate.boilerplate.min_fraction=.nan",
+        "train.tools.mix.single=.inf",
+        "report.prices={h100: .inf}",
+        "curate.dedup.minhash.threshold=.nan",
+    ],
+)
 def test_non_finite_and_out_of_range_floats_are_refused(tmp_path, override):
     field = override.split("=")[0]
     problem = one_problem(write_recipe(tmp_path), [override])
@@ -156,6 +177,7 @@ def test_heldout_fraction_leaves_at_least_half_for_training(tmp_path, fraction, 
 
 # -- seq_len against the base model's positions -----------------------------------------------------
 
+
 def write_model_config(folder: Path, **config) -> None:
     (folder / "model").mkdir(exist_ok=True)
     (folder / "model" / "config.json").write_text(json.dumps({"model_type": "llama", **config}))
@@ -172,14 +194,28 @@ def test_seq_len_over_a_local_models_positions_is_refused(tmp_path):
     assert load_recipe(path, ["train.cpt.seq_len=2048", "train.tools.enabled=false"])  # a stage that is off
 
 
-@pytest.mark.parametrize("config, limit", [
-    ({"n_positions": 1024}, 1024),  # GPT-2's name for it
-    ({"text_config": {"max_position_embeddings": 4096}}, 4096),  # a multimodal wrapper
-    ({"max_position_embeddings": 32768,
-      "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}, 131072),
-    ({"max_position_embeddings": 131072,  # llama3 scaling: max_position_embeddings is already the long context
-      "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "original_max_position_embeddings": 8192}}, 131072),
-])
+@pytest.mark.parametrize(
+    "config, limit",
+    [
+        ({"n_positions": 1024}, 1024),  # GPT-2's name for it
+        ({"text_config": {"max_position_embeddings": 4096}}, 4096),  # a multimodal wrapper
+        (
+            {
+                "max_position_embeddings": 32768,
+                "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
+            },
+            131072,
+        ),
+        (
+            {
+                # llama3 scaling: max_position_embeddings is already the long context
+                "max_position_embeddings": 131072,
+                "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "original_max_position_embeddings": 8192},
+            },
+            131072,
+        ),
+    ],
+)
 def test_model_positions_are_read_from_the_names_configs_use(tmp_path, config, limit):
     write_model_config(tmp_path, **config)
     path = write_recipe(tmp_path)
@@ -235,6 +271,7 @@ def test_unreadable_model_configs_are_left_to_the_training_stage(tmp_path):
 
 # -- YAML that stays small ----------------------------------------------------------------------
 
+
 def billion_laughs(levels: int = 9) -> str:
     names = "abcdefghijk"[:levels]
     lines = ["a: &a [" + ", ".join(['"lol"'] * 10) + "]"]
@@ -264,9 +301,11 @@ def alias_bomb_value(levels: int = 7) -> str:
 
 
 def test_ordinary_aliases_still_work(tmp_path):
-    text = ("name: tiny\nsources: [{name: docs, path: docs.jsonl}]\nbase_model: {path: model}\n"
-            "index: {embedder: embedder}\n"
-            "train:\n  cpt: {seq_len: 64, lora: &lora {r: 8, alpha: 16}}\n  tools: {seq_len: 64, lora: *lora}\n")
+    text = (
+        "name: tiny\nsources: [{name: docs, path: docs.jsonl}]\nbase_model: {path: model}\n"
+        "index: {embedder: embedder}\n"
+        "train:\n  cpt: {seq_len: 64, lora: &lora {r: 8, alpha: 16}}\n  tools: {seq_len: 64, lora: *lora}\n"
+    )
     recipe = load_recipe(write_recipe(tmp_path, text))
     assert recipe.train.cpt.lora.r == recipe.train.tools.lora.r == 8
 

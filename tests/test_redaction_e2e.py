@@ -23,12 +23,19 @@ PLANTED = {
 
 
 def _docs() -> list[dict]:
-    body = ("Customers who lose a card should call the support line. Escalations go to {email} or {phone}. "
-            "The reconciliation server at {ip} nightly exports card {credit_card} and account {iban} for audit. "
-            "Deploy with key {aws} and token {github}; the admin password={password} must rotate every 90 days.")
-    docs = [{"id": f"p{i}", "title": f"Runbook {i} for {PLANTED['email']}",
-             "text": f"Runbook {i}: " + body.format(**PLANTED) + f" Section {i} covers the fee of ${i + 5}.00."}
-            for i in range(12)]
+    body = (
+        "Customers who lose a card should call the support line. Escalations go to {email} or {phone}. "
+        "The reconciliation server at {ip} nightly exports card {credit_card} and account {iban} for audit. "
+        "Deploy with key {aws} and token {github}; the admin password={password} must rotate every 90 days."
+    )
+    docs = [
+        {
+            "id": f"p{i}",
+            "title": f"Runbook {i} for {PLANTED['email']}",
+            "text": f"Runbook {i}: " + body.format(**PLANTED) + f" Section {i} covers the fee of ${i + 5}.00.",
+        }
+        for i in range(12)
+    ]
     docs.append({"id": "short", "title": "stub", "text": f"call {PLANTED['phone']}"})  # dropped before redaction
     docs.append({"id": "dup", "title": "copy", "text": docs[0]["text"]})  # dropped after redaction
     return docs
@@ -37,16 +44,25 @@ def _docs() -> list[dict]:
 def test_no_planted_secret_survives_curation_index_or_report(tmp_path, make_tiny_embedder):
     docs = _docs()
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    recipe = {"name": "leaks", "run_dir": str(tmp_path / "runs"),
-              "sources": [{"name": "runbooks", "path": "docs.jsonl", "id_field": "id", "title_field": "title"}],
-              "base_model": {"path": "org/unused-model"},
-              "curate": {"min_chars": 60, "workers": 1},
-              "index": {"embedder": str(make_tiny_embedder([d["text"] for d in docs])), "chunk_chars": 200,
-                        "chunk_overlap": 20}}
+    recipe = {
+        "name": "leaks",
+        "run_dir": str(tmp_path / "runs"),
+        "sources": [{"name": "runbooks", "path": "docs.jsonl", "id_field": "id", "title_field": "title"}],
+        "base_model": {"path": "org/unused-model"},
+        "curate": {"min_chars": 60, "workers": 1},
+        "index": {
+            "embedder": str(make_tiny_embedder([d["text"] for d in docs])),
+            "chunk_chars": 200,
+            "chunk_overlap": 20,
+        },
+    }
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     cli = CliRunner()
-    for command in (["curate", str(tmp_path / "r.yaml")], ["index", str(tmp_path / "r.yaml")],
-                    ["report", str(tmp_path / "runs" / "leaks")]):
+    for command in (
+        ["curate", str(tmp_path / "r.yaml")],
+        ["index", str(tmp_path / "r.yaml")],
+        ["report", str(tmp_path / "runs" / "leaks")],
+    ):
         result = cli.invoke(app, command)
         assert result.exit_code == 0, result.output
 

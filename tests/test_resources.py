@@ -54,7 +54,9 @@ def test_package_file_is_found_without_importing_the_package(fake_package):
 def test_package_errors_say_what_to_do(fake_package):
     with pytest.raises(ResourceError, match=r"'data/other.json' is not in package 'cogcore_fake_pkg' \(looked in "):
         resolve_path("package:cogcore_fake_pkg/data/other.json")
-    with pytest.raises(ResourceError, match=r"'cogcore_absent_pkg' is not installed \(pip install --no-deps cogcore-absent-pkg\)"):
+    with pytest.raises(
+        ResourceError, match=r"'cogcore_absent_pkg' is not installed \(pip install --no-deps cogcore-absent-pkg\)"
+    ):
         resolve_path("package:cogcore_absent_pkg/x.json")
     with pytest.raises(ResourceError, match=r"'cogcore_absent_pkg.sub' is not installed"):
         resolve_path("package:cogcore_absent_pkg.sub/x.json")

@@ -27,15 +27,28 @@ with RunDir(Path(sys.argv[1])).lock():
 
 @pytest.fixture
 def recipe(tmp_path) -> Path:
-    docs = [{"id": f"d{i}", "text": f"Policy {i}: the monthly fee for account type {i} is ${i + 5}.00, billed "
-                                    f"on the first business day of each month."} for i in range(6)]
+    docs = [
+        {
+            "id": f"d{i}",
+            "text": f"Policy {i}: the monthly fee for account type {i} is ${i + 5}.00, billed "
+            f"on the first business day of each month.",
+        }
+        for i in range(6)
+    ]
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (tmp_path / "embedder").mkdir()
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump({
-        "name": "shared", "run_dir": str(tmp_path / "runs"),
-        "sources": [{"name": "s", "path": "docs.jsonl", "id_field": "id"}],
-        "base_model": {"path": "org/unused-model"}, "index": {"embedder": "embedder"},
-        "curate": {"min_chars": 40, "workers": 1}}))
+    (tmp_path / "r.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "shared",
+                "run_dir": str(tmp_path / "runs"),
+                "sources": [{"name": "s", "path": "docs.jsonl", "id_field": "id"}],
+                "base_model": {"path": "org/unused-model"},
+                "index": {"embedder": "embedder"},
+                "curate": {"min_chars": 40, "workers": 1},
+            }
+        )
+    )
     return tmp_path / "r.yaml"
 
 
@@ -44,15 +57,22 @@ def _env() -> dict:
 
 
 def _hold(run: Path) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, env=_env())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env()
+    )
     assert holder.stdout.readline().strip() == "holding"
     return holder
 
 
 def _curate(recipe: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cogcore.cli", "curate", str(recipe)], cwd=recipe.parent,
-                          capture_output=True, text=True, env=_env(), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cogcore.cli", "curate", str(recipe)],
+        cwd=recipe.parent,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
 
 
 def test_a_second_command_is_refused_naming_the_holder_then_runs_once_it_is_gone(recipe, tmp_path):
@@ -86,8 +106,13 @@ def test_read_only_commands_need_no_lock(recipe, tmp_path):
     run = tmp_path / "runs" / "shared"
     holder = _hold(run)
     try:
-        inspected = subprocess.run([sys.executable, "-m", "cogcore.cli", "inspect", str(run)], capture_output=True,
-                                   text=True, env=_env(), timeout=300)
+        inspected = subprocess.run(
+            [sys.executable, "-m", "cogcore.cli", "inspect", str(run)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)

@@ -30,8 +30,7 @@ class Build:
             (folder / "sub").mkdir(exist_ok=True)
             (folder / "sub" / "out.txt").write_text(upstream.upper() + b_suffix)
 
-        return [Stage("a", "a", (), run_a, {"word": a_word}),
-                Stage("b", "b", ("a",), run_b, {"suffix": b_suffix})]
+        return [Stage("a", "a", (), run_a, {"word": a_word}), Stage("b", "b", ("a",), run_b, {"suffix": b_suffix})]
 
 
 def test_first_run_runs_everything_and_records_the_manifest(tmp_path):
@@ -127,8 +126,18 @@ def test_a_died_stage_with_a_changed_fingerprint_starts_from_a_wiped_folder(tmp_
     with pytest.raises(RuntimeError):
         build.run_dir.execute([Stage("t", "t", ("a",), dies, {"steps": 2}, resumes=True)])
     build.logs.clear()
-    build.run_dir.execute([Stage("t", "t", ("a",), lambda f: leftovers.append(sorted(p.name for p in f.iterdir())),
-                                 {"steps": 3}, resumes=True)])
+    build.run_dir.execute(
+        [
+            Stage(
+                "t",
+                "t",
+                ("a",),
+                lambda f: leftovers.append(sorted(p.name for p in f.iterdir())),
+                {"steps": 3},
+                resumes=True,
+            )
+        ]
+    )
     assert leftovers == [[FINGERPRINT_FILE]]
     assert "[run] t" in build.logs
 
@@ -227,8 +236,9 @@ def test_a_stage_that_does_not_resume_says_it_starts_over(tmp_path):
     with pytest.raises(RuntimeError):
         build.run_dir.execute([Stage("t", "t", ("a",), dies, {"n": 1})])
     build.logs.clear()
-    build.run_dir.execute([Stage("t", "t", ("a",), lambda f: leftovers.append(sorted(p.name for p in f.iterdir())),
-                                 {"n": 1})])
+    build.run_dir.execute(
+        [Stage("t", "t", ("a",), lambda f: leftovers.append(sorted(p.name for p in f.iterdir())), {"n": 1})]
+    )
     assert leftovers == [[FINGERPRINT_FILE]]
     assert not any(line.startswith("[resume]") for line in build.logs)
     assert "[run] t (this stage does not resume: the unfinished earlier attempt is discarded)" in build.logs
@@ -270,6 +280,7 @@ def test_a_stage_left_half_way_in_its_final_folder_still_resumes(tmp_path):
     (old / "checkpoint-1" / "state.txt").write_text("step 1")
     (old / FINGERPRINT_FILE).write_text(fp)
     seen = []
+
     def resumes(folder: Path) -> None:
         seen.append((folder / "checkpoint-1" / "state.txt").read_text())
 

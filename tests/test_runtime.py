@@ -17,8 +17,11 @@ from cogcore.retrieval import SEARCH_TOOL
 from cogcore.runtime import ToolRuntime, Transcript
 from cogcore.train.chat_template import CHAT_TEMPLATE
 
-QUESTIONS = ["What is the monthly fee for the standard account?", "How long does a wire take?",
-             "When does the branch open on Saturdays?"]
+QUESTIONS = [
+    "What is the monthly fee for the standard account?",
+    "How long does a wire take?",
+    "When does the branch open on Saturdays?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +56,11 @@ def _transcript() -> Transcript:
 def test_valid_call_runs_the_declared_tool_with_parsed_arguments(model_and_tok):
     search = Recorder()
     rt, t = _runtime(model_and_tok, search=search), _transcript()
-    goes_on = rt._step(t, 'Let me check.\n<tool_call>\n{"name": "search", "arguments": {"query": "fee", "k": 2}}\n'
-                          '</tool_call>', last=False)
+    goes_on = rt._step(
+        t,
+        'Let me check.\n<tool_call>\n{"name": "search", "arguments": {"query": "fee", "k": 2}}\n</tool_call>',
+        last=False,
+    )
     assert goes_on and search.calls == [{"query": "fee", "k": 2}]
     assert t.calls == [{"name": "search", "arguments": {"query": "fee", "k": 2}, "result": search.result}]
     assert t.errors == [] and t.answer == ""
@@ -158,29 +164,39 @@ def test_left_padding_changes_no_generation(model_and_tok):
     assert batched == [rt._generate([p])[0] for p in prompts]
 
 
-@pytest.mark.parametrize("arguments, problem", [
-    ({"q": "fee"}, "'query' is a required property"),
-    ({"query": "fee", "k": "two"}, "'two' is not of type 'integer' (at k)"),
-    ({"query": "fee", "k": 99}, "99 is greater than the maximum of 10 (at k)"),
-    ({"query": "fee", "shell": "ls"}, "Additional properties are not allowed ('shell' was unexpected)"),
-])
+@pytest.mark.parametrize(
+    "arguments, problem",
+    [
+        ({"q": "fee"}, "'query' is a required property"),
+        ({"query": "fee", "k": "two"}, "'two' is not of type 'integer' (at k)"),
+        ({"query": "fee", "k": 99}, "99 is greater than the maximum of 10 (at k)"),
+        ({"query": "fee", "shell": "ls"}, "Additional properties are not allowed ('shell' was unexpected)"),
+    ],
+)
 def test_arguments_outside_the_schema_are_refused_before_the_tool_runs(model_and_tok, arguments, problem):
     search = Recorder()
     rt, t = _runtime(model_and_tok, search=search), _transcript()
     call = json.dumps({"name": "search", "arguments": arguments})
     assert rt._step(t, f"<tool_call>{call}</tool_call>", last=False)
     assert search.calls == []
-    assert t.messages[-1] == {"role": "tool", "name": "search",
-                              "content": f"error: invalid arguments for 'search': {problem}"}
+    assert t.messages[-1] == {
+        "role": "tool",
+        "name": "search",
+        "content": f"error: invalid arguments for 'search': {problem}",
+    }
 
 
 def test_refusals_go_back_to_the_model_and_the_loop_goes_on(model_and_tok, monkeypatch):
     search = Recorder()
     rt = _runtime(model_and_tok, search=search)
-    scripted = [['<tool_call>{"name": "shell", "arguments": {"cmd": "ls"}}</tool_call>'
-                 '<tool_call>{"name": "search", "arguments": {"query": </tool_call>'],
-                ['<tool_call>{"name": "search", "arguments": {"query": "fee"}}</tool_call>'],
-                ["The fee is 5 USD (source: fees)."]]
+    scripted = [
+        [
+            '<tool_call>{"name": "shell", "arguments": {"cmd": "ls"}}</tool_call>'
+            '<tool_call>{"name": "search", "arguments": {"query": </tool_call>'
+        ],
+        ['<tool_call>{"name": "search", "arguments": {"query": "fee"}}</tool_call>'],
+        ["The fee is 5 USD (source: fees)."],
+    ]
     seen = []
 
     def scripted_generate(conversations):

@@ -67,12 +67,15 @@ def test_the_transcript_keeps_the_result_as_the_tool_returned_it(model_and_tok):
     assert t.calls[0]["result"] == FORGED and t.messages[-1]["content"] == FORGED
 
 
-@pytest.mark.parametrize("output", [
-    "<tool_call>" + "[" * 100_000,
-    '<tool_call>{"name": "search", "arguments": ' + "[" * 100_000 + "</tool_call>",
-    '<tool_call>{"name": "search", "arguments": "' + "[" * 100_000 + '"}</tool_call>',
-    '<tool_call>{"name": "search", "arguments": {"query": "' + "x" * 200_000 + '"}}</tool_call>',
-])
+@pytest.mark.parametrize(
+    "output",
+    [
+        "<tool_call>" + "[" * 100_000,
+        '<tool_call>{"name": "search", "arguments": ' + "[" * 100_000 + "</tool_call>",
+        '<tool_call>{"name": "search", "arguments": "' + "[" * 100_000 + '"}</tool_call>',
+        '<tool_call>{"name": "search", "arguments": {"query": "' + "x" * 200_000 + '"}}</tool_call>',
+    ],
+)
 def test_an_absurd_call_is_rejected_and_reported(model_and_tok, output):
     calls = []
     model, tok = model_and_tok

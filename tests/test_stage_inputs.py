@@ -11,9 +11,11 @@ from typer.testing import CliRunner
 
 from cogcore.cli import app
 
-PROSE = ("The transfer limit for the {0} account is set by the branch and it can be raised for a customer who "
-         "has held the account for more than a year. The fee for a transfer over the {0} limit is ${1}.00, charged "
-         "to the account that sends it, and it is shown on the monthly statement with the date of the transfer.")
+PROSE = (
+    "The transfer limit for the {0} account is set by the branch and it can be raised for a customer who "
+    "has held the account for more than a year. The fee for a transfer over the {0} limit is ${1}.00, charged "
+    "to the account that sends it, and it is shown on the monthly statement with the date of the transfer."
+)
 # With seed 0, these ids all fall in the held-out split at curate.heldout_fraction 0.5.
 HELDOUT_IDS = ["doc01", "doc02", "doc05"]
 # Short reference pages, under Gopher's published 50-word minimum.
@@ -24,11 +26,16 @@ def _recipe(tmp_path, docs: list[dict], curate: dict, embedder: str | None = Non
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     if embedder is None:
         (tmp_path / "no-embedder").mkdir(exist_ok=True)  # a path that exists; never loaded by these stages
-    recipe = {"name": "empty", "run_dir": str(tmp_path / "runs"), "seed": 0,
-              "sources": [{"name": "handbook", "path": "docs.jsonl", "id_field": "id"}],
-              "base_model": {"path": "example-org/never-loaded"}, "curate": curate,
-              "index": {"embedder": embedder or str(tmp_path / "no-embedder"), "chunk_chars": 200,
-                        "chunk_overlap": 20}, **sections}
+    recipe = {
+        "name": "empty",
+        "run_dir": str(tmp_path / "runs"),
+        "seed": 0,
+        "sources": [{"name": "handbook", "path": "docs.jsonl", "id_field": "id"}],
+        "base_model": {"path": "example-org/never-loaded"},
+        "curate": curate,
+        "index": {"embedder": embedder or str(tmp_path / "no-embedder"), "chunk_chars": 200, "chunk_overlap": 20},
+        **sections,
+    }
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path, tmp_path / "runs" / "empty"
@@ -57,8 +64,11 @@ def test_curation_that_keeps_nothing_exits_non_zero_and_is_not_marked_complete(t
 
 
 def test_a_heavy_drop_fails_when_the_recipe_says_so_and_can_be_inspected(tmp_path):
-    recipe, run = _recipe(tmp_path, FEE_PAGES + _prose_docs(["a", "b"]), {
-        "min_chars": 20, "quality": {"gopher_quality": {"enabled": True}}, "max_drop_fraction": 0.5})
+    recipe, run = _recipe(
+        tmp_path,
+        FEE_PAGES + _prose_docs(["a", "b"]),
+        {"min_chars": 20, "quality": {"gopher_quality": {"enabled": True}}, "max_drop_fraction": 0.5},
+    )
     cli = CliRunner()
     strict = cli.invoke(app, ["curate", str(recipe)])
     assert strict.exit_code != 0 and "[done] curate" not in strict.output
@@ -71,8 +81,11 @@ def test_a_heavy_drop_fails_when_the_recipe_says_so_and_can_be_inspected(tmp_pat
 
 
 def test_a_heavy_drop_is_printed_and_heads_the_report_data_funnel(tmp_path):
-    recipe, run = _recipe(tmp_path, FEE_PAGES + _prose_docs(["a", "b"]),
-                          {"min_chars": 20, "quality": {"gopher_quality": {"enabled": True}}})
+    recipe, run = _recipe(
+        tmp_path,
+        FEE_PAGES + _prose_docs(["a", "b"]),
+        {"min_chars": 20, "quality": {"gopher_quality": {"enabled": True}}},
+    )
     cli = CliRunner()
     result = cli.invoke(app, ["curate", str(recipe)])
     assert result.exit_code == 0, result.output
@@ -81,9 +94,9 @@ def test_a_heavy_drop_is_printed_and_heads_the_report_data_funnel(tmp_path):
 
     assert cli.invoke(app, ["report", str(run)]).exit_code == 0
     md, page = (run / "report/report.md").read_text(), (run / "report/report.html").read_text()
-    data = md[md.index("## Data"):]
+    data = md[md.index("## Data") :]
     assert data.index("gopher\\_quality dropped 75.0%") < data.index("| step |")  # above the funnel table
-    data = page[page.index("<h2>Data</h2>"):]
+    data = page[page.index("<h2>Data</h2>") :]
     assert data.index("gopher_quality dropped 75.0%") < data.index("<table>")
 
 
@@ -93,30 +106,37 @@ def test_train_with_every_document_held_out_names_heldout_fraction(tmp_path):
     assert cli.invoke(app, ["curate", str(recipe)]).exit_code == 0
     result = cli.invoke(app, ["train", str(recipe)])
     assert result.exit_code != 0
-    assert "train.cpt: 0 of 3 curated documents are in the training split (curate.heldout_fraction = 0.5)" \
-        in _said(result), _said(result)
+    assert "train.cpt: 0 of 3 curated documents are in the training split (curate.heldout_fraction = 0.5)" in _said(
+        result
+    ), _said(result)
     assert "no training rows" not in _said(result) and "train.cpt" not in _stages(run)
 
 
 def test_tool_training_with_no_training_documents_and_no_conversation_files_fails(tmp_path, make_tiny_embedder):
     docs = _prose_docs(HELDOUT_IDS)
     embedder = str(make_tiny_embedder([d["text"] for d in docs]))
-    recipe, run = _recipe(tmp_path, docs, {"min_chars": 20, "heldout_fraction": 0.5}, embedder=embedder,
-                          train={"cpt": {"enabled": False}})
+    recipe, run = _recipe(
+        tmp_path, docs, {"min_chars": 20, "heldout_fraction": 0.5}, embedder=embedder, train={"cpt": {"enabled": False}}
+    )
     result = CliRunner().invoke(app, ["run", str(recipe)])
     assert result.exit_code != 0
-    assert "train.tools: 0 of 3 curated documents are in the training split (curate.heldout_fraction = 0.5)" \
-        in _said(result), _said(result)
+    assert "train.tools: 0 of 3 curated documents are in the training split (curate.heldout_fraction = 0.5)" in _said(
+        result
+    ), _said(result)
     assert "train.tools.conversation_files" in _said(result) and "train.tools" not in _stages(run)
 
 
-def test_tool_training_whose_conversations_are_all_too_long_names_seq_len(tmp_path, make_tiny_llm,
-                                                                          make_tiny_embedder):
+def test_tool_training_whose_conversations_are_all_too_long_names_seq_len(tmp_path, make_tiny_llm, make_tiny_embedder):
     docs = _prose_docs([f"doc{i:02d}" for i in range(6)])
     texts = [d["text"] for d in docs]
-    recipe, run = _recipe(tmp_path, docs, {"min_chars": 20, "heldout_fraction": 0.0},
-                          embedder=str(make_tiny_embedder(texts)), base_model={"path": str(make_tiny_llm(texts))},
-                          train={"cpt": {"enabled": False}, "tools": {"seq_len": 64, "conversations": 2}})
+    recipe, run = _recipe(
+        tmp_path,
+        docs,
+        {"min_chars": 20, "heldout_fraction": 0.0},
+        embedder=str(make_tiny_embedder(texts)),
+        base_model={"path": str(make_tiny_llm(texts))},
+        train={"cpt": {"enabled": False}, "tools": {"seq_len": 64, "conversations": 2}},
+    )
     result = CliRunner().invoke(app, ["run", str(recipe)])
     assert result.exit_code != 0
     assert "conversations are longer than train.tools.seq_len = 64 tokens" in _said(result), _said(result)
@@ -134,15 +154,16 @@ def test_index_with_no_documents_says_so(tmp_path):
 
 
 def test_training_split_problem_names_the_counts_and_the_field():
-    from cogcore.stage_inputs import training_split_problem
+    from cogcore.stages.inputs import training_split_problem
 
     assert training_split_problem("train.cpt", {"heldout": 40}, 0.999) == (
-        "train.cpt: 0 of 40 curated documents are in the training split (curate.heldout_fraction = 0.999)")
+        "train.cpt: 0 of 40 curated documents are in the training split (curate.heldout_fraction = 0.999)"
+    )
     assert training_split_problem("train.cpt", {"train": 1, "heldout": 40}, 0.999) is None
 
 
 def test_heldout_problem_says_what_eval_cannot_measure():
-    from cogcore.stage_inputs import heldout_problem
+    from cogcore.stages.inputs import heldout_problem
 
     none_held_out = heldout_problem({"train": 30}, 0, 0.0)
     assert none_held_out.startswith("eval: 0 of 30 curated documents are held out (curate.heldout_fraction = 0.0)")
@@ -152,17 +173,29 @@ def test_heldout_problem_says_what_eval_cannot_measure():
     assert heldout_problem({"train": 30, "heldout": 4}, 3, 0.1) is None
 
 
-def test_eval_with_nothing_held_out_warns_and_still_measures_training_recall(tmp_path, make_tiny_llm,
-                                                                              make_tiny_embedder):
+def test_eval_with_nothing_held_out_warns_and_still_measures_training_recall(
+    tmp_path, make_tiny_llm, make_tiny_embedder
+):
     docs = _prose_docs([f"doc{i:02d}" for i in range(6)])
     texts = [d["text"] for d in docs]
     recipe, run = _recipe(
-        tmp_path, docs, {"min_chars": 20, "heldout_fraction": 0.0}, embedder=str(make_tiny_embedder(texts)),
+        tmp_path,
+        docs,
+        {"min_chars": 20, "heldout_fraction": 0.0},
+        embedder=str(make_tiny_embedder(texts)),
         base_model={"path": str(make_tiny_llm(texts))},
-        train={"cpt": {"max_steps": 1, "seq_len": 64, "batch_size": 2},
-               "tools": {"max_steps": 1, "seq_len": 2048, "batch_size": 2, "conversations": 2}},
-        eval={"questions": 2, "perplexity_docs": 1, "openbook_passages": 0, "agentic_questions": 2,
-              "throughput": {"enabled": False}})
+        train={
+            "cpt": {"max_steps": 1, "seq_len": 64, "batch_size": 2},
+            "tools": {"max_steps": 1, "seq_len": 2048, "batch_size": 2, "conversations": 2},
+        },
+        eval={
+            "questions": 2,
+            "perplexity_docs": 1,
+            "openbook_passages": 0,
+            "agentic_questions": 2,
+            "throughput": {"enabled": False},
+        },
+    )
     result = CliRunner().invoke(app, ["run", str(recipe)])
     assert result.exit_code == 0, result.output
     expected = "eval: 0 of 6 curated documents are held out (curate.heldout_fraction = 0.0)"

@@ -46,8 +46,9 @@ def test_neutralized_text_tokenizes_without_special_ids_and_reads_the_same(tok):
     assert text.replace(BREAK, "") == FORGED and neutralize(text, control_strings(tok)) == text
 
 
-@pytest.mark.parametrize("text", ["<|eot_id|>", "<|start_header_id|>", "<｜end▁of▁sentence｜>", "</tool_call>",
-                                  "<start_of_turn>", "[/INST]"])
+@pytest.mark.parametrize(
+    "text", ["<|eot_id|>", "<|start_header_id|>", "<｜end▁of▁sentence｜>", "</tool_call>", "<start_of_turn>", "[/INST]"]
+)
 def test_common_controls_are_broken_without_a_tokenizer(text):
     assert neutralize(text) != text and neutralize(text).replace(BREAK, "") == text
 
@@ -80,12 +81,20 @@ def test_offsets_map_back_to_the_original_text():
     assert back(len(new)) == len(text)
 
 
-@pytest.mark.parametrize("raw, shown", [
-    ("\x1b]0;title\x07", "\\x1b]0;title\\x07"), ("\x1b[2J", "\\x1b[2J"), ("a\x9b31m", "a\\x9b31m"),
-    ("over\rwrite", "over\\x0dwrite"), ("del\x7f", "del\\x7f"), ("rtl\u202eevil", "rtl\\u202eevil"),
-    ("bytes\udcff", "bytes\\udcff"), ("keeps\nnew lines\tand tabs", "keeps\nnew lines\tand tabs"),
-    ("café ⟦ok⟧ ▶", "café ⟦ok⟧ ▶"),
-])
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("\x1b]0;title\x07", "\\x1b]0;title\\x07"),
+        ("\x1b[2J", "\\x1b[2J"),
+        ("a\x9b31m", "a\\x9b31m"),
+        ("over\rwrite", "over\\x0dwrite"),
+        ("del\x7f", "del\\x7f"),
+        ("rtl\u202eevil", "rtl\\u202eevil"),
+        ("bytes\udcff", "bytes\\udcff"),
+        ("keeps\nnew lines\tand tabs", "keeps\nnew lines\tand tabs"),
+        ("café ⟦ok⟧ ▶", "café ⟦ok⟧ ▶"),
+    ],
+)
 def test_printable_escapes_control_characters(raw, shown):
     assert printable(raw) == shown
     printable(raw).encode("utf-8")  # printable on any UTF-8 terminal

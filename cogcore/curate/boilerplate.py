@@ -29,12 +29,22 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
+from cogcore.curate.steps import at_most_one_blank_line
+
 MIN_LINE_CHARS = 10
-_BLANKS = re.compile(r"\n{3,}")
 _LETTER = re.compile(r"[^\W\d_]")
+
+
+@dataclass(frozen=True)
+class BoilerplateSettings:
+    """A line is boilerplate when it is in at least `min_docs` documents and `min_fraction` of them all."""
+
+    min_docs: int
+    min_fraction: float
 
 
 def line_key(line: str, min_line_chars: int = MIN_LINE_CHARS) -> int | None:
@@ -78,13 +88,14 @@ class LineCounter:
             if self._pending_n >= self.buffer_lines:
                 self._compact()
 
-    def merge(self, other: "LineCounter") -> None:
+    def merge(self, other: LineCounter) -> None:
         """Add the counts of another counter (one built over another shard)."""
         other._compact()
         self._compact()
         self.n_docs += other.n_docs
-        self._keys, self._counts = _sum_by_key(np.concatenate([self._keys, other._keys]),
-                                               np.concatenate([self._counts, other._counts]))
+        self._keys, self._counts = _sum_by_key(
+            np.concatenate([self._keys, other._keys]), np.concatenate([self._counts, other._counts])
+        )
 
     def frequent(self, min_docs: int, min_fraction: float) -> np.ndarray:
         """Hashes of lines found in at least `min_docs` documents and `min_fraction` of them all."""
@@ -106,9 +117,9 @@ class LineCounter:
             return
         pending = np.concatenate(self._pending)
         self._pending, self._pending_n = [], 0
-        self._keys, self._counts = _sum_by_key(np.concatenate([self._keys, pending]),
-                                               np.concatenate([self._counts,
-                                                               np.ones(len(pending), np.uint32)]))
+        self._keys, self._counts = _sum_by_key(
+            np.concatenate([self._keys, pending]), np.concatenate([self._counts, np.ones(len(pending), np.uint32)])
+        )
 
 
 def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,4 +166,4 @@ class BoilerplateRemover:
         removed = len(lines) - len(keep)
         if not removed:
             return text, 0
-        return _BLANKS.sub("\n\n", "\n".join(keep)).strip(), removed
+        return at_most_one_blank_line("\n".join(keep)), removed

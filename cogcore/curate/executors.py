@@ -18,7 +18,7 @@ import os
 import pickle
 import sys
 from collections import deque
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 
 def default_workers() -> int:
@@ -76,8 +76,13 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=self.address, num_cpus=None if self.address else self.workers,
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(
+                address=self.address,
+                num_cpus=None if self.address else self.workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False

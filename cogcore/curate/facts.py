@@ -44,13 +44,17 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?"
-           r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_MONTHS = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _SCALE = r"(?:million|billion|thousand|mn|bn|[kKmMbB])"
 _CODES = r"(?:USD|EUR|GBP|CHF|JPY|CAD|AUD|INR|CNY)"
-_UNITS = (r"(?:business |calendar |working )?(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|"
-          r"quarters?|decades?)")
+_UNITS = (
+    r"(?:business |calendar |working )?(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|"
+    r"quarters?|decades?)"
+)
 _QUANTITY_UNITS = r"(?:KB|MB|GB|TB|kg|g|mg|lbs?|km|m|cm|mm|mi|miles?|ft|feet|L|ml|kWh|W|V|Hz|GHz|MHz|°[CF])"
 # Labels that name a code outright ("ticket 4821") and labels that need "number"/"#" after them
 # ("account number 1234": a bare "account 12" is more often a count).
@@ -58,8 +62,11 @@ _STRONG_LABELS = r"(?:ticket|invoice|routing|confirmation|tracking|SKU|serial|ve
 _WEAK_LABELS = r"(?:account|acct|case|order|reference|policy|claim|transaction|member|customer|card|loan)"
 _QUALIFIER = r"(?:number|no\.?|num|ID|code)"
 # The labels' first letters, as a cheap test before the case-insensitive alternation (halves its time).
-_LABEL_INITIALS = "[" + "".join(sorted({w[0].lower() + w[0].upper()
-                                         for w in re.findall(r"\w+", _STRONG_LABELS + _WEAK_LABELS)})) + "]"
+_LABEL_INITIALS = (
+    "["
+    + "".join(sorted({w[0].lower() + w[0].upper() for w in re.findall(r"\w+", _STRONG_LABELS + _WEAK_LABELS)}))
+    + "]"
+)
 _CODE = r"(?P<fact>(?=[\w.-]{3,})(?=[\w.-]*\d)[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?)"
 _AM_PM = r"(?:[aApP]\.[mM]\.|[aApP][mM]\b)"  # "p.m." keeps its dot; "PM." leaves the sentence's
 _HONORIFIC = r"(?:Mr|Mrs|Ms|Mx|Dr|Prof)"
@@ -74,15 +81,18 @@ PATTERNS: dict[str, re.Pattern] = {
     "money": re.compile(
         rf"(?:(?<![\w$])(?:US|CA|AU|C|A)?[$€£¥]\s?(?:{_NUM})(?:\s?{_SCALE}\b)?"
         rf"|\b{_CODES}\s?(?:{_NUM})(?:\s?{_SCALE}\b)?"
-        rf"|\b(?:{_NUM})(?:\s?(?:million|billion|thousand))?\s?(?:{_CODES}|dollars?|euros?|cents?)\b)"),
+        rf"|\b(?:{_NUM})(?:\s?(?:million|billion|thousand))?\s?(?:{_CODES}|dollars?|euros?|cents?)\b)"
+    ),
     "percent": re.compile(rf"\b(?:{_NUM})\s?(?:%|percent\b|per cent\b|basis points?\b|bps\b)"),
     "date": re.compile(
         rf"\b(?:\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}"
         rf"|{_MONTHS}\.? \d{{1,2}}(?:st|nd|rd|th)?(?:,? \d{{4}})?"
         rf"|\d{{1,2}}(?:st|nd|rd|th)?(?: of)? {_MONTHS}(?:,? \d{{4}})?"
-        rf"|{_MONTHS} \d{{4}})\b"),
+        rf"|{_MONTHS} \d{{4}})\b"
+    ),
     "time": re.compile(
-        rf"\b(?:\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:\s?{_AM_PM})?|\d{{1,2}}\s?{_AM_PM})(?:\s(?:UTC|GMT|[ECMP][SD]?T)\b)?"),
+        rf"\b(?:\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:\s?{_AM_PM})?|\d{{1,2}}\s?{_AM_PM})(?:\s(?:UTC|GMT|[ECMP][SD]?T)\b)?"
+    ),
     "duration": re.compile(rf"\b(?:{_NUM})(?:\s?(?:-|–|to)\s?(?:{_NUM}))?(?:-|\s){_UNITS}\b"),
     "quantity": re.compile(rf"\b(?:{_NUM})\s?{_QUANTITY_UNITS}(?!\w)"),
     "identifier": re.compile(
@@ -92,12 +102,14 @@ PATTERNS: dict[str, re.Pattern] = {
         r"|#\d{3,}\b|\b[A-Z]{2,}-?\d{2,}\b|\bv\d+(?:\.\d+)+\b"
         # digit groups joined by hyphens ("555-0100", "1234-5678-9012"), not a span of years
         r"|\b(?=[\d-]{7,})(?!(?:19|20)\d\d-(?:19|20)\d\d\b)\d{2,}(?:-\d{2,})+\b"
-        r"|\b(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{5,}\b"),
+        r"|\b(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*\d)[A-Z0-9]{5,}\b"
+    ),
     "name": re.compile(
         rf"(?P<honorific>\b{_HONORIFIC}\.?[ \t]+[A-Z][\w'-]+(?:[ \t]+[A-Z][\w'-]+)*)"
         rf"|(?P<org>\b(?:{_CAP}[ \t]+){{1,4}}{_ORG_SUFFIX}\b(?:[ \t]+of[ \t]+{_CAP}(?:[ \t]+{_CAP})*)?)"
         r"|(?P<quoted>(?:[\"“]|(?<!\w)['‘])(?P<fact>[A-Z][^\"”'’\n.!?]{1,48}?)(?:[\"”]|['’](?!\w)))"
-        rf"|(?P<caps>\b{_CAP}(?:[ \t]+(?:(?:of|and|for|de|la|van|von|the|&)[ \t]+)?{_CAP})+)"),
+        rf"|(?P<caps>\b{_CAP}(?:[ \t]+(?:(?:of|and|for|de|la|van|von|the|&)[ \t]+)?{_CAP})+)"
+    ),
     "number": re.compile(rf"(?<![\w.])(?:{_NUM})(?![\w]|\.\d)"),
 }
 DEFAULT_KINDS = tuple(k for k in PATTERNS if k != "name")
@@ -112,14 +124,20 @@ _NO_WORDS = re.compile(r"[^A-Za-z]*")  # list markers, quotes, brackets: what ma
 # Capitalized words that open a phrase without being part of a name ("The Gold Card" -> "Gold Card").
 _LEADING_WORDS = frozenset(
     "The A An This That These Those Our Your Their Its His Her My Each Every Any All No Some If When "
-    "For In On At To From By With And Or But Use Call Contact Visit See Ask Open".split())
+    "For In On At To From By With And Or But Use Call Contact Visit See Ask Open".split()
+)
 
 
 class FactDetector:
     """Find fact spans of the chosen kinds, plus the recipe's own patterns and term lists."""
 
-    def __init__(self, kinds: Iterable[str] = DEFAULT_KINDS, min_number: float = 2,
-                 patterns: Mapping[str, str] | None = None, terms: Mapping[str, list[str]] | None = None):
+    def __init__(
+        self,
+        kinds: Iterable[str] = DEFAULT_KINDS,
+        min_number: float = 2,
+        patterns: Mapping[str, str] | None = None,
+        terms: Mapping[str, list[str]] | None = None,
+    ):
         kinds = list(kinds)
         unknown = set(kinds) - set(PATTERNS)
         if unknown:
@@ -149,8 +167,18 @@ class FactDetector:
         facts = []
         for start, end, kind, value in self._spans(text, starts):
             s0, s1 = sentences[bisect.bisect_right(starts, start) - 1]
-            facts.append({"id": f"{doc['id']}:{start}", "doc_id": doc["id"], "start": start, "end": end,
-                          "text": text[start:end], "kind": kind, "value": value, "context": text[s0:s1].strip()})
+            facts.append(
+                {
+                    "id": f"{doc['id']}:{start}",
+                    "doc_id": doc["id"],
+                    "start": start,
+                    "end": end,
+                    "text": text[start:end],
+                    "kind": kind,
+                    "value": value,
+                    "context": text[s0:s1].strip(),
+                }
+            )
         return facts
 
     def _spans(self, text: str, sentence_starts: list[int]) -> list[tuple[int, int, str, object]]:
@@ -193,8 +221,9 @@ def _fact_span(m: re.Match) -> tuple[int, int]:
     return m.span()
 
 
-def _name_span(m: re.Match, span: tuple[int, int], text: str, sentence_starts: list[int],
-               headings: list[tuple[int, int]]) -> tuple[int, int] | None:
+def _name_span(
+    m: re.Match, span: tuple[int, int], text: str, sentence_starts: list[int], headings: list[tuple[int, int]]
+) -> tuple[int, int] | None:
     """Where a name rule's match is a name: leading function words dropped ("The Gold Card" ->
     "Gold Card"); a bare capitalized run is refused in headings, and at a sentence start unless it
     has three words or more (two could be sentence case: "Savings Accounts earn ...")."""
@@ -208,8 +237,9 @@ def _name_span(m: re.Match, span: tuple[int, int], text: str, sentence_starts: l
         stripped += 1
     if len(words) < 2:  # an organization needs a name before its suffix ("Your Bank" is not one)
         return None
-    if m.lastgroup == "caps" and (_inside(headings, start) or (
-            not stripped and len(words) < 3 and _opens_sentence(text, start, sentence_starts))):
+    if m.lastgroup == "caps" and (
+        _inside(headings, start) or (not stripped and len(words) < 3 and _opens_sentence(text, start, sentence_starts))
+    ):
         return None
     return start + words[0].start(), end
 
@@ -237,11 +267,29 @@ def _sentence_bounds(text: str) -> list[tuple[int, int]]:
 # --- normalized values --------------------------------------------------------------------------
 
 _NUMBER = re.compile(_NUM)
-_SYMBOLS = {"$": "USD", "US$": "USD", "CA$": "CAD", "C$": "CAD", "AU$": "AUD", "A$": "AUD", "€": "EUR", "£": "GBP",
-            "¥": "JPY"}
+_SYMBOLS = {
+    "$": "USD",
+    "US$": "USD",
+    "CA$": "CAD",
+    "C$": "CAD",
+    "AU$": "AUD",
+    "A$": "AUD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+}
 _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9}
-_UNIT_NAMES = {"seconds": "second", "minutes": "minute", "hours": "hour", "days": "day", "weeks": "week",
-               "months": "month", "years": "year", "quarters": "quarter", "decades": "decade"}
+_UNIT_NAMES = {
+    "seconds": "second",
+    "minutes": "minute",
+    "hours": "hour",
+    "days": "day",
+    "weeks": "week",
+    "months": "month",
+    "years": "year",
+    "quarters": "quarter",
+    "decades": "decade",
+}
 
 
 def _normalize(kind: str, text: str) -> object:
@@ -270,7 +318,7 @@ def _money(text: str) -> dict | None:
     m = _NUMBER.search(text)
     if not m:
         return None
-    head, tail = text[:m.start()].strip(), text[m.end():].strip().lower()
+    head, tail = text[: m.start()].strip(), text[m.end() :].strip().lower()
     amount = _number(m.group())
     scale = re.match(r"(million|billion|thousand|mn|bn|[kmb])\b", tail)
     if scale:
@@ -278,8 +326,14 @@ def _money(text: str) -> dict | None:
     currency = _SYMBOLS.get(head) or (head if head else None)
     if currency is None:
         word = tail.split()[-1] if tail.split() else ""
-        currency = {"dollar": "USD", "dollars": "USD", "euro": "EUR", "euros": "EUR", "cent": "USD",
-                    "cents": "USD"}.get(word, word.upper() or None)
+        currency = {
+            "dollar": "USD",
+            "dollars": "USD",
+            "euro": "EUR",
+            "euros": "EUR",
+            "cent": "USD",
+            "cents": "USD",
+        }.get(word, word.upper() or None)
         if word.startswith("cent"):
             amount /= 100
     return {"amount": round(amount, 6), "currency": currency}
@@ -337,10 +391,16 @@ def _duration(text: str) -> dict:
 
 def _quantity(text: str) -> dict:
     m = _NUMBER.search(text)
-    return {"n": _int_or_float(m.group()), "unit": text[m.end():].strip()}
+    return {"n": _int_or_float(m.group()), "unit": text[m.end() :].strip()}
 
 
 NORMALIZERS: dict[str, Callable[[str], object]] = {
-    "money": _money, "percent": _percent, "date": _date, "time": _time, "duration": _duration,
-    "quantity": _quantity, "number": _int_or_float, "email": str.lower,
+    "money": _money,
+    "percent": _percent,
+    "date": _date,
+    "time": _time,
+    "duration": _duration,
+    "quantity": _quantity,
+    "number": _int_or_float,
+    "email": str.lower,
 }

@@ -17,9 +17,9 @@ import csv
 import html
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 TEXT_FORMATS = ("txt", "md", "rst")
 DOCUMENT_FORMATS = (*TEXT_FORMATS, "html", "pdf")
@@ -123,8 +123,9 @@ def _pdf_pages(reader, max_text_bytes: int) -> list[str]:
         pages.append((page.extract_text() or "").strip())
         size += len(pages[-1].encode())
         if size > max_text_bytes:
-            raise BadFile(f"document_too_large: its text passes {max_text_bytes} bytes "
-                          f"(curate.limits.max_document_bytes)")
+            raise BadFile(
+                f"document_too_large: its text passes {max_text_bytes} bytes (curate.limits.max_document_bytes)"
+            )
     return pages
 
 
@@ -136,8 +137,11 @@ def json_rows(raw: str) -> list:
     except ValueError as e:
         raise BadFile(f"bad_json: {str(e)[:80]}") from e
     if isinstance(data, dict):  # {id: record} or one record
-        data = [dict(v, id=v.get("id", k)) for k, v in data.items()] \
-            if data and all(isinstance(v, dict) for v in data.values()) else [data]
+        data = (
+            [dict(v, id=v.get("id", k)) for k, v in data.items()]
+            if data and all(isinstance(v, dict) for v in data.values())
+            else [data]
+        )
     if not isinstance(data, list):
         raise BadFile("bad_json: expected a list of records")
     return data
@@ -200,8 +204,10 @@ def csv_rows(lines: Iterator[str], text_field: str, delimiter: str, max_field_ch
 
 def _csv_error(e: csv.Error, line: int, max_field_chars: int) -> str:
     if "field larger than field limit" in str(e):  # a quoted field spanning lines, over the cap
-        return (f"record_too_large: line {line}: a field over {max_field_chars} characters "
-                f"(curate.limits.max_record_bytes); the rest of the file cannot be told apart from it")
+        return (
+            f"record_too_large: line {line}: a field over {max_field_chars} characters "
+            f"(curate.limits.max_record_bytes); the rest of the file cannot be told apart from it"
+        )
     return f"bad_csv: line {line}: {e}"
 
 

@@ -10,34 +10,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cogcore.curate.stats import STATS_FILE, CurateStats
 from cogcore.runner import STAGING_SUFFIX
+from cogcore.stage_files import RunFileError, rerun
 
 
 def _latest(folder: Path) -> Path:
     """The failed attempt's folder (built beside the output, never swapped in), else the output's."""
     attempt = folder.with_name(folder.name + STAGING_SUFFIX)
-    return attempt if (attempt / "stats.json").exists() else folder
+    return attempt if (attempt / STATS_FILE).exists() else folder
 
 
-class CurateFileError(ValueError):
+class CurateFileError(RunFileError):
     """A curate file that is there but unreadable (cut off mid-write, the wrong shape); names the file."""
-
-
-def _damaged(path: Path, what: str) -> CurateFileError:
-    return CurateFileError(f"{path}: {what}; run the curate stage again (cogcore curate RECIPE --force curate)")
-
-
-def _stats(folder: Path) -> dict:
-    path = folder / "stats.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: has the curate stage run?")
-    try:
-        stats = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise _damaged(path, f"not valid JSON ({e})") from None
-    if not isinstance(stats, dict):
-        raise _damaged(path, f"expected a JSON object, found a {type(stats).__name__.replace('str', 'string')}")
-    return stats
 
 
 def _rows(path: Path) -> list[dict]:
@@ -47,22 +32,24 @@ def _rows(path: Path) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except ValueError as e:
-            raise _damaged(path, f"line {n} is not valid JSON ({e})") from None
+            raise CurateFileError(f"{path}: line {n} is not valid JSON ({e}); {rerun('curate')}") from None
     return rows
 
 
 def summary_lines(folder: Path) -> list[str]:
     latest = _latest(folder)
-    stats = _stats(latest)
+    stats = CurateStats.read(latest / STATS_FILE)
+    if stats is None:
+        raise FileNotFoundError(f"{latest / STATS_FILE} does not exist: has the curate stage run?")
     lines = [f"(the failed curate attempt in {latest.name}/; the stage is not complete)"] if latest != folder else []
-    lines += [f"warning: {w['message']}" for w in stats.get("warnings", [])]
-    lines.append(f"{stats['docs_in']} documents in, {stats['docs_out']} out")
-    for st in stats["steps"]:
-        for reason, n in sorted(st["dropped"].items(), key=lambda kv: -kv[1]):
-            mb = st.get("bytes_dropped", {}).get(reason, 0) / 1e6
-            lines.append(f"  {st['step']:<18} {reason:<28} {n:>8} docs {mb:>9.2f} MB")
-    for u in stats.get("unreadable", [])[:20]:
-        lines.append(f"  unreadable: {u['path']} ({u['reason']})")
+    lines += [f"warning: {w.message}" for w in stats.warnings]
+    lines.append(f"{stats.docs_in} documents in, {stats.docs_out} out")
+    for st in stats.steps:
+        for reason, n in sorted(st.dropped.items(), key=lambda kv: -kv[1]):
+            mb = st.bytes_dropped[reason] / 1e6
+            lines.append(f"  {st.step:<18} {reason:<28} {n:>8} docs {mb:>9.2f} MB")
+    for u in stats.unreadable[:20]:
+        lines.append(f"  unreadable: {u.path} ({u.reason})")
     lines.append("samples: cogcore inspect RUN --reason REASON")
     return lines
 
@@ -83,8 +70,7 @@ def reason_lines(folder: Path, reason: str) -> list[str]:
 def cluster_lines(folder: Path, doc_id: str) -> list[str]:
     folder = _latest(folder)
     path = folder / "clusters.jsonl"
-    groups = [c for c in _rows(path) if c.get("kept") == doc_id] \
-        if path.exists() else []
+    groups = [c for c in _rows(path) if c.get("kept") == doc_id] if path.exists() else []
     if not groups:
         return [f"{doc_id} stands for no other document (no duplicate group keeps it)"]
     return [f"{c['kind']}: {doc_id} kept for {len(c['members'])} documents: {', '.join(c['members'])}" for c in groups]

@@ -74,8 +74,10 @@ class MinHashConfig:
         if self.shingle_size < 1:
             raise ValueError(f"minhash.shingle_size must be >= 1, got {self.shingle_size}")
         if self.bands < 1 or self.rows < 1 or self.bands * self.rows != self.num_perm:
-            raise ValueError(f"minhash.bands * minhash.rows must equal minhash.num_perm "
-                             f"({self.bands} * {self.rows} != {self.num_perm})")
+            raise ValueError(
+                f"minhash.bands * minhash.rows must equal minhash.num_perm "
+                f"({self.bands} * {self.rows} != {self.num_perm})"
+            )
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise ValueError(f"minhash.threshold must be in (0, 1], got {self.threshold}")
 
@@ -84,7 +86,7 @@ class MinHashConfig:
         return self.threshold if self.threshold is not None else (1 / self.bands) ** (1 / self.rows)
 
     def candidate_probability(self, s: float) -> float:
-        return 1 - (1 - s ** self.rows) ** self.bands
+        return 1 - (1 - s**self.rows) ** self.bands
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,9 @@ def _params(seed: int, shingle_size: int, num_perm: int, bands: int) -> _Params:
         return rng.integers(0, np.iinfo(np.uint64).max, size=shape, dtype=np.uint64, endpoint=True)
 
     odd = np.uint64(1)
-    return _Params(draw(_TABLE_POSITIONS * 256), draw(shingle_size) | odd, draw(num_perm) | odd,
-                   draw(num_perm), draw(bands))
+    return _Params(
+        draw(_TABLE_POSITIONS * 256), draw(shingle_size) | odd, draw(num_perm) | odd, draw(num_perm), draw(bands)
+    )
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -125,7 +128,7 @@ def signatures(texts: list[str], cfg: MinHashConfig) -> np.ndarray:
     for i, text in enumerate(texts):
         chars += len(text)
         if chars >= _CHUNK_CHARS or i == len(texts) - 1:
-            out[start:i + 1] = _chunk_signatures(texts[start:i + 1], p, cfg.shingle_size)
+            out[start : i + 1] = _chunk_signatures(texts[start : i + 1], p, cfg.shingle_size)
             start, chars = i + 1, 0
     return out
 
@@ -154,7 +157,7 @@ def _shingles(texts: list[str], p: _Params, k: int) -> tuple[np.ndarray, np.ndar
     # shingle(g) = mix(sum_j word_mult[j] * word[g + j]); a full shingle lies inside its document.
     shingle = words[:n_words] * p.word_mult[0]
     for j in range(1, k):
-        shingle += words[j:n_words + j] * p.word_mult[j]
+        shingle += words[j : n_words + j] * p.word_mult[j]
     g = np.arange(n_words)
     valid = g + k <= (first + count)[doc]
     short = np.flatnonzero((count > 0) & (count < k))  # fewer than k words: one shingle of them all
@@ -196,9 +199,11 @@ def _blank_non_alnum(raw: np.ndarray, arr: np.ndarray, lead: np.ndarray) -> None
     width = 2 + (b0 >= 0xE0) + (b0 >= 0xF0)
     last = len(raw) - 1
     b1, b2, b3 = (raw[np.minimum(lead + i, last)].astype(np.int64) & 0x3F for i in (1, 2, 3))
-    cp = np.where(width == 2, ((b0 & 0x1F) << 6) | b1,
-                  np.where(width == 3, ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
-                           ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3))
+    cp = np.where(
+        width == 2,
+        ((b0 & 0x1F) << 6) | b1,
+        np.where(width == 3, ((b0 & 0x0F) << 12) | (b1 << 6) | b2, ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3),
+    )
     alnum = np.zeros(len(cp), dtype=bool)
     bmp = cp < 0x10000
     alnum[bmp] = _bmp_alnum()[cp[bmp]]
@@ -263,12 +268,13 @@ def estimated_jaccard(sigs: np.ndarray, u: np.ndarray, v: np.ndarray, block: int
     """The fraction of equal signature values of each pair (u[i], v[i]): an unbiased Jaccard estimate."""
     out = np.empty(len(u), dtype=np.float64)
     for lo in range(0, len(u), block):
-        out[lo:lo + block] = (sigs[u[lo:lo + block]] == sigs[v[lo:lo + block]]).mean(axis=1)
+        out[lo : lo + block] = (sigs[u[lo : lo + block]] == sigs[v[lo : lo + block]]).mean(axis=1)
     return out
 
 
-def find_clusters(doc_index: np.ndarray, keys: np.ndarray, sigs: np.ndarray | None = None,
-                  threshold: float = 0.0) -> np.ndarray:
+def find_clusters(
+    doc_index: np.ndarray, keys: np.ndarray, sigs: np.ndarray | None = None, threshold: float = 0.0
+) -> np.ndarray:
     """Cluster label per row: the `doc_index` of the first row (in row order) of its cluster.
 
     Rows sharing any band key are joined (transitively). With `sigs`, a candidate pair joins only
@@ -283,37 +289,7 @@ def find_clusters(doc_index: np.ndarray, keys: np.ndarray, sigs: np.ndarray | No
 
 def near_duplicate_decisions(ids: list[str], sigs: np.ndarray, cfg: MinHashConfig) -> Decisions:
     """Drop all but the first document (input order) of each near-duplicate cluster."""
-    labels = find_clusters(np.arange(len(ids)), band_keys(sigs, cfg),
-                           sigs if cfg.verify else None, cfg.jaccard_threshold)
+    labels = find_clusters(
+        np.arange(len(ids)), band_keys(sigs, cfg), sigs if cfg.verify else None, cfg.jaccard_threshold
+    )
     return groups_to_decisions(ids, labels, "near_duplicate", "minhash")
-
-
-class NearDedup:
-    """MinHash near-dedup over documents held in memory (the pipeline runs the two phases itself).
-
-    `decide(ids, sigs)` returns {dropped id: kept id} and leaves `clusters`, {kept id: member ids},
-    so a user can see what each kept document stood for; `run(docs)` does both phases on one list.
-    """
-
-    name = "near_dedup"
-
-    def __init__(self, cfg: MinHashConfig | None = None):
-        self.cfg = cfg or MinHashConfig()
-        self.clusters: dict[str, list[str]] = {}
-
-    def decide(self, ids: list[str], sigs: np.ndarray) -> dict[str, str]:
-        decisions = near_duplicate_decisions(ids, sigs, self.cfg)
-        self.clusters = {c["kept"]: c["members"] for c in decisions.clusters}
-        return decisions.dropped
-
-    def run(self, docs):
-        dropped_to = self.decide([d["id"] for d in docs], signatures([d["text"] for d in docs], self.cfg))
-        kept, dropped = [], []
-        for doc in docs:
-            rep = dropped_to.get(doc["id"])
-            if rep is None:
-                kept.append(doc)
-            else:
-                doc["meta"]["duplicate_of"] = rep
-                dropped.append((doc, "near_duplicate"))
-        return kept, dropped

@@ -4,7 +4,8 @@ A pass takes a batch of documents, runs a list of steps over it with exact accou
 returns the documents it keeps, the step stats, samples of what it dropped, and small
 per-document signatures for the global steps that come after (line hashes for boilerplate
 removal; an exact-content hash and MinHash signature for deduplication). Nothing here touches
-the file system: the pipeline writes what a pass returns.
+the file system: the pipeline writes what a pass returns, and adds the batches' results up into
+one `PassTotals` per pass.
 """
 
 from __future__ import annotations
@@ -15,17 +16,57 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cogcore.curate.accounting import StepStats, add_sample, size
+from cogcore.curate.accounting import add_sample, merge_samples, size
+from cogcore.curate.boilerplate import LineCounter, line_hashes
+from cogcore.curate.minhash import MinHashConfig, signatures
+from cogcore.curate.stats import StepStats
 
 
 @dataclass
 class PassResult:
+    """One batch through a pass: the documents kept, and what the pass counted and computed."""
+
     docs: list[dict]
-    stats: list[StepStats]
+    stats: list[StepStats]  # one per step, in order
     samples: dict[str, list] = field(default_factory=dict)
-    line_hashes: list[np.ndarray] | None = None
-    exact: np.ndarray | None = None
-    minhash: np.ndarray | None = None
+    line_hashes: list[np.ndarray] | None = None  # pass 1, boilerplate removal on: per kept document
+    exact: np.ndarray | None = None  # pass 2: a content hash per kept document
+    minhash: np.ndarray | None = None  # pass 2, near dedup on: a signature per kept document
+
+
+@dataclass
+class PassTotals:
+    """Every batch of a pass, added up in batch order: what the global steps and the outputs need."""
+
+    shards: int = 0  # batches, each written as one shard file
+    stats: list[StepStats] = field(default_factory=list)  # one per step; none when no batch reached the pass
+    samples: dict[str, list] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)  # the documents kept, in order
+    line_counter: LineCounter | None = None  # pass 1, boilerplate removal on
+    exact: list[np.ndarray] = field(default_factory=list)  # pass 2: content hashes, per batch
+    minhash: list[np.ndarray] = field(default_factory=list)  # pass 2, near dedup on: signatures, per batch
+
+    def add(self, result: PassResult) -> None:
+        self.stats = [a + b for a, b in zip(self.stats, result.stats)] if self.shards else list(result.stats)
+        self.shards += 1
+        merge_samples(self.samples, result.samples)
+        self.ids.extend(d["id"] for d in result.docs)
+        if result.line_hashes is not None:  # counted as batches arrive: no per-document arrays are kept
+            self.line_counter = self.line_counter or LineCounter()
+            for hashes in result.line_hashes:
+                self.line_counter.add(hashes)
+        if result.exact is not None:
+            self.exact.append(result.exact)
+        if result.minhash is not None:
+            self.minhash.append(result.minhash)
+
+    def exact_keys(self) -> np.ndarray:
+        """One content hash per kept document, in order."""
+        return np.concatenate(self.exact) if self.exact else np.zeros(0, dtype=np.uint64)
+
+    def signatures(self) -> np.ndarray:
+        """One MinHash signature (a row) per kept document, in order."""
+        return np.concatenate(self.minhash) if self.minhash else np.zeros((0, 1), dtype=np.uint64)
 
 
 def run_steps(docs: list[dict], steps: list, stats: list[StepStats], samples: dict) -> list[dict]:
@@ -35,8 +76,9 @@ def run_steps(docs: list[dict], steps: list, stats: list[StepStats], samples: di
         before = [size(d) for d in docs]
         position = {id(d): i for i, d in enumerate(docs)}
         kept, dropped = step.run(docs)
-        st.record(before, [position[id(d)] for d in kept], [(position[id(d)], r) for d, r in dropped],
-                  [size(d) for d in kept])
+        st.record(
+            before, [position[id(d)] for d in kept], [(position[id(d)], r) for d, r in dropped], [size(d) for d in kept]
+        )
         for doc, reason in dropped:
             add_sample(samples, reason, doc, step.name)
         st.seconds += time.perf_counter() - t0
@@ -61,11 +103,7 @@ class FirstPass:
         stats = [StepStats(s.name) for s in self.steps]
         samples: dict = {}
         docs = run_steps(docs, self.steps, stats, samples)
-        lines = None
-        if self.hash_lines:
-            from cogcore.curate.boilerplate import line_hashes
-
-            lines = [line_hashes(d) for d in docs]
+        lines = [line_hashes(d) for d in docs] if self.hash_lines else None
         return PassResult(docs, stats, samples, line_hashes=lines)
 
 
@@ -74,16 +112,12 @@ class SecondPass:
     """Boilerplate removal, filters and redaction; then signatures for the dedup steps."""
 
     steps: list
-    minhash_config: object | None = None
+    minhash_config: MinHashConfig | None
 
     def __call__(self, docs: list[dict]) -> PassResult:
         stats = [StepStats(s.name) for s in self.steps]
         samples: dict = {}
         docs = run_steps(docs, self.steps, stats, samples)
         exact = np.array([exact_key(d["text"]) for d in docs], dtype=np.uint64)
-        sigs = None
-        if self.minhash_config is not None:
-            from cogcore.curate.minhash import signatures
-
-            sigs = signatures([d["text"] for d in docs], self.minhash_config)
+        sigs = None if self.minhash_config is None else signatures([d["text"] for d in docs], self.minhash_config)
         return PassResult(docs, stats, samples, exact=exact, minhash=sigs)

@@ -24,8 +24,8 @@ import ipaddress
 import re
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from cogcore.curate import secrets
 
@@ -43,12 +43,14 @@ Span = tuple[int, int]
 # assertion is tried at every position (3-5x slower). Email and IPv6 run only behind a cheap check.
 _EMAIL = re.compile(
     r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.(?P<tld>[A-Za-z]{2,24})\b")
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.(?P<tld>[A-Za-z]{2,24})\b"
+)
 _NOT_TLD = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp"})  # icon@2x.png is a file name
 
 _CARD = re.compile(
     r"\d(?<![\w.,-]\d)(?:\d{3}[ -]\d{6}[ -]\d{5}|\d{3}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?:(?P=sep)\d{4})?"
-    r"(?:(?P=sep)\d{1,3})?|\d{12,18})(?![\w-]|[.,]\d)")
+    r"(?:(?P=sep)\d{1,3})?|\d{12,18})(?![\w-]|[.,]\d)"
+)
 _CARD_NETWORKS = (  # (leading digits, the lengths issued), most specific first
     (("34", "37"), (15,)),  # Amex
     (("300", "301", "302", "303", "304", "305", "36", "38", "39"), (14, 15, 16)),  # Diners
@@ -57,23 +59,29 @@ _CARD_NETWORKS = (  # (leading digits, the lengths issued), most specific first
     (("51", "52", "53", "54", "55", "22", "23", "24", "25", "26", "27"), (16,)),  # Mastercard
     (("6011", "644", "645", "646", "647", "648", "649", "65"), (16, 17, 18, 19)),  # Discover
     (("62",), (16, 17, 18, 19)),  # UnionPay
-    (("50", "56", "57", "58", "6"), tuple(range(12, 20))))  # Maestro
+    (("50", "56", "57", "58", "6"), tuple(range(12, 20))),
+)  # Maestro
 _IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,32}\b")
 _IBAN_LENGTHS = dict(
-    (entry[:2], int(entry[2:])) for entry in (
+    (entry[:2], int(entry[2:]))
+    for entry in (
         "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27 DK18 "
         "DO28 EE20 EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HN28 HR21 HU28 IE22 IL23 "
         "IQ23 IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 "
         "MT31 MU30 NI28 NL18 NO15 OM23 PK24 PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 "
-        "SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30").split())
+        "SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30"
+    ).split()
+)
 
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?(?!\w|\.\d)")  # octets: _octets_ok
 _NOT_IP_BEFORE = re.compile(  # "version 1.2.3.4", "section 2.1.4.3" are not addresses
     r"(?i)(?<![a-z])(?:version|ver\.?|v|release|build|section|sec\.|§|chapter|step|rule|item|clause|article"
-    r"|oid)\s*$")
+    r"|oid)\s*$"
+)
 _IPV6 = re.compile(
     r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?"
-    r"(?:%\w+)?(?![\w:]|\.\d)")
+    r"(?:%\w+)?(?![\w:]|\.\d)"
+)
 
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")  # opens with a literal: a fast scan
 _PHONE_INTL = re.compile(r"\+(?<![\w+]\+)[1-9](?:[ .-]?(?:\(\d{1,4}\)|\d)){7,17}(?!\w|[.,]\d)")
@@ -82,10 +90,12 @@ _PHONE_NANP = re.compile(
     rf"[(1-9](?<![\w+.-][(1-9])"  # "(", the 1 of 1-800, or the area code's first digit
     rf"(?:(?<=1)[ .-]?(?:\([2-9]\d{{2}}\)[ .-]?|[2-9]\d{{2}}[ .-]){_NANP_REST}"
     rf"|(?<=\()[2-9]\d{{2}}\)[ .-]?{_NANP_REST}"
-    rf"|(?<=[2-9])\d{{2}}[ .-]{_NANP_REST})(?![\w-]|[.,]\d)")
+    rf"|(?<=[2-9])\d{{2}}[ .-]{_NANP_REST})(?![\w-]|[.,]\d)"
+)
 _PHONE_LABELLED = re.compile(  # matched on the lower-cased text
     r"(?:tel|telephone|phone|mobile|cell|fax)\b\.?(?: ?(?:no\.?|number|#))?[ \t]*:?[ \t]*"
-    r"(?P<v>\(?\d[\d ().-]{5,22}\d)(?!\w|[.,]\d)")
+    r"(?P<v>\(?\d[\d ().-]{5,22}\d)(?!\w|[.,]\d)"
+)
 _DECIMAL = re.compile(r"\.\d{6}")  # +1.4142135623731 is a number, not +1.415.555.0132
 _PHONE_LABELS = ("tel", "phone", "mobile", "cell", "fax")
 _DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
@@ -96,25 +106,31 @@ class PiiRedactor:
 
     name = "pii_redact"
 
-    def __init__(self, kinds: tuple[str, ...] = ALL_KINDS,
-                 entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD):
+    def __init__(self, kinds: tuple[str, ...] = ALL_KINDS, entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD):
         unknown = set(kinds) - set(ALL_KINDS)
         if unknown:
             raise ValueError(f"unknown pii kinds {sorted(unknown)}; allowed: {', '.join(ALL_KINDS)}")
         self.kinds = tuple(k for k in ALL_KINDS if k in kinds)  # priority order, whatever the input order
         self.entropy_threshold = entropy_threshold
         finders: dict[str, Callable[[str], list[Span]]] = {
-            "private_key": secrets.find_private_keys, "api_key": secrets.find_api_keys,
-            "secret": secrets.find_secret_assignments, "credit_card": find_cards, "iban": find_ibans,
-            "email": find_emails, "ip": find_ips, "phone": find_phones,
+            "private_key": secrets.find_private_keys,
+            "api_key": secrets.find_api_keys,
+            "secret": secrets.find_secret_assignments,
+            "credit_card": find_cards,
+            "iban": find_ibans,
+            "email": find_emails,
+            "ip": find_ips,
+            "phone": find_phones,
             # a partial, not a lambda: the step is pickled to worker processes
-            "high_entropy": partial(secrets.find_high_entropy, threshold=entropy_threshold)}
+            "high_entropy": partial(secrets.find_high_entropy, threshold=entropy_threshold),
+        }
         self._finders = [(kind, finders[kind]) for kind in self.kinds]
         self.totals: Counter = Counter()  # over every document this step has seen
 
     def redact(self, text: str) -> tuple[str, dict[str, int]]:
-        spans = resolve_overlaps([(start, end, kind) for kind, find in self._finders
-                                  for start, end in find(text) if end > start])
+        spans = resolve_overlaps(
+            [(start, end, kind) for kind, find in self._finders for start, end in find(text) if end > start]
+        )
         if not spans:
             return text, {}
         pieces, pos = [], 0
@@ -222,8 +238,11 @@ def iban_ok(iban: str) -> bool:
 
 
 def find_ips(text: str) -> list[Span]:
-    spans = [m.span() for m in _IPV4.finditer(text) if _octets_ok(m.group())
-             and not _NOT_IP_BEFORE.search(text, max(0, m.start() - 16), m.start())]
+    spans = [
+        m.span()
+        for m in _IPV4.finditer(text)
+        if _octets_ok(m.group()) and not _NOT_IP_BEFORE.search(text, max(0, m.start() - 16), m.start())
+    ]
     if _IPV6_HINT.search(text):
         spans += [m.span() for m in _IPV6.finditer(text) if _is_ipv6(m.group())]
     return spans
@@ -251,8 +270,11 @@ def _is_ipv6(candidate: str) -> bool:
 
 
 def find_phones(text: str) -> list[Span]:
-    spans = [m.span() for m in _PHONE_INTL.finditer(text)
-             if 8 <= _digit_count(m.group()) <= 15 and not _DECIMAL.search(m.group())]
+    spans = [
+        m.span()
+        for m in _PHONE_INTL.finditer(text)
+        if 8 <= _digit_count(m.group()) <= 15 and not _DECIMAL.search(m.group())
+    ]
     spans += [m.span() for m in _PHONE_NANP.finditer(text)]
     lower = text.lower()
     if len(lower) != len(text) or not any(label in lower for label in _PHONE_LABELS):

@@ -10,9 +10,14 @@ processes, or Ray Data) and writing one shard file per batch under `work/`:
    rebalancing - then split train/held-out, find facts, and write `docs.jsonl` and `facts.jsonl`.
 
 Then the drop checks (drop_checks.py): a step that dropped more than `warn_drop_fraction` of what it
-received, or a source that yielded nothing, is a warning, logged and kept in stats.json's `warnings`;
-a run that keeps no document, or a step over `max_drop_fraction`, fails once the outputs are written,
-so that what was dropped can still be inspected.
+received, or a source that yielded nothing, is a warning, logged and kept in stats.json's `warnings`
+(stats.json is a `CurateStats`, stats.py); a run that keeps no document, or a step over
+`max_drop_fraction`, fails once the outputs are written, so that what was dropped can still be
+inspected.
+
+    plan = CuratePlan.from_sections(curate=recipe.curate, facts=recipe.facts, seed=recipe.seed,
+                                    embedder=recipe.index.embedder)
+    stats = curate(sources, Path("runs/demo/curate"), plan, LocalExecutor(workers=4))
 
 A shard's result file is written last and atomically, so a killed run, started again, skips the
 shards it finished and produces exactly the output of an uninterrupted run. For every step,
@@ -22,140 +27,158 @@ samples of every drop reason go to `drops/<reason>.jsonl`, redacted when redacti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import pickle
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from tqdm.auto import tqdm
 
-from cogcore.curate.accounting import StepStats, check_accounting, merge_samples
+from cogcore.curate.accounting import check_accounting, merge_samples
+from cogcore.curate.boilerplate import BoilerplateRemover, LineCounter
 from cogcore.curate.drop_checks import drop_warnings, fail_on_drops, source_warnings, unreadable_by_reason
-from cogcore.curate.global_steps import global_steps
+from cogcore.curate.executors import LocalExecutor
 from cogcore.curate.facts import DEFAULT_KINDS, FactDetector
-from cogcore.curate.passes import FirstPass, PassResult, SecondPass, run_steps
-from cogcore.curate.readers import ReadLimits, Unreadable, read_source
+from cogcore.curate.global_steps import global_steps
+from cogcore.curate.passes import FirstPass, PassResult, PassTotals, SecondPass, run_steps
+from cogcore.curate.pii import PiiRedactor
+from cogcore.curate.plan import CuratePlan, SourceSpec
+from cogcore.curate.readers import Unreadable, read_source
+from cogcore.curate.stats import STATS_FILE, CurateStats, StepStats, UnreadableEntry
 from cogcore.curate.steps import DuplicateIdFilter, LengthFilter, Normalize
-from cogcore.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SourceSpec:
-    name: str
-    path: str
-    format: str = "auto"
-    text_field: str = "text"
-    id_field: str | None = None
-    title_field: str | None = None
-    meta_fields: tuple[str, ...] = ()
-    follow_links: bool = False  # read links that lead out of the source's root too
-    limits: ReadLimits = ReadLimits()  # the recipe's curate.limits (the same for every source)
-
-
-@dataclass
-class CuratePlan:
-    """What to run, as plain objects: built from the recipe in cogcore/stages.py."""
-
-    min_chars: int = 100
-    heldout_fraction: float = 0.1
-    fact_kinds: tuple[str, ...] = ()
-    fact_patterns: dict | None = None  # kind -> regex, from the recipe
-    fact_terms: dict | None = None  # kind -> term list, from the recipe
-    seed: int = 0
-    batch_size: int = 1000
-    boilerplate: tuple[int, float] | None = None  # (min_docs, min_fraction) or off
-    filters: list = field(default_factory=list)  # Filter / mapper objects, after the length filter
-    redactor: object | None = None  # a PiiRedactor, or None
-    exact_dedup: bool = True
-    minhash: object | None = None  # a MinHashConfig, or None
-    embedder: str | None = None  # sentence-transformers folder, for semantic dedup and rebalancing
-    semantic: dict | None = None  # {"threshold", "clusters"} for SemDeDup, or None
-    rebalance: dict | None = None  # {"clusters", "max_share", "upsample_below", "max_upsample"}, or None
-    warn_drop_fraction: float | None = 0.3  # warn when a step drops more of its input than this; None = never
-    max_drop_fraction: float | None = None  # fail when a step drops more of its input than this; None = never
-
-
-def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=None) -> dict:
-    from cogcore.curate.executors import LocalExecutor
-
+def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=None) -> CurateStats:
+    """Run `plan` over `sources` into out_dir (docs.jsonl, facts.jsonl, clusters.jsonl, stats.json,
+    drops/); `executor` runs the batches (default: this process)."""
     executor = executor or LocalExecutor(1)
     work = out_dir / "work"
-    unreadable: list[dict] = []
-    ids_stats = StepStats("unique_ids")
-    samples: dict = {}
+    # 1. Read every source, keep one document per id, normalize; count lines for boilerplate.
+    reading = _Reading()
+    ids_stats, samples = StepStats("unique_ids"), {}
+    docs = _unique_ids(reading.documents(sources), ids_stats, samples)
     first = FirstPass([Normalize()], hash_lines=plan.boilerplate is not None)
-    read_counts: Counter = Counter()  # documents per source, for the sources that yield none
-    recoded: dict[str, str] = {}  # files read in a fallback encoding: kept, and said so in stats.json
-    docs = _counted(_read_all(sources, unreadable, recoded), read_counts)
-    batches = _batches(_unique_ids(docs, ids_stats, samples), plan.batch_size)
-    p1 = _run_pass("pass 1/2", executor, first, batches, work / "p1")
-
-    second_steps = []
-    if plan.boilerplate is not None:
-        second_steps.append(_boilerplate_step(p1["line_counter"], *plan.boilerplate))
-    second_steps += [LengthFilter(plan.min_chars), *plan.filters]
-    if plan.redactor is not None:
-        second_steps.append(plan.redactor)
-    second = SecondPass(second_steps, plan.minhash)
-    p2 = _run_pass("pass 2/2", executor, second, _shard_docs(work / "p1", p1["n"]), work / "p2")
-
-    final_steps, rebalance_report = global_steps(p2, plan, lambda: _shard_docs(work / "p2", p2["n"]), work)
-    stats_steps = [ids_stats, *(p1["stats"] or []), *(p2["stats"] or [])]  # None: no document reached the pass
-    merge_samples(samples, p1["samples"])
-    merge_samples(samples, p2["samples"])
-    stats = _write_outputs(out_dir, plan, p2, final_steps, stats_steps, samples, unreadable)
-    stats["recoded"] = recoded
-    if rebalance_report:
-        stats["rebalance"] = rebalance_report
+    p1 = _run_pass("pass 1/2", executor, first, _batches(docs, plan.batch_size), work / "p1")
+    # 2. Boilerplate lines, filters, redaction; the signatures that deduplication decides on.
+    second = SecondPass(_second_steps(plan, p1), plan.minhash)
+    p2 = _run_pass("pass 2/2", executor, second, _shard_docs(work / "p1", p1.shards), work / "p2")
+    # 3. The global decisions, applied as the documents and their facts are written.
+    final_steps, rebalance = global_steps(p2, plan, lambda: _shard_docs(work / "p2", p2.shards), work)
+    merge_samples(samples, p1.samples)
+    merge_samples(samples, p2.samples)
+    written = _write_documents(out_dir, plan, p2, final_steps, samples)
+    _write_clusters(out_dir / "clusters.jsonl", final_steps)
+    _write_samples(out_dir / "drops", samples, plan.redactor)
+    # 4. The stats, with what was lost said in warnings; failures only once every file is written,
+    # so that what was dropped can still be inspected.
+    steps = [ids_stats, *p1.stats, *p2.stats, *written.stats]
+    check_accounting(steps, ids_stats.docs_in, written.docs_out)
     run_dir = str(out_dir.parent)  # `cogcore inspect RUN_DIR` reads RUN_DIR/curate
-    found = source_warnings(sources, read_counts, unreadable) + \
-        drop_warnings(stats["steps"], plan.warn_drop_fraction, run_dir)
-    stats["warnings"] = [w.as_dict() for w in found]
-    write_json_atomic(out_dir / "stats.json", stats)
-    for warning in found:
+    stats = CurateStats(
+        docs_in=ids_stats.docs_in,
+        docs_out=written.docs_out,
+        steps=steps,
+        splits=dict(written.splits),
+        facts=dict(written.facts),
+        pii=dict(written.pii),
+        unreadable=reading.unreadable,
+        unreadable_by_reason=dict(unreadable_by_reason(reading.unreadable)),
+        recoded=reading.recoded,
+        warnings=source_warnings(sources, reading.per_source, reading.unreadable)
+        + drop_warnings(steps, plan.warn_drop_fraction, run_dir),
+        rebalance=rebalance,
+    )
+    stats.write(out_dir / STATS_FILE)
+    for warning in stats.warnings:
         log.warning(warning.message)
-    # After stats.json and the drop samples are written: a failed run can still be inspected.
     fail_on_drops(stats, sources, plan.max_drop_fraction, run_dir)
     return stats
 
 
-def _counted(docs: Iterator[dict], counts: Counter) -> Iterator[dict]:
-    for doc in docs:
-        counts[doc["source"]] += 1
-        yield doc
+@dataclass
+class _Reading:
+    """What reading the sources met besides documents."""
+
+    unreadable: list[UnreadableEntry] = field(default_factory=list)  # files and records skipped, and why
+    recoded: dict[str, str] = field(default_factory=dict)  # file read in a fallback encoding -> the encoding
+    per_source: Counter = field(default_factory=Counter)  # documents read, by source name
+
+    def documents(self, sources: list[SourceSpec]) -> Iterator[dict]:
+        for src in sources:
+            for item in read_source(
+                path=src.path,
+                name=src.name,
+                fmt=src.format,
+                text_field=src.text_field,
+                id_field=src.id_field,
+                title_field=src.title_field,
+                meta_fields=src.meta_fields,
+                follow_links=src.follow_links,
+                limits=src.limits,
+            ):
+                if isinstance(item, Unreadable):
+                    self.unreadable.append(
+                        UnreadableEntry(path=item.path, reason=item.reason, source=src.name, count=item.count)
+                    )
+                    continue
+                if item["meta"].get("encoding"):
+                    self.recoded[item["meta"]["path"]] = item["meta"]["encoding"]
+                self.per_source[src.name] += 1
+                yield item
 
 
 def _unique_ids(docs: Iterator[dict], stats: StepStats, samples: dict) -> Iterator[dict]:
     step = DuplicateIdFilter()
     for doc in docs:
-        kept = run_steps([doc], [step], [stats], samples)
-        yield from kept
+        yield from run_steps([doc], [step], [stats], samples)
 
 
-def _run_pass(label: str, executor, fn, batches: Iterator[list[dict]], folder: Path) -> dict:
+def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    batch = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _second_steps(plan: CuratePlan, p1: PassTotals) -> list:
+    steps = []
+    if plan.boilerplate is not None:
+        lines = p1.line_counter or LineCounter()  # None: no document reached pass 1
+        steps.append(BoilerplateRemover(lines.frequent(plan.boilerplate.min_docs, plan.boilerplate.min_fraction)))
+    steps += [LengthFilter(plan.min_chars), *plan.filters]
+    if plan.redactor is not None:
+        steps.append(plan.redactor)
+    return steps
+
+
+def _run_pass(label: str, executor, fn, batches: Iterator[list[dict]], folder: Path) -> PassTotals:
     """Run fn over batches; shard k's result is read back if a previous run finished it."""
     folder.mkdir(parents=True, exist_ok=True)
-    merged = {"stats": None, "samples": {}, "line_counter": None, "exact": [], "minhash": [], "n": 0}
+    totals = PassTotals()
     bar = tqdm(desc=f"curate {label}", unit="doc", dynamic_ncols=True, smoothing=0.1)
     pending = ((k, batch) for k, batch in enumerate(batches) if not (folder / f"{k:06d}.pkl").exists())
     results = executor.map(_ShardJob(fn, folder), pending)
     done_before = sorted(folder.glob("*.pkl"))
-    n_shards = 0
     for path in _in_order(folder, done_before, results):
         result: PassResult = pickle.loads(path.read_bytes())
-        n_shards += 1
-        _merge(merged, result)
+        totals.add(result)
         bar.update(result.stats[0].docs_in if result.stats else len(result.docs))
-        bar.set_postfix(kept=merged["stats"][-1].kept if merged["stats"] else 0,
-                        dropped=sum(sum(s.dropped.values()) for s in merged["stats"] or []))
+        bar.set_postfix(
+            kept=totals.stats[-1].kept if totals.stats else 0,
+            dropped=sum(sum(s.dropped.values()) for s in totals.stats),
+        )
     bar.close()
-    merged["n"] = n_shards
-    return merged
+    return totals
 
 
 def _in_order(folder: Path, done_before: list[Path], results: Iterator[Path]) -> Iterator[Path]:
@@ -191,71 +214,46 @@ class _ShardJob:
         return path
 
 
-def _merge(merged: dict, result: PassResult) -> None:
-    if merged["stats"] is None:
-        merged["stats"] = [StepStats(s.step) for s in result.stats]
-    for acc, st in zip(merged["stats"], result.stats):
-        acc.merge(st)
-    merge_samples(merged["samples"], result.samples)
-    if result.line_hashes is not None:  # counted as shards arrive: no per-document arrays are kept
-        from cogcore.curate.boilerplate import LineCounter
-
-        merged["line_counter"] = merged["line_counter"] or LineCounter()
-        for hashes in result.line_hashes:
-            merged["line_counter"].add(hashes)
-    if result.exact is not None:
-        merged["exact"].append(result.exact)
-    if result.minhash is not None:
-        merged["minhash"].append(result.minhash)
-    merged.setdefault("ids", []).extend(d["id"] for d in result.docs)
-
-
 def _shard_docs(folder: Path, n: int) -> Iterator[list[dict]]:
     for k in range(n):
         yield pickle.loads((folder / f"{k:06d}.pkl").read_bytes()).docs
 
 
-def _boilerplate_step(counter, min_docs: int, min_fraction: float):
-    from cogcore.curate.boilerplate import BoilerplateRemover, LineCounter
+@dataclass
+class _Written:
+    """What the last pass wrote: the global steps' stats, and counts of the documents kept."""
 
-    return BoilerplateRemover((counter or LineCounter()).frequent(min_docs, min_fraction))
+    stats: list[StepStats]
+    docs_out: int = 0
+    splits: Counter = field(default_factory=Counter)
+    facts: Counter = field(default_factory=Counter)
+    pii: Counter = field(default_factory=Counter)  # in every redacted document, duplicates dropped here included
 
 
-def _write_outputs(out_dir: Path, plan: CuratePlan, p2: dict, final_steps: list, stats_steps: list,
-                   samples: dict, unreadable: list) -> dict:
-    final_stats = [StepStats(s.name) for s in final_steps]
+def _write_documents(out_dir: Path, plan: CuratePlan, p2: PassTotals, final_steps: list, samples: dict) -> _Written:
+    """Apply the global steps to pass 2's documents; write the kept ones, with their split, to
+    docs.jsonl and their facts to facts.jsonl."""
+    written = _Written([StepStats(s.name) for s in final_steps])
     detector = FactDetector(plan.fact_kinds or DEFAULT_KINDS, patterns=plan.fact_patterns, terms=plan.fact_terms)
-    facts, splits, pii, docs_out = Counter(), Counter(), Counter(), 0
     with open(out_dir / "docs.jsonl.tmp", "w") as docs_f, open(out_dir / "facts.jsonl.tmp", "w") as facts_f:
-        for batch in _shard_docs(out_dir / "work" / "p2", p2["n"]):
-            for doc in batch:  # every redacted document, including duplicates dropped below
-                pii.update(doc["meta"].get("pii", {}))
-            for doc in run_steps(batch, final_steps, final_stats, samples):
+        for batch in _shard_docs(out_dir / "work" / "p2", p2.shards):
+            for doc in batch:
+                written.pii.update(doc["meta"].get("pii", {}))
+            for doc in run_steps(batch, final_steps, written.stats, samples):
                 doc["meta"]["split"] = split_of(doc["id"], plan.heldout_fraction, plan.seed)
-                splits[doc["meta"]["split"]] += 1
-                docs_out += 1
+                written.splits[doc["meta"]["split"]] += 1
+                written.docs_out += 1
                 docs_f.write(json.dumps(doc, ensure_ascii=False) + "\n")
                 for fact in detector.detect(doc):
-                    facts[fact["kind"]] += 1
+                    written.facts[fact["kind"]] += 1
                     facts_f.write(json.dumps(fact, ensure_ascii=False) + "\n")
     for name in ("docs.jsonl", "facts.jsonl"):
         (out_dir / f"{name}.tmp").replace(out_dir / name)
-    _write_clusters(out_dir / "clusters.jsonl", final_steps)
-    _write_samples(out_dir / "drops", samples, plan.redactor)
-    steps = [s.as_dict() for s in stats_steps + final_stats]
-    docs_in = steps[0]["docs_in"] if steps else 0
-    result = {"docs_in": docs_in, "docs_out": docs_out, "steps": steps, "facts": dict(facts), "pii": dict(pii),
-              "splits": dict(splits), "unreadable": unreadable,
-              "unreadable_by_reason": dict(unreadable_by_reason(unreadable))}
-    check_accounting(steps, docs_in, docs_out)
-    write_json_atomic(out_dir / "stats.json", result)
-    return result
+    return written
 
 
 def split_of(doc_id: str, heldout_fraction: float, seed: int) -> str:
     # A hash, not a random draw: a document stays on its side when others are added or removed.
-    import hashlib
-
     h = int(hashlib.sha1(f"{seed}:{doc_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "heldout" if h < heldout_fraction else "train"
 
@@ -267,7 +265,7 @@ def _write_clusters(path: Path, steps: list) -> None:
                 f.write(json.dumps(cluster, ensure_ascii=False) + "\n")
 
 
-def _write_samples(folder: Path, samples: dict, redactor) -> None:
+def _write_samples(folder: Path, samples: dict, redactor: PiiRedactor | None) -> None:
     folder.mkdir(exist_ok=True)
     for reason, rows in samples.items():
         if redactor is not None:  # a document dropped before redaction must not leak through its sample
@@ -276,30 +274,3 @@ def _write_samples(folder: Path, samples: dict, redactor) -> None:
                 row["meta"] = redactor.redact_value(row["meta"])[0]
         with open(folder / f"{reason}.jsonl", "w") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def _read_all(sources: list[SourceSpec], unreadable: list[dict], recoded: dict[str, str]) -> Iterator[dict]:
-    """Every source's documents. `unreadable` collects each file or record skipped (`reason`; `count`
-    where one entry stands for several records of a file), `recoded` each file read in a fallback
-    encoding (path -> encoding)."""
-    for src in sources:
-        for item in read_source(src.path, src.name, src.format, src.text_field, src.id_field, src.title_field,
-                                src.meta_fields, follow_links=src.follow_links, limits=src.limits):
-            if isinstance(item, Unreadable):
-                count = {"count": item.count} if item.count > 1 else {}
-                unreadable.append({"path": item.path, "reason": item.reason, "source": src.name, **count})
-                continue
-            if item["meta"].get("encoding"):
-                recoded[item["meta"]["path"]] = item["meta"]["encoding"]
-            yield item
-
-
-def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    batch = []
-    for doc in docs:
-        batch.append(doc)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -66,12 +66,20 @@ class GopherQualityFilter(Filter):
 
     name = "gopher_quality"
 
-    def __init__(self, min_doc_words: int | None = 50, max_doc_words: int | None = 100_000,
-                 min_avg_word_length: float | None = 3, max_avg_word_length: float | None = 10,
-                 max_symbol_word_ratio: float | None = 0.1, max_bullet_lines_ratio: float | None = 0.9,
-                 max_ellipsis_lines_ratio: float | None = 0.3, min_alpha_words_ratio: float | None = 0.8,
-                 min_stop_words: int | None = 2, stop_words: tuple[str, ...] = STOP_WORDS,
-                 alpha_ratio_counts_punctuation: bool = True):
+    def __init__(
+        self,
+        min_doc_words: int | None = 50,
+        max_doc_words: int | None = 100_000,
+        min_avg_word_length: float | None = 3,
+        max_avg_word_length: float | None = 10,
+        max_symbol_word_ratio: float | None = 0.1,
+        max_bullet_lines_ratio: float | None = 0.9,
+        max_ellipsis_lines_ratio: float | None = 0.3,
+        min_alpha_words_ratio: float | None = 0.8,
+        min_stop_words: int | None = 2,
+        stop_words: tuple[str, ...] = STOP_WORDS,
+        alpha_ratio_counts_punctuation: bool = True,
+    ):
         self.min_doc_words, self.max_doc_words = min_doc_words, max_doc_words
         self.min_avg_word_length, self.max_avg_word_length = min_avg_word_length, max_avg_word_length
         self.max_symbol_word_ratio = max_symbol_word_ratio
@@ -146,11 +154,22 @@ class GopherRepetitionFilter(Filter):
 
     name = "gopher_repetition"
 
-    def __init__(self, dup_line_frac: float | None = 0.3, dup_para_frac: float | None = 0.3,
-                 dup_line_char_frac: float | None = 0.2, dup_para_char_frac: float | None = 0.2,
-                 top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16)),
-                 dup_n_grams: tuple[tuple[int, float], ...] = ((5, 0.15), (6, 0.14), (7, 0.13),
-                                                               (8, 0.12), (9, 0.11), (10, 0.10))):
+    def __init__(
+        self,
+        dup_line_frac: float | None = 0.3,
+        dup_para_frac: float | None = 0.3,
+        dup_line_char_frac: float | None = 0.2,
+        dup_para_char_frac: float | None = 0.2,
+        top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16)),
+        dup_n_grams: tuple[tuple[int, float], ...] = (
+            (5, 0.15),
+            (6, 0.14),
+            (7, 0.13),
+            (8, 0.12),
+            (9, 0.11),
+            (10, 0.10),
+        ),
+    ):
         self.dup_line_frac, self.dup_para_frac = dup_line_frac, dup_para_frac
         self.dup_line_char_frac, self.dup_para_char_frac = dup_line_char_frac, dup_para_char_frac
         self.top_n_grams = tuple(sorted(top_n_grams))
@@ -161,8 +180,9 @@ class GopherRepetitionFilter(Filter):
         if not text:
             return "empty"
         for kind, parts, frac, char_frac in (
-                ("para", _PARAGRAPHS.split(text.strip()), self.dup_para_frac, self.dup_para_char_frac),
-                ("line", _LINES.split(text), self.dup_line_frac, self.dup_line_char_frac)):
+            ("para", _PARAGRAPHS.split(text.strip()), self.dup_para_frac, self.dup_para_char_frac),
+            ("line", _LINES.split(text), self.dup_line_frac, self.dup_line_char_frac),
+        ):
             n_dup, dup_chars = duplicates(parts)
             if frac is not None and n_dup / len(parts) > frac:
                 return f"gopher_dup_{kind}_frac"
@@ -212,7 +232,7 @@ class _NGrams:
         if n not in self.hashes:
             prev = self.of(n - 1)
             with np.errstate(over="ignore"):
-                self.hashes[n] = prev[:-1] * _POLY + self.ids[n - 1:]
+                self.hashes[n] = prev[:-1] * _POLY + self.ids[n - 1 :]
         return self.hashes[n]
 
     def repeats(self, n: int) -> bool:
@@ -261,7 +281,8 @@ TERMINAL_PUNCTUATION = tuple(
     "\u1809\u1944\u1945\u1aa8\u1aa9\u1aaa\u1aab\u1b5a\u1b5b\u1b5e\u1b5f\u1b7d\u1b7e\u1c3b\u1c3c"
     "\u1c7e\u1c7f\u203c\u203d\u2047\u2048\u2049\u2e2e\u2e3c\u2e53\u2e54\u3002\ua4ff\ua60e\ua60f"
     "\ua6f3\ua6f7\ua876\ua877\ua8ce\ua8cf\ua92f\ua9c8\ua9c9\uaa5d\uaa5e\uaa5f\uaaf0\uaaf1\uabeb"
-    "\ufe52\ufe56\ufe57\uff01\uff0e\uff1f\uff61")
+    "\ufe52\ufe56\ufe57\uff01\uff0e\uff1f\uff61"
+)
 
 
 class FineWebQualityFilter(Filter):
@@ -278,10 +299,16 @@ class FineWebQualityFilter(Filter):
 
     name = "fineweb_quality"
 
-    def __init__(self, line_punct_thr: float | None = 0.12, line_punct_exclude_zero: bool = False,
-                 short_line_thr: float | None = 0.67, short_line_length: int = 30,
-                 char_duplicates_ratio: float | None = 0.01, new_line_ratio: float | None = 0.3,
-                 stop_chars: tuple[str, ...] = TERMINAL_PUNCTUATION):
+    def __init__(
+        self,
+        line_punct_thr: float | None = 0.12,
+        line_punct_exclude_zero: bool = False,
+        short_line_thr: float | None = 0.67,
+        short_line_length: int = 30,
+        char_duplicates_ratio: float | None = 0.01,
+        new_line_ratio: float | None = 0.3,
+        stop_chars: tuple[str, ...] = TERMINAL_PUNCTUATION,
+    ):
         self.line_punct_thr, self.line_punct_exclude_zero = line_punct_thr, line_punct_exclude_zero
         self.short_line_thr, self.short_line_length = short_line_thr, short_line_length
         self.char_duplicates_ratio, self.new_line_ratio = char_duplicates_ratio, new_line_ratio
@@ -313,8 +340,7 @@ class FineWebQualityFilter(Filter):
 _CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 _SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)")
 C4_END_MARKS = (".", "?", "!", '"')
-C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
-             "use cookies")
+C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 
 
 class C4QualityFilter:
@@ -342,11 +368,19 @@ class C4QualityFilter:
 
     name = "c4_quality"
 
-    def __init__(self, filter_no_terminal_punct: bool = True, min_words_per_line: int | None = 5,
-                 min_num_sentences: int | None = 3, max_word_length: int | None = 1000,
-                 remove_citations: bool = True, filter_lorem_ipsum: bool = True,
-                 filter_javascript: bool = True, filter_curly_bracket: bool = True,
-                 filter_policy: bool = True, end_marks: tuple[str, ...] = C4_END_MARKS):
+    def __init__(
+        self,
+        filter_no_terminal_punct: bool = True,
+        min_words_per_line: int | None = 5,
+        min_num_sentences: int | None = 3,
+        max_word_length: int | None = 1000,
+        remove_citations: bool = True,
+        filter_lorem_ipsum: bool = True,
+        filter_javascript: bool = True,
+        filter_curly_bracket: bool = True,
+        filter_policy: bool = True,
+        end_marks: tuple[str, ...] = C4_END_MARKS,
+    ):
         self.filter_no_terminal_punct = filter_no_terminal_punct
         self.min_words_per_line, self.min_num_sentences = min_words_per_line, min_num_sentences
         self.max_word_length, self.remove_citations = max_word_length, remove_citations

@@ -48,19 +48,34 @@ import io
 import re
 import zlib
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 from cogcore.curate import formats
 from cogcore.curate.formats import FORMATS, BadFile, BadLine, BadRow, Parsed
 from cogcore.resources import Skipped, glob_root, walk_files
 
-SUFFIXES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".rst": "rst",
-            ".html": "html", ".htm": "html", ".xhtml": "html", ".pdf": "pdf",
-            ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv",
-            ".parquet": "parquet", ".pq": "parquet"}
+SUFFIXES = {
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".rst": "rst",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".pdf": "pdf",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 BINARY_FORMATS = ("pdf", "parquet")  # parsed from the file itself (they seek), so never compressed
 READ_CHUNK = 1 << 16
@@ -127,10 +142,17 @@ def detect_format(path: Path, declared: str) -> str | None:
     return SUFFIXES.get(suffixes[-1]) if suffixes else None
 
 
-def read_source(path: str, name: str, fmt: str = "auto", text_field: str = "text",
-                id_field: str | None = None, title_field: str | None = None,
-                meta_fields: tuple[str, ...] = (), follow_links: bool = False,
-                limits: ReadLimits = ReadLimits()) -> Iterator[dict | Unreadable]:
+def read_source(
+    path: str,
+    name: str,
+    fmt: str = "auto",
+    text_field: str = "text",
+    id_field: str | None = None,
+    title_field: str | None = None,
+    meta_fields: tuple[str, ...] = (),
+    follow_links: bool = False,
+    limits: ReadLimits = ReadLimits(),
+) -> Iterator[dict | Unreadable]:
     root = glob_root(path)
     fields = _Fields(text_field, id_field, title_field, tuple(meta_fields))
     for file in walk_files(path, follow_links):
@@ -158,8 +180,9 @@ def _bounded(items: Iterator[dict | Unreadable], rel: str) -> Iterator[dict | Un
         yield Unreadable(rel, f"{kind}: {n} more records of this file ({n + listed[kind]} in all)", count=n)
 
 
-def _read_file(file: Path, rel: str, name: str, kind: str | None, fields: _Fields,
-               limits: ReadLimits) -> Iterator[dict | Unreadable]:
+def _read_file(
+    file: Path, rel: str, name: str, kind: str | None, fields: _Fields, limits: ReadLimits
+) -> Iterator[dict | Unreadable]:
     compression = COMPRESSIONS.get(file.suffix.lower())
     try:
         if kind not in FORMATS:
@@ -180,8 +203,9 @@ def _read_file(file: Path, rel: str, name: str, kind: str | None, fields: _Field
         yield Unreadable(str(file), f"unreadable_file: {type(e).__name__}: {str(e)[:80]}")
 
 
-def _read_binary(file: Path, rel: str, name: str, kind: str, compression: str | None, fields: _Fields,
-                 limits: ReadLimits) -> Iterator[dict | Unreadable]:
+def _read_binary(
+    file: Path, rel: str, name: str, kind: str, compression: str | None, fields: _Fields, limits: ReadLimits
+) -> Iterator[dict | Unreadable]:
     if compression:
         raise BadFile(f"unsupported_format: {compression}-compressed {kind}")
     if file.stat().st_size > limits.max_file_bytes:
@@ -192,8 +216,9 @@ def _read_binary(file: Path, rel: str, name: str, kind: str, compression: str | 
         yield from _records(formats.parquet_rows(file, fields.text, fields.columns()), rel, name, fields, limits)
 
 
-def _parse_stream(stream: BinaryIO, kind: str, file: Path, rel: str, name: str, fields: _Fields,
-                  limits: ReadLimits) -> Iterator[dict | Unreadable]:
+def _parse_stream(
+    stream: BinaryIO, kind: str, file: Path, rel: str, name: str, fields: _Fields, limits: ReadLimits
+) -> Iterator[dict | Unreadable]:
     if kind in ("jsonl", "csv", "tsv"):
         yield from _records(_record_rows(stream, kind, fields, limits), rel, name, fields, limits)
         return
@@ -263,7 +288,7 @@ class _Lines:
         self._total = 0
         self.escaped = 0
 
-    def __iter__(self) -> "_Lines":
+    def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
@@ -293,8 +318,10 @@ class _Lines:
     def _counted(self, data: bytes) -> bytes:
         self._total += len(data)
         if self._total > self._limits.max_file_bytes:
-            raise BadFile(f"file_too_large: over {self._limits.max_file_bytes} bytes decompressed "
-                          f"(curate.limits.max_file_bytes); the records before the cap were read")
+            raise BadFile(
+                f"file_too_large: over {self._limits.max_file_bytes} bytes decompressed "
+                f"(curate.limits.max_file_bytes); the records before the cap were read"
+            )
         return data
 
 
@@ -305,8 +332,9 @@ def _document(parsed: Parsed, file: Path, rel: str, name: str, encoding: str | N
     return {"id": _file_id(name, rel), "text": parsed.text, "source": name, "meta": meta}
 
 
-def _records(rows: Iterable[object], file: str, name: str, fields: _Fields,
-             limits: ReadLimits) -> Iterator[dict | Unreadable]:
+def _records(
+    rows: Iterable[object], file: str, name: str, fields: _Fields, limits: ReadLimits
+) -> Iterator[dict | Unreadable]:
     file_id, i = _file_id(name, file), -1
     for i, row in enumerate(rows):
         yield _record(row, file_id, file, i, name, fields, limits)
@@ -314,8 +342,9 @@ def _records(rows: Iterable[object], file: str, name: str, fields: _Fields,
         raise BadFile("empty_file: no records")
 
 
-def _record(row: object, file_id: str, file: str, i: int, name: str, fields: _Fields,
-            limits: ReadLimits) -> dict | Unreadable:
+def _record(
+    row: object, file_id: str, file: str, i: int, name: str, fields: _Fields, limits: ReadLimits
+) -> dict | Unreadable:
     where = f"{file}#{i}"
     problem = _record_problem(row, fields, limits)
     if problem:
@@ -325,8 +354,12 @@ def _record(row: object, file_id: str, file: str, i: int, name: str, fields: _Fi
     title = row.get(fields.title) if fields.title else None
     meta["title"] = "" if title is None else str(title)
     meta["path"] = where
-    return {"id": f"{file_id}-{i}" if doc_id is None else str(doc_id), "text": row[fields.text],
-            "source": name, "meta": meta}
+    return {
+        "id": f"{file_id}-{i}" if doc_id is None else str(doc_id),
+        "text": row[fields.text],
+        "source": name,
+        "meta": meta,
+    }
 
 
 def _record_problem(row: object, fields: _Fields, limits: ReadLimits) -> str | None:
@@ -376,6 +409,8 @@ def _open_binary(file: Path, compression: str | None) -> Iterator[BinaryIO]:
         if binary.peek(3)[:3] == codecs.BOM_UTF8:
             binary.read(3)
         yield binary
+
+
 class _ZstdReader(io.RawIOBase):
     """Decompresses a .zst stream, raising EOFError when it ends inside a frame.
 
@@ -425,5 +460,3 @@ def _file_id(name: str, rel: str) -> str:
 
 def _stem(file: Path) -> str:
     return file.name.split(".")[0] or file.name
-
-

@@ -13,10 +13,23 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
 from cogcore.curate.dedup import Decisions
+from cogcore.curate.stats import RebalanceReport
+
+
+@dataclass(frozen=True)
+class RebalanceSettings:
+    """k-means `clusters`; a cluster over `max_share` of the corpus is capped at that share; clusters
+    under `upsample_below` of it are repeated up to `max_upsample` times in training."""
+
+    clusters: int
+    max_share: float
+    upsample_below: float
+    max_upsample: int
 
 
 def kmeans_labels(embeddings: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
@@ -29,8 +42,14 @@ def kmeans_labels(embeddings: np.ndarray, n_clusters: int, seed: int) -> np.ndar
     return labels[:, 0]
 
 
-def rebalance(ids: list[str], labels: np.ndarray, max_share: float, upsample_below: float = 0.0,
-              max_upsample: int = 1, seed: int = 0) -> tuple[Decisions, dict[str, int], dict]:
+def rebalance(
+    ids: list[str],
+    labels: np.ndarray,
+    max_share: float,
+    upsample_below: float = 0.0,
+    max_upsample: int = 1,
+    seed: int = 0,
+) -> tuple[Decisions, dict[str, int], RebalanceReport]:
     """(drops, upsample factors by id, before/after report) for cluster labels in input order."""
     n = len(ids)
     cap = max(1, math.floor(max_share * n))
@@ -52,12 +71,24 @@ def rebalance(ids: list[str], labels: np.ndarray, max_share: float, upsample_bel
                 factor = min(max_upsample, max(1, round(upsample_below / share)))
                 if factor > 1:
                     upsample.update({d: factor for d in members[label] if d not in dropped})
-    report = {"clusters": len(members), "cap": cap, "max_share": max_share,
-              "before": {str(k): len(v) for k, v in sorted(members.items())},
-              "after": {str(k): after.get(k, 0) for k in sorted(members)},
-              "upsampled_docs": len(upsample)}
-    clusters = [{"kind": "rebalance", "cluster": label, "kept": [d for d in docs if d not in dropped][:5],
-                 "size_before": len(docs), "size_after": after.get(label, 0)} for label, docs in members.items()]
+    report = RebalanceReport(
+        clusters=len(members),
+        cap=cap,
+        max_share=max_share,
+        before={str(k): len(v) for k, v in sorted(members.items())},
+        after={str(k): after.get(k, 0) for k in sorted(members)},
+        upsampled_docs=len(upsample),
+    )
+    clusters = [
+        {
+            "kind": "rebalance",
+            "cluster": label,
+            "kept": [d for d in docs if d not in dropped][:5],
+            "size_before": len(docs),
+            "size_after": after.get(label, 0),
+        }
+        for label, docs in members.items()
+    ]
     return Decisions("rebalance_cap", dropped, clusters), upsample, report
 
 

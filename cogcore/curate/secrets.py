@@ -38,41 +38,54 @@ Span = tuple[int, int]
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
     r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-    r"|(?:\s*(?:[A-Za-z0-9+/=]{16,}|[A-Za-z-]+: [^\n]*))*)")  # truncated: base64 lines, header lines
+    r"|(?:\s*(?:[A-Za-z0-9+/=]{16,}|[A-Za-z-]+: [^\n]*))*)"
+)  # truncated: base64 lines, header lines
 
 # Provider formats, each behind the literal marker it must contain. The AWS secret has no prefix;
 # it is taken only next to a name that says what it is, and only its value (group "v").
 _AWS_IDS = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA")
-_API_KEYS = [(markers, re.compile(pattern)) for markers, pattern in [
-    (_AWS_IDS, rf"(?<![A-Z0-9])(?:{'|'.join(_AWS_IDS)})[A-Z0-9]{{16}}(?![A-Z0-9])"),
-    (("secret", "SECRET", "Secret"), r"(?i:aws)[\w .-]{0,20}?(?i:secret)[\w .-]{0,20}?[\"']?\s*[:=]\s*[\"']?"
-                            r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
-    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{36,251}\b"),
-    (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b"),
-    (("xox",), r"\bxox[abposr]-[A-Za-z0-9-]{10,250}"),
-    (("xapp-",), r"\bxapp-\d-[A-Za-z0-9-]{10,250}"),
-    (("hooks.slack.com",), r"https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+"),
-    (("_live_", "_test_"), r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,247}\b"),
-    (("whsec_",), r"\bwhsec_[A-Za-z0-9]{24,}\b"),
-    (("AIza",), r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
-    (("sk-",), r"\bsk-ant-[A-Za-z0-9_-]{20,}|\bsk-(?:proj-|svcacct-|admin-)?(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}"),
-    (("eyJ",), r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
-    (("hf_",), r"\bhf_[A-Za-z0-9]{30,}\b"),
-    (("glpat-",), r"\bglpat-[A-Za-z0-9_-]{20,}"),
-    (("npm_",), r"\bnpm_[A-Za-z0-9]{36}\b"),
-    (("SG.",), r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b"),
-]]
+_API_KEYS = [
+    (markers, re.compile(pattern))
+    for markers, pattern in [
+        (_AWS_IDS, rf"(?<![A-Z0-9])(?:{'|'.join(_AWS_IDS)})[A-Z0-9]{{16}}(?![A-Z0-9])"),
+        (
+            ("secret", "SECRET", "Secret"),
+            r"(?i:aws)[\w .-]{0,20}?(?i:secret)[\w .-]{0,20}?[\"']?\s*[:=]\s*[\"']?"
+            r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        ),
+        (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{36,251}\b"),
+        (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b"),
+        (("xox",), r"\bxox[abposr]-[A-Za-z0-9-]{10,250}"),
+        (("xapp-",), r"\bxapp-\d-[A-Za-z0-9-]{10,250}"),
+        (("hooks.slack.com",), r"https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+"),
+        (("_live_", "_test_"), r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,247}\b"),
+        (("whsec_",), r"\bwhsec_[A-Za-z0-9]{24,}\b"),
+        (("AIza",), r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
+        (
+            ("sk-",),
+            r"\bsk-ant-[A-Za-z0-9_-]{20,}|\bsk-(?:proj-|svcacct-|admin-)?(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}",
+        ),
+        (("eyJ",), r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+        (("hf_",), r"\bhf_[A-Za-z0-9]{30,}\b"),
+        (("glpat-",), r"\bglpat-[A-Za-z0-9_-]{20,}"),
+        (("npm_",), r"\bnpm_[A-Za-z0-9]{36}\b"),
+        (("SG.",), r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b"),
+    ]
+]
 
 # `password=...`, `"api_key": "..."`, `DB_PASSWORD: ...`: the key may carry a prefix (`db_`), the
 # value (group "v") is what gets redacted. Also bearer/basic credentials and passwords in URLs.
 # Matched on the lower-cased text (a case-sensitive literal alternation is ~4x faster than (?i)).
-_KEYWORDS = (r"password|passwd|passphrase|pwd|secret|secret[_-]?key|client[_-]?secret|api[_-]?key|apikey"
-             r"|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key|token")
+_KEYWORDS = (
+    r"password|passwd|passphrase|pwd|secret|secret[_-]?key|client[_-]?secret|api[_-]?key|apikey"
+    r"|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key|token"
+)
 _ASSIGNMENT = re.compile(
     rf"(?:(?P<key>{_KEYWORDS})[\"']?[ \t]*(?P<op>:=|=>|[:=])[ \t]*"
     rf"|(?P<auth>authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:bearer|basic|token)[ \t]+|bearer[ \t]+))"
     # the value: quoted, or a run that a `&` ends only before `name=` (URL query strings)
-    r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|(?:[^\s\"'`,;&(){}\[\]]|&(?!\w+=)){1,200})")
+    r"(?P<v>\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|(?:[^\s\"'`,;&(){}\[\]]|&(?!\w+=)){1,200})"
+)
 _ASSIGNMENT_ANY_CASE = re.compile(_ASSIGNMENT.pattern, re.IGNORECASE)
 _ASSIGNMENT_MARKERS = ("pass", "pwd", "secret", "key", "token", "bearer")
 _URL_PASSWORD = re.compile(r"://[^/\s:@]+:(?P<v>[^/\s@]{1,200})@")
@@ -80,7 +93,8 @@ _URL_PASSWORD = re.compile(r"://[^/\s:@]+:(?P<v>[^/\s@]{1,200})@")
 _PLACEHOLDER = re.compile(
     r"(?i)\*+|x+|\[\w+\]|none|null|nil|true|false|undefined|empty|required|optional|missing|redacted|changeme"
     r"|example|bool|boolean|int|integer|float|number|str|string|bytes|dict|list|any|object|your[\w-]*"
-    r"|[a-z_-]*(?:key|token|secret|password)[a-z_-]*")
+    r"|[a-z_-]*(?:key|token|secret|password)[a-z_-]*"
+)
 _TEMPLATE = re.compile(r"\.\.\.|…|<[^>]*>|\{[^}]*\}|\$\{|%\(")
 _IDENTIFIER = re.compile(r"[A-Za-z_]+(?:\.[A-Za-z_]\w*)*")
 _KEY_PREFIX = re.compile(r"[ \t>*#-]*[\"']?[\w.-]*")  # indent, bullet, quote, `db_`
@@ -98,7 +112,8 @@ _COMMON_BIGRAMS = frozenset(
     "ie if ig il im in io ir is it iv ke ks la le li ll lo ls lt lu ly ma me mi mm mo mp mu na nc nd ne "
     "ng ni no ns nt oc od of og ol om on oo op or os ot ou ov ow pa pe pl po pr ps pt pu qu ra rd re rg "
     "ri rk rm ro rr rs rt ru ry sa sc se sh si sk so sp ss st su ta te th ti to tp tr ts tt tu ty ua ub "
-    "uc ue ul um un up ur us ut va ve vi we wh wi xi yo".split())
+    "uc ue ul um un up ur us ut va ve vi we wh wi xi yo".split()
+)
 
 
 def find_private_keys(text: str) -> list[Span]:
@@ -116,8 +131,11 @@ def find_api_keys(text: str) -> list[Span]:
 
 
 def find_secret_assignments(text: str) -> list[Span]:
-    spans = [m.span("v") for m in _URL_PASSWORD.finditer(text)
-             if _plausible_value("password", m.group("v"))] if "://" in text else []
+    spans = (
+        [m.span("v") for m in _URL_PASSWORD.finditer(text) if _plausible_value("password", m.group("v"))]
+        if "://" in text
+        else []
+    )
     lower = text.lower()
     if not any(marker in lower for marker in _ASSIGNMENT_MARKERS):
         return spans
@@ -159,7 +177,7 @@ def _plausible_unquoted(m: re.Match, text: str, value: str) -> bool:
         return True
     # A bare word (`api_key=api_key`, `secret: the`) is taken only as a config line: YAML
     # (`password: sunshine`) or an env file (`DB_PASSWORD=sunshine`); an attribute never.
-    yaml_or_env = m.group("op") == ":" or text[m.start("key"):m.end("key")].isupper()
+    yaml_or_env = m.group("op") == ":" or text[m.start("key") : m.end("key")].isupper()
     return "." not in value and yaml_or_env and _alone_on_line(m, text)
 
 
@@ -167,8 +185,8 @@ def _alone_on_line(m: re.Match, text: str) -> bool:
     """`password: hunter` as a config line: only a key prefix before it, nothing after the value."""
     line_start = text.rfind("\n", 0, m.start()) + 1
     line_end = text.find("\n", m.end())
-    before = text[line_start:m.start()]
-    after = text[m.end():] if line_end < 0 else text[m.end():line_end]
+    before = text[line_start : m.start()]
+    after = text[m.end() :] if line_end < 0 else text[m.end() : line_end]
     return _KEY_PREFIX.fullmatch(before) is not None and not after.strip()
 
 

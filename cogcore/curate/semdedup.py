@@ -14,6 +14,8 @@ splits across two clusters is not compared: that is the approximation SemDeDup m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from cogcore.curate.clusters import components
@@ -22,8 +24,18 @@ from cogcore.curate.dedup import Decisions, groups_to_decisions
 _ROWS = 1024  # rows of a cluster's similarity matrix computed at a time
 
 
-def semantic_duplicate_decisions(ids: list[str], embeddings: np.ndarray, threshold: float = 0.95,
-                                 n_clusters: int | None = None, seed: int = 0) -> Decisions:
+@dataclass(frozen=True)
+class SemanticDedupSettings:
+    """Documents within cosine `threshold` of an earlier one in the same of `clusters` k-means clusters
+    are duplicates."""
+
+    threshold: float
+    clusters: int
+
+
+def semantic_duplicate_decisions(
+    ids: list[str], embeddings: np.ndarray, threshold: float = 0.95, n_clusters: int | None = None, seed: int = 0
+) -> Decisions:
     """Drop documents whose embedding is within cosine `threshold` of an earlier one's (same cluster).
 
     n_clusters: k-means clusters; None = round(sqrt(n)), a balance between the k-means cost and
@@ -51,8 +63,7 @@ def kmeans_assign(x: np.ndarray, k: int, seed: int) -> np.ndarray:
         return np.zeros(len(x), dtype=np.int64)
     import faiss
 
-    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, spherical=True, verbose=False,
-                      min_points_per_centroid=1)
+    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, spherical=True, verbose=False, min_points_per_centroid=1)
     km.train(x)
     _, assign = km.index.search(x, 1)
     return assign[:, 0].astype(np.int64)
@@ -70,22 +81,3 @@ def _earlier_duplicate(e: np.ndarray, threshold: float) -> np.ndarray:
         found = hit.any(axis=1)
         out[lo:hi][found] = hit[found].argmax(axis=1)
     return out
-
-
-class SemDedup:
-    """Semantic dedup over embeddings held in memory; same shape of result as `NearDedup`.
-
-    `decide(ids, embeddings)` returns {dropped id: kept id} and leaves `clusters`,
-    {kept id: member ids}.
-    """
-
-    name = "semantic_dedup"
-
-    def __init__(self, threshold: float = 0.95, n_clusters: int | None = None, seed: int = 0):
-        self.threshold, self.n_clusters, self.seed = threshold, n_clusters, seed
-        self.clusters: dict[str, list[str]] = {}
-
-    def decide(self, ids: list[str], embeddings: np.ndarray) -> dict[str, str]:
-        decisions = semantic_duplicate_decisions(ids, embeddings, self.threshold, self.n_clusters, self.seed)
-        self.clusters = {c["kept"]: c["members"] for c in decisions.clusters}
-        return decisions.dropped

@@ -2,15 +2,15 @@
 
 A step's `run(docs)` takes a batch of document records and returns `(kept, dropped)`, where
 `dropped` is a list of `(doc, reason)` with snake_case reasons. Filters only implement
-`keep(doc) -> True | reason`. Global steps (exact dedup) keep their state across batches.
+`keep(doc) -> True | reason`. A step that must see every batch (unique ids) keeps its state across
+batches; deduplication is decided over the whole corpus at once (dedup.py, global_steps.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-from abc import ABC, abstractmethod
 import re
 import unicodedata
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b]+")
@@ -37,7 +37,13 @@ class Normalize:
 def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
     lines = [_SPACES.sub(" ", line).rstrip() for line in text.split("\n")]
-    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+    return at_most_one_blank_line("\n".join(lines))
+
+
+def at_most_one_blank_line(text: str) -> str:
+    """Runs of blank lines collapsed to one, outer whitespace stripped: how every rewriting step
+    leaves a text."""
+    return _BLANKS.sub("\n\n", text).strip()
 
 
 class Filter(ABC):
@@ -69,31 +75,6 @@ class LengthFilter(Filter):
         if n == 0:
             return "empty"
         return True if n >= self.min_chars else "too_short"
-
-
-class ExactDedup:
-    """Keep the first document of each normalized text; later copies are `exact_duplicate`.
-
-    The hash is taken over lower-cased, whitespace-collapsed text, so copies that differ only in
-    case or spacing count as one. The kept document's id is recorded in the dropped one's meta.
-    """
-
-    name = "exact_dedup"
-
-    def __init__(self):
-        self.seen: dict[str, str] = {}
-
-    def run(self, docs):
-        kept, dropped = [], []
-        for doc in docs:
-            key = hashlib.sha1(" ".join(doc["text"].lower().split()).encode()).hexdigest()
-            if key in self.seen:
-                doc["meta"]["duplicate_of"] = self.seen[key]
-                dropped.append((doc, "exact_duplicate"))
-            else:
-                self.seen[key] = doc["id"]
-                kept.append(doc)
-        return kept, dropped
 
 
 class DuplicateIdFilter(Filter):

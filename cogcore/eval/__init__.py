@@ -1,1 +1,2 @@
-"""Evaluation (lm-eval tasks, agentic search check), the cost model, and the report."""
+"""Evaluation: lm-eval tasks over the run's own data, the agentic search check, BFCL, memorization
+and measured throughput, written to eval/results.json (`results.EvalResults`)."""

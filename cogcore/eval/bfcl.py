@@ -35,13 +35,24 @@ NON_LIVE_AST = ("simple_python", "multiple", "parallel", "parallel_multiple")
 SYSTEM = "You are a helpful assistant."
 
 
-def run_bfcl(model, tokenizer, categories=DEFAULT_CATEGORIES, limit: int | None = None, batch_size: int = 8,
-             max_new_tokens: int = 512, out_path: Path | None = None) -> dict[str, float]:
+def run_bfcl(
+    model,
+    tokenizer,
+    categories=DEFAULT_CATEGORIES,
+    limit: int | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 512,
+    out_path: Path | None = None,
+) -> dict[str, float]:
     """Accuracy per category on the first `limit` entries of each (all when None); with out_path,
     one JSON line per entry (raw output, parsed calls, verdict and BFCL error type)."""
     entries = [e for c in dict.fromkeys(canonical_category(c) for c in categories) for e in load_category(c, limit)]
-    prompts = [tokenizer.apply_chat_template(with_system(e.messages), tools=to_tools(e.functions), tokenize=False,
-                                             add_generation_prompt=True) for e in entries]
+    prompts = [
+        tokenizer.apply_chat_template(
+            with_system(e.messages), tools=to_tools(e.functions), tokenize=False, add_generation_prompt=True
+        )
+        for e in entries
+    ]
     outputs = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
     rows = [score_output(e, text) for e, text in zip(entries, outputs)]
     if out_path is not None:
@@ -60,8 +71,15 @@ def score_output(entry: BfclEntry, text: str, underscore_names: bool = True) -> 
     """One entry's verdict on the model's generated text (names as `to_tools` showed them)."""
     _, calls, errors = parse_tool_calls(text)
     valid, error = check(entry.category, entry.functions, calls, entry.possible_answer, underscore_names)
-    return {"id": entry.id, "category": entry.category, "valid": valid, "error": error, "output": text,
-            "calls": calls, "parse_errors": errors}
+    return {
+        "id": entry.id,
+        "category": entry.category,
+        "valid": valid,
+        "error": error,
+        "output": text,
+        "calls": calls,
+        "parse_errors": errors,
+    }
 
 
 def summarize(rows: list[dict]) -> dict[str, float]:
@@ -85,12 +103,18 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     side, tok.padding_side = tok.padding_side, "left"  # decoder-only batches pad on the left
     try:
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            enc = tok([prompts[i] for i in batch], return_tensors="pt", padding=True,
-                      add_special_tokens=False).to(model.device)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=False)
+            batch = order[start : start + batch_size]
+            enc = tok([prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model.device
+            )
+            gen = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+            texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=False)
             outputs.update(zip(batch, texts))
     finally:
         tok.padding_side = side

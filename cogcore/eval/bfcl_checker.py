@@ -23,8 +23,16 @@ from __future__ import annotations
 
 import re
 
-PYTHON_TYPES = {"string": str, "integer": int, "float": float, "boolean": bool,
-                "array": list, "tuple": list, "dict": dict, "any": str}
+PYTHON_TYPES = {
+    "string": str,
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "array": list,
+    "tuple": list,
+    "dict": dict,
+    "any": str,
+}
 NESTED_TYPES = ("array", "tuple")  # checked one level deep, as BFCL does
 _PUNCT = re.compile(r"[ ,./\-_*^]")
 
@@ -37,8 +45,13 @@ class Fail(Exception):
         self.kind = kind
 
 
-def check(category: str, functions: list[dict], calls: list[dict], possible_answer: list[dict] | None,
-          underscore_names: bool = True) -> tuple[bool, str]:
+def check(
+    category: str,
+    functions: list[dict],
+    calls: list[dict],
+    possible_answer: list[dict] | None,
+    underscore_names: bool = True,
+) -> tuple[bool, str]:
     """(valid, error) for one BFCL entry; calls are [{"name": str, "arguments": dict}] as
     `parse_tool_calls` returns them; error is "" when valid, else "<BFCL error_type>: <why>".
 
@@ -100,8 +113,10 @@ def _check_parallel(functions, output, answers, underscore_names) -> None:
             matched.add(index)
             break
         else:
-            raise Fail("parallel_function_checker_no_order:cannot_find_match",
-                       f"no call matches answer {i} ({_name_of(answer)})")
+            raise Fail(
+                "parallel_function_checker_no_order:cannot_find_match",
+                f"no call matches answer {i} ({_name_of(answer)})",
+            )
 
 
 def _check_call(fn: dict, call: dict, answer: dict, underscore_names: bool) -> None:
@@ -121,8 +136,7 @@ def _check_call(fn: dict, call: dict, answer: dict, underscore_names: bool) -> N
         _check_value(param, value, properties[param], allowed[param])
     for param, options in allowed.items():
         if param not in args and "" not in options:
-            raise Fail("simple_function_checker:missing_optional",
-                       f"parameter {param!r} left out but not optional")
+            raise Fail("simple_function_checker:missing_optional", f"parameter {param!r} left out but not optional")
 
 
 def _check_value(param: str, value, doc: dict, options: list) -> None:

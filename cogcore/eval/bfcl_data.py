@@ -24,8 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The single-turn categories scored by AST match (Python). BFCL v3 called simple_python "simple".
-AST_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple",
-                  "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
+AST_CATEGORIES = (
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+)
 RELEVANCE_CATEGORIES = ("irrelevance", "live_irrelevance")
 CATEGORIES = AST_CATEGORIES + RELEVANCE_CATEGORIES
 DEFAULT_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
@@ -33,11 +41,31 @@ ALIASES = {"simple": "simple_python"}
 
 # bfcl_eval.constants.type_mappings.GORILLA_TO_OPENAPI
 GORILLA_TO_OPENAPI = {
-    "integer": "integer", "number": "number", "float": "number", "string": "string", "boolean": "boolean",
-    "bool": "boolean", "array": "array", "list": "array", "dict": "object", "object": "object",
-    "tuple": "array", "any": "string", "byte": "integer", "short": "integer", "long": "integer",
-    "double": "number", "char": "string", "ArrayList": "array", "Array": "array", "HashMap": "object",
-    "Hashtable": "object", "Queue": "array", "Stack": "array", "Any": "string", "String": "string",
+    "integer": "integer",
+    "number": "number",
+    "float": "number",
+    "string": "string",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "array": "array",
+    "list": "array",
+    "dict": "object",
+    "object": "object",
+    "tuple": "array",
+    "any": "string",
+    "byte": "integer",
+    "short": "integer",
+    "long": "integer",
+    "double": "number",
+    "char": "string",
+    "ArrayList": "array",
+    "Array": "array",
+    "HashMap": "object",
+    "Hashtable": "object",
+    "Queue": "array",
+    "Stack": "array",
+    "Any": "string",
+    "String": "string",
     "Bigint": "integer",
 }
 PYTHON_HINT = " Note that the provided function is in Python 3 syntax."  # BFCL adds it to every description
@@ -93,8 +121,15 @@ def load_category(category: str, limit: int | None = None) -> list[BfclEntry]:
     for q in questions:
         if len(q["question"]) != 1:
             raise ValueError(f"{q['id']}: expected one turn, found {len(q['question'])}")
-        entries.append(BfclEntry(q["id"], category, q["question"][0], q["function"],
-                                 answers[q["id"]] if category in AST_CATEGORIES else None))
+        entries.append(
+            BfclEntry(
+                q["id"],
+                category,
+                q["question"][0],
+                q["function"],
+                answers[q["id"]] if category in AST_CATEGORIES else None,
+            )
+        )
     return entries
 
 

@@ -1,10 +1,10 @@
 """Memorization figures of the eval stage: canary exposure and recall of training facts.
 
-train.cpt writes `train/cpt/canaries.json` ({planted, controls, repeats, placements, ...}) when a
-recipe plants canaries. The eval stage scores every planted and control canary on the trained and
-the base model (`canary_exposures`), and `memorization_summary` puts those beside the lm-eval
-accuracies of `cogcore_train_recall` (facts of training documents) and `cogcore_closedbook`
-(held-out facts), so that runs with `keep`, `mask` and `toolcall` can be read side by side.
+train.cpt writes `train/cpt/canaries.json` (`cogcore.canaries.CanaryRecord`) when a recipe plants
+canaries. The eval stage scores every planted and control canary on the trained and the base model
+(`canary_exposures`), and `memorization_summary` puts those beside the lm-eval accuracies of
+`cogcore_train_recall` (facts of training documents) and `cogcore_closedbook` (held-out facts), so
+that runs with `keep`, `mask` and `toolcall` can be read side by side.
 
 Reading exposure: about 1 bit for a secret the model knows nothing about (the controls), up to
 log2 of the secret space (19.9 bits for 6 digits) for one it ranks first among all candidates.
@@ -12,42 +12,47 @@ log2 of the secret space (19.9 bits for 6 digits) for one it ranks first among a
 
 from __future__ import annotations
 
-import math
-
-from cogcore.canaries import exposure
-
-
-def canary_exposures(model, tokenizer, record: dict, candidates: int, seed: int = 0, batch_size: int = 64) -> dict:
-    """{"planted": summary, "controls": summary} for one model, each summary holding the mean and
-    max exposure and the per-canary figures."""
-    return {group: _summary([exposure(model, tokenizer, c, candidates=candidates, seed=seed, batch_size=batch_size)
-                             for c in record.get(group, [])])
-            for group in ("planted", "controls")}
+from cogcore.canaries import CanaryRecord, exposure
+from cogcore.eval.results import CanaryExposures, CanaryScores, ExposureSummary, Memorization
 
 
-def _summary(scores: list[dict]) -> dict:
+def canary_exposures(
+    model, tokenizer, record: CanaryRecord, candidates: int, seed: int = 0, batch_size: int = 64
+) -> CanaryExposures:
+    """The planted canaries' and the controls' exposure on one model, each group's summary holding
+    the mean and max exposure and the per-canary figures."""
+    return CanaryExposures(
+        **{
+            group: _summary(
+                [
+                    exposure(model, tokenizer, c, candidates=candidates, seed=seed, batch_size=batch_size)
+                    for c in canaries
+                ]
+            )
+            for group, canaries in record.groups().items()
+        }
+    )
+
+
+def _summary(scores: list[dict]) -> ExposureSummary:
     if not scores:
-        return {"n": 0, "mean_exposure": None, "max_exposure": None, "per_canary": []}
+        return ExposureSummary(n=0)
     values = [s["exposure"] for s in scores]
-    return {"n": len(scores), "mean_exposure": sum(values) / len(values), "max_exposure": max(values),
-            "mean_exposure_fit": sum(s["exposure_fit"] for s in scores) / len(scores), "per_canary": scores}
+    return ExposureSummary(
+        n=len(scores),
+        mean_exposure=sum(values) / len(values),
+        max_exposure=max(values),
+        mean_exposure_fit=sum(s["exposure_fit"] for s in scores) / len(scores),
+        per_canary=scores,
+    )
 
 
-def max_exposure(record: dict) -> float | None:
-    """log2 of the secret space: the exposure of a secret ranked first."""
-    canaries = record.get("planted", []) + record.get("controls", [])
-    return math.log2(10 ** len(canaries[0]["secret"])) if canaries else None
-
-
-def memorization_summary(lm_eval: dict, canaries: dict | None) -> dict:
-    """results["memorization"]: canary exposure (trained, and base under "base"), and the trained
-    and base accuracy on training facts and held-out facts."""
+def memorization_summary(lm_eval: dict, canaries: CanaryScores | None) -> Memorization:
+    """results.json's `memorization`: canary exposure (trained, and base under `base`), and the
+    trained and base accuracy on training facts and held-out facts."""
     from cogcore.eval.tasks import CLOSEDBOOK, TRAIN_RECALL
 
     def accuracy(task: str) -> dict:
         return {model: res.get(task, {}).get("acc") for model, res in lm_eval.items()}
 
-    out = {"train_recall": accuracy(TRAIN_RECALL), "heldout_closedbook": accuracy(CLOSEDBOOK)}
-    if canaries is not None:
-        out["canaries"] = canaries
-    return out
+    return Memorization(train_recall=accuracy(TRAIN_RECALL), heldout_closedbook=accuracy(CLOSEDBOOK), canaries=canaries)

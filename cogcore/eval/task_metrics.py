@@ -28,6 +28,8 @@ def segment_perplexity(doc: dict, results: list) -> dict:
     loglikelihood = results[0][0]  # (loglikelihood, is_greedy)
     text = doc["continuation"]
     n_bytes = len(text.encode("utf-8"))
-    return {"word_perplexity": (loglikelihood, len(text.split())),
-            "byte_perplexity": (loglikelihood, n_bytes),
-            "bits_per_byte": (loglikelihood, n_bytes)}
+    return {
+        "word_perplexity": (loglikelihood, len(text.split())),
+        "byte_perplexity": (loglikelihood, n_bytes),
+        "bits_per_byte": (loglikelihood, n_bytes),
+    }

@@ -58,17 +58,33 @@ VLLM_MEMORY_SHARE = 0.45  # the HF copy of the model (agentic check, exposure) s
 
 log = logging.getLogger("cogcore.eval")
 
-_MC = {"output_type": "multiple_choice", "doc_to_choice": "choices", "doc_to_target": "gold",
-       "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("acc", "acc_norm")]}
+_MC = {
+    "output_type": "multiple_choice",
+    "doc_to_choice": "choices",
+    "doc_to_target": "gold",
+    "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("acc", "acc_norm")],
+}
 # lm-eval's own aggregations for perplexities, as in its wikitext task.
-_PPL_METRICS = [{"metric": m, "aggregation": agg, "higher_is_better": False} for m, agg in (
-    ("word_perplexity", "weighted_perplexity"), ("byte_perplexity", "weighted_perplexity"),
-    ("bits_per_byte", "bits_per_byte"))]
+_PPL_METRICS = [
+    {"metric": m, "aggregation": agg, "higher_is_better": False}
+    for m, agg in (
+        ("word_perplexity", "weighted_perplexity"),
+        ("byte_perplexity", "weighted_perplexity"),
+        ("bits_per_byte", "bits_per_byte"),
+    )
+]
 
 
-def write_tasks(folder: Path, questions: list[Question], facts: list[dict], heldout_docs: list[dict],
-                seed: int = 0, passages: list[str] | None = None,
-                train_questions: list[Question] = (), controls: frozenset[str] | None = None) -> list[str]:
+def write_tasks(
+    folder: Path,
+    questions: list[Question],
+    facts: list[dict],
+    heldout_docs: list[dict],
+    seed: int = 0,
+    passages: list[str] | None = None,
+    train_questions: list[Question] = (),
+    controls: frozenset[str] | None = None,
+) -> list[str]:
     """Write the task YAMLs and their data; return the names of the tasks that have data.
     `passages[i]` is the retrieved text for `questions[i]` (None: no open-book task).
 
@@ -94,39 +110,69 @@ def write_tasks(folder: Path, questions: list[Question], facts: list[dict], held
         if q.context.count(q.answer) == 1:
             cloze.append(_cloze_row(q, choices, row["gold"], controls))
     recall_rng = random.Random(seed + 1)
-    recall = [_choice_row(q, c, controls) for q in train_questions
-              if (c := _choices(q, by_kind, recall_rng)) is not None]
+    recall = [
+        _choice_row(q, c, controls) for q in train_questions if (c := _choices(q, by_kind, recall_rng)) is not None
+    ]
     # A bare column name (not a "{{...}}" template) gives the text unchanged: Jinja drops a final newline.
     question = "{{question}}\nAnswer:"
-    names = [_write_task(folder, CLOSEDBOOK, closed, {**_MC, "doc_to_text": question}),
-             _write_task(folder, OPENBOOK, opened, {**_MC, "doc_to_text": "Passages:\n{{passages}}\n\n" + question}),
-             # No delimiter: prefix + choice is the sentence exactly as written.
-             _write_task(folder, CLOZE, cloze, {**_MC, "doc_to_text": "prefix", "target_delimiter": ""}),
-             _write_task(folder, TRAIN_RECALL, recall, {**_MC, "doc_to_text": question})]
+    names = [
+        _write_task(folder, CLOSEDBOOK, closed, {**_MC, "doc_to_text": question}),
+        _write_task(folder, OPENBOOK, opened, {**_MC, "doc_to_text": "Passages:\n{{passages}}\n\n" + question}),
+        # No delimiter: prefix + choice is the sentence exactly as written.
+        _write_task(folder, CLOZE, cloze, {**_MC, "doc_to_text": "prefix", "target_delimiter": ""}),
+        _write_task(folder, TRAIN_RECALL, recall, {**_MC, "doc_to_text": question}),
+    ]
     texts = [{"doc_id": d["id"], "text": neutralize(d["text"][:PPL_CHARS], controls)} for d in heldout_docs]
-    names.append(_write_task(folder, HELDOUT_PPL, texts, {
-        "output_type": "loglikelihood_rolling", "doc_to_text": "", "doc_to_target": "text",
-        "metric_list": _PPL_METRICS}))
+    names.append(
+        _write_task(
+            folder,
+            HELDOUT_PPL,
+            texts,
+            {
+                "output_type": "loglikelihood_rolling",
+                "doc_to_text": "",
+                "doc_to_target": "text",
+                "metric_list": _PPL_METRICS,
+            },
+        )
+    )
     segments = [row for d in heldout_docs for row in nonfact_segments(d, facts, PPL_CHARS, controls)]
-    names.append(_write_task(folder, HELDOUT_PPL_NOFACTS, segments, {
-        "output_type": "loglikelihood", "doc_to_text": "context", "doc_to_target": "continuation",
-        "metric_list": _PPL_METRICS},
-        process_results="segment_perplexity"))
+    names.append(
+        _write_task(
+            folder,
+            HELDOUT_PPL_NOFACTS,
+            segments,
+            {
+                "output_type": "loglikelihood",
+                "doc_to_text": "context",
+                "doc_to_target": "continuation",
+                "metric_list": _PPL_METRICS,
+            },
+            process_results="segment_perplexity",
+        )
+    )
     return [n for n in names if n]
 
 
 def _choice_row(q: Question, choices: list[str], controls: frozenset[str]) -> dict:
-    return {"question": neutralize(q.question, controls), "choices": [neutralize(c, controls) for c in choices],
-            "gold": choices.index(q.answer), "fact_id": q.fact_id}
+    return {
+        "question": neutralize(q.question, controls),
+        "choices": [neutralize(c, controls) for c in choices],
+        "gold": choices.index(q.answer),
+        "fact_id": q.fact_id,
+    }
 
 
 def _cloze_row(q: Question, choices: list[str], gold: int, controls: frozenset[str]) -> dict:
     """The fact's sentence cut at the value; neutralized as whole sentences, so that a control string
     running into the blank is broken too and prefix + true choice is the neutralized sentence."""
     prefix, suffix = q.context.split(q.answer)
-    return {"prefix": neutralize_parts([prefix, q.answer + suffix], controls)[0],
-            "choices": [neutralize_parts([prefix, c + suffix], controls)[1] for c in choices], "gold": gold,
-            "fact_id": q.fact_id}
+    return {
+        "prefix": neutralize_parts([prefix, q.answer + suffix], controls)[0],
+        "choices": [neutralize_parts([prefix, c + suffix], controls)[1] for c in choices],
+        "gold": gold,
+        "fact_id": q.fact_id,
+    }
 
 
 def _choices(q: Question, by_kind: dict[str, list[str]], rng: random.Random) -> list[str] | None:
@@ -138,8 +184,9 @@ def _choices(q: Question, by_kind: dict[str, list[str]], rng: random.Random) -> 
     return choices
 
 
-def nonfact_segments(doc: dict, facts: list[dict], max_chars: int,
-                     controls: frozenset[str] | None = None) -> list[dict]:
+def nonfact_segments(
+    doc: dict, facts: list[dict], max_chars: int, controls: frozenset[str] | None = None
+) -> list[dict]:
     """The document's first max_chars characters cut at its facts: one row {doc_id, context,
     continuation} per non-fact segment, context being all the text before it. A fact's span takes
     the whitespace before it, which BPE tokenizers fuse with the value (" 5"), so that the segments
@@ -148,8 +195,9 @@ def nonfact_segments(doc: dict, facts: list[dict], max_chars: int,
     controls = control_strings() if controls is None else controls
     text = doc["text"][:max_chars]
     spans = []
-    for f in sorted((f for f in facts if f["doc_id"] == doc["id"] and f["start"] < len(text)),
-                    key=lambda f: f["start"]):
+    for f in sorted(
+        (f for f in facts if f["doc_id"] == doc["id"] and f["start"] < len(text)), key=lambda f: f["start"]
+    ):
         start = f["start"]
         while start > 0 and text[start - 1].isspace():
             start -= 1
@@ -173,8 +221,9 @@ def retrieve_passages(searcher, questions: list[Question], k: int) -> list[str]:
     return [format_hits(hits) for hits in searcher.search_many([q.query for q in questions], k)]
 
 
-def _write_task(folder: Path, name: str, rows: list[dict], spec: dict,
-                process_results: str | None = None) -> str | None:
+def _write_task(
+    folder: Path, name: str, rows: list[dict], spec: dict, process_results: str | None = None
+) -> str | None:
     if not rows:
         return None
     data = folder / f"{name}.jsonl"
@@ -182,8 +231,14 @@ def _write_task(folder: Path, name: str, rows: list[dict], spec: dict,
     # lm-eval resolves `data_files` against the working directory, so a relative path would not do and
     # an absolute one breaks when the folder moves (the eval stage builds in eval.new/, renamed to eval/
     # when it finishes; run directories get copied): the hook beside the YAML reads the rows instead.
-    config = {"task": name, "dataset_path": "json", "test_split": "test",
-              "dataset_kwargs": {"data_file": data.name}, **spec, "metadata": {"version": 1.0}}
+    config = {
+        "task": name,
+        "dataset_path": "json",
+        "test_split": "test",
+        "dataset_kwargs": {"data_file": data.name},
+        **spec,
+        "metadata": {"version": 1.0},
+    }
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     text += f"custom_dataset: !function {METRICS_MODULE}.task_rows\n"
     if process_results:  # a YAML tag safe_dump cannot write; lm-eval resolves it beside the YAML
@@ -193,7 +248,7 @@ def _write_task(folder: Path, name: str, rows: list[dict], spec: dict,
 
 
 def choose_backend(requested: str, vllm_installed: bool | None = None, cuda: bool | None = None) -> str:
-    """"hf" or "vllm" for `eval.backend` (auto: vLLM when it imports and a GPU is present)."""
+    """ "hf" or "vllm" for `eval.backend` (auto: vLLM when it imports and a GPU is present)."""
     if requested not in BACKENDS:
         raise ValueError(f"eval.backend: {requested!r} is not one of {', '.join(BACKENDS)}")
     if requested == "hf":
@@ -205,8 +260,10 @@ def choose_backend(requested: str, vllm_installed: bool | None = None, cuda: boo
     if vllm_installed is None:
         vllm_installed = cuda and _imports("vllm")  # importing vLLM takes seconds: only where it could run
     if requested == "vllm" and not (cuda and vllm_installed):
-        raise RuntimeError("eval.backend is vllm, but " + ("no GPU is visible" if not cuda else
-                           "vllm is not installed (pip install 'lm-eval[vllm]')"))
+        raise RuntimeError(
+            "eval.backend is vllm, but "
+            + ("no GPU is visible" if not cuda else "vllm is not installed (pip install 'lm-eval[vllm]')")
+        )
     return "vllm" if cuda and vllm_installed else "hf"
 
 
@@ -225,8 +282,14 @@ def make_lm(backend: str, model, tokenizer, spec, batch_size: int):
         from lm_eval.models.vllm_causallms import VLLM
 
         path = spec.local_path()
-        return VLLM(pretrained=path, tokenizer=path, dtype=spec.dtype, batch_size="auto",
-                    trust_remote_code=spec.trust_remote_code, gpu_memory_utilization=VLLM_MEMORY_SHARE)
+        return VLLM(
+            pretrained=path,
+            tokenizer=path,
+            dtype=spec.dtype,
+            batch_size="auto",
+            trust_remote_code=spec.trust_remote_code,
+            gpu_memory_utilization=VLLM_MEMORY_SHARE,
+        )
     from lm_eval.models.huggingface import HFLM
 
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
@@ -257,13 +320,13 @@ def run_lm_eval(lm, manager, tasks: list[str], limit: int | None = None) -> dict
     from lm_eval import simple_evaluate
 
     out = simple_evaluate(model=lm, tasks=tasks, task_manager=manager, log_samples=False, limit=limit)
-    return {task: {k.split(",")[0]: v for k, v in metrics.items()
-                   if isinstance(v, (int, float)) and "stderr" not in k}
-            for task, metrics in out["results"].items()}
+    return {
+        task: {k.split(",")[0]: v for k, v in metrics.items() if isinstance(v, (int, float)) and "stderr" not in k}
+        for task, metrics in out["results"].items()
+    }
 
 
-def run_standard_tasks(lm, manager, names: list[str], limit: int | None = None,
-                       skip: dict | None = None) -> dict:
+def run_standard_tasks(lm, manager, names: list[str], limit: int | None = None, skip: dict | None = None) -> dict:
     """Each named task on its own, so that one whose dataset cannot be had does not stop the others:
     {task: {metric: value}} or {task: {"skipped": reason}}. Tasks in `skip` are not tried again."""
     out = {}

@@ -4,10 +4,8 @@ Prefill: one forward pass over `batch` prompts of `prompt_tokens` random token i
 `output_tokens` greedy steps with the KV cache from that prefill, one token per prompt per step.
 Both timed after a warm-up pass (and `torch.cuda.synchronize` on a GPU), in the model's own dtype,
 with the transformers eager loop — the floor a serving engine (vLLM) should beat, not what one
-reaches. The result is the `measured_throughput` entry `cogcore.eval.report` reads:
-
-    {"engine", "device", "dtype", "batch", "prompt_tokens", "output_tokens",
-     "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_seconds", "decode_seconds"}
+reaches. The result is a `ServingMeasurement`, results.json's `measured_throughput`, which the
+report (`cogcore.report.run_report`) sets beside the roofline.
 
 `device` is the GPU's name, or "cpu-<cores>core" (matching the report's `cpu-2core` profile on a
 2-core machine).
@@ -20,6 +18,8 @@ import time
 
 import torch
 
+from cogcore.eval.results import ServingMeasurement
+
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 
 
@@ -29,7 +29,7 @@ def device_name(device: torch.device) -> str:
     return f"cpu-{os.cpu_count()}core"
 
 
-def measure_serving(model, batch: int, prompt_tokens: int, output_tokens: int, seed: int = 0) -> dict:
+def measure_serving(model, batch: int, prompt_tokens: int, output_tokens: int, seed: int = 0) -> ServingMeasurement:
     """Prefill and decode tokens/s of `model` at a batch size and prompt/output lengths."""
     device = next(model.parameters()).device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -53,8 +53,15 @@ def measure_serving(model, batch: int, prompt_tokens: int, output_tokens: int, s
         decode = time.perf_counter() - t0
     model.train(was_training)
     dtype = DTYPE_NAMES.get(next(model.parameters()).dtype, str(next(model.parameters()).dtype))
-    return {"engine": f"transformers eager loop ({dtype})", "device": device_name(device), "dtype": dtype,
-            "batch": batch, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
-            "prefill_tokens_per_s": round(batch * prompt_tokens / prefill, 1),
-            "decode_tokens_per_s": round(batch * output_tokens / decode, 1) if output_tokens else None,
-            "prefill_seconds": round(prefill, 6), "decode_seconds": round(decode, 6)}
+    return ServingMeasurement(
+        engine=f"transformers eager loop ({dtype})",
+        device=device_name(device),
+        dtype=dtype,
+        batch=batch,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+        prefill_tokens_per_s=round(batch * prompt_tokens / prefill, 1),
+        decode_tokens_per_s=round(batch * output_tokens / decode, 1) if output_tokens else None,
+        prefill_seconds=round(prefill, 6),
+        decode_seconds=round(decode, 6),
+    )

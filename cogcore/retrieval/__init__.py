@@ -12,16 +12,8 @@ from cogcore.retrieval.dense import FLAT_MAX_CHUNKS, HNSW_MAX_CHUNKS, INDEX_TYPE
 from cogcore.retrieval.embedder import Embedder
 from cogcore.retrieval.fusion import K_RRF, reciprocal_rank_fusion
 from cogcore.retrieval.hits import Hit, Searcher
-from cogcore.retrieval.index import (
-    DEFAULT_MODE,
-    MODE_ALIASES,
-    MODES,
-    SearchIndex,
-    build_index,
-    canonical_mode,
-    fusion_depth,
-    read_chunks,
-)
+from cogcore.retrieval.index import DEFAULT_MODE, SearchIndex, build_index, fusion_depth, read_chunks
+from cogcore.retrieval.index_files import MODE_ALIASES, MODES, IndexInfo, IndexStats, SearchSettings, canonical_mode
 from cogcore.retrieval.lexical import LexicalIndex, tokenize
 from cogcore.retrieval.rerank import CrossEncoderReranker, Reranker
 from cogcore.retrieval.tool import (
@@ -48,9 +40,12 @@ __all__ = [
     "CrossEncoderReranker",
     "Embedder",
     "Hit",
+    "IndexInfo",
+    "IndexStats",
     "LexicalIndex",
     "Reranker",
     "SearchIndex",
+    "SearchSettings",
     "Searcher",
     "build_index",
     "canonical_mode",

@@ -70,9 +70,7 @@ def _overlap_start(text: str, i: int, limit: int) -> int:
 
 def _has_body(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] holds more than heading lines (a lone heading is a useless chunk)."""
-    return any(
-        line.strip() and not _HEADING.match(line) for line in text[start:end].splitlines()
-    )
+    return any(line.strip() and not _HEADING.match(line) for line in text[start:end].splitlines())
 
 
 def _heading_break(text: str, start: int, hard_end: int, heading_offsets: list[int]) -> int | None:
@@ -159,14 +157,16 @@ def chunk_document(doc: dict, chunk_chars: int = 800, overlap: int = 100) -> lis
     chunks = []
     for i, (start, end) in enumerate(split_spans(text, chunk_chars, overlap)):
         h = bisect.bisect_right(heading_offsets, start) - 1
-        chunks.append({
-            "chunk_id": f"{doc['id']}#{i}",
-            "doc_id": doc["id"],
-            "source": doc.get("source", ""),
-            "title": title,
-            "section": headings[h][1] if h >= 0 else "",
-            "start": start,
-            "end": end,
-            "text": text[start:end],
-        })
+        chunks.append(
+            {
+                "chunk_id": f"{doc['id']}#{i}",
+                "doc_id": doc["id"],
+                "source": doc.get("source", ""),
+                "title": title,
+                "section": headings[h][1] if h >= 0 else "",
+                "start": start,
+                "end": end,
+                "text": text[start:end],
+            }
+        )
     return chunks

@@ -32,8 +32,7 @@ IVF_NPROBE = 32
 IVF_TRAIN_PER_LIST = 64
 
 
-def choose_index_type(n_chunks: int, flat_max: int = FLAT_MAX_CHUNKS,
-                      hnsw_max: int = HNSW_MAX_CHUNKS) -> str:
+def choose_index_type(n_chunks: int, flat_max: int = FLAT_MAX_CHUNKS, hnsw_max: int = HNSW_MAX_CHUNKS) -> str:
     """flat while exact search is cheap, then hnsw, then ivfpq when hnsw would not fit."""
     if n_chunks <= flat_max:
         return "flat"

@@ -37,8 +37,7 @@ def reciprocal_rank_fusion(
             if slot[i] is None:  # a repeated item keeps its best rank
                 slot[i] = rank
     fused = [
-        (item, sum(w / (k_rrf + r) for w, r in zip(weights, item_ranks) if r is not None),
-         tuple(item_ranks))
+        (item, sum(w / (k_rrf + r) for w, r in zip(weights, item_ranks) if r is not None), tuple(item_ranks))
         for item, item_ranks in ranks.items()
     ]
     fused.sort(key=lambda f: (-f[1], min(r for r in f[2] if r is not None), f[0]))

@@ -36,8 +36,14 @@ class Hit:
     lexical_rank: int | None = None
 
     @classmethod
-    def from_chunk(cls, chunk: dict, score: float, mode: str = "dense",
-                   dense_rank: int | None = None, lexical_rank: int | None = None) -> Hit:
+    def from_chunk(
+        cls,
+        chunk: dict,
+        score: float,
+        mode: str = "dense",
+        dense_rank: int | None = None,
+        lexical_rank: int | None = None,
+    ) -> Hit:
         return cls(
             score=float(score),
             chunk_id=chunk["chunk_id"],

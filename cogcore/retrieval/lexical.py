@@ -50,7 +50,8 @@ _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 # The Lucene / Elasticsearch English stop set (what bm25s ships as STOPWORDS_EN).
 STOPWORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then "
-    "there these they this to was will with".split())
+    "there these they this to was will with".split()
+)
 
 
 def tokenize(text: str) -> list[str]:
@@ -68,8 +69,9 @@ def tokenize(text: str) -> list[str]:
 
 def identifiers(query: str) -> list[str]:
     """The tokens of query that look like identifiers or exact values (see the module docstring)."""
-    return [t for t in dict.fromkeys(tokenize(query))
-            if len(t) >= 3 and any(c.isdigit() for c in t) and not t.isdigit()]
+    return [
+        t for t in dict.fromkeys(tokenize(query)) if len(t) >= 3 and any(c.isdigit() for c in t) and not t.isdigit()
+    ]
 
 
 class LexicalIndex:
@@ -116,7 +118,8 @@ class LexicalIndex:
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder), show_progress=False)
         (Path(folder) / "cogcore.json").write_text(
-            json.dumps({"tokenizer": TOKENIZER, "n_docs": self.n_docs, **BM25_PARAMS}) + "\n")
+            json.dumps({"tokenizer": TOKENIZER, "n_docs": self.n_docs, **BM25_PARAMS}) + "\n"
+        )
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> LexicalIndex:
@@ -127,8 +130,10 @@ class LexicalIndex:
         meta_path = folder / "cogcore.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         if meta.get("tokenizer") != TOKENIZER:
-            raise ValueError(f"{folder} was tokenized by {meta.get('tokenizer')!r}, this cogcore "
-                             f"tokenizes with {TOKENIZER!r}: rebuild the index")
+            raise ValueError(
+                f"{folder} was tokenized by {meta.get('tokenizer')!r}, this cogcore "
+                f"tokenizes with {TOKENIZER!r}: rebuild the index"
+            )
         return cls(bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False, verbosity=0))
 
     def __len__(self) -> int:
@@ -254,7 +259,7 @@ def _nth_largest(values: np.ndarray, n: int, sample: int = 8192) -> float:
     largest do)."""
     cut_rank = max(8, -(-4 * n * sample // len(values)))
     if len(values) > 2 * sample and cut_rank < sample // 4:
-        picked = values[::len(values) // sample]
+        picked = values[:: len(values) // sample]
         cut = np.partition(picked, len(picked) - cut_rank)[len(picked) - cut_rank]
         above = values[values >= cut]
         if len(above) >= n:

@@ -36,8 +36,9 @@ class CrossEncoderReranker:
 
         folder = Path(path).expanduser()
         if not folder.is_dir():
-            raise FileNotFoundError(f"reranker path {str(path)!r} is not a local folder; cogcore "
-                                    "loads rerankers from disk only")
+            raise FileNotFoundError(
+                f"reranker path {str(path)!r} is not a local folder; cogcore loads rerankers from disk only"
+            )
         self.path = str(folder.resolve())
         self.name = model_name(folder)
         self.batch_size = batch_size
@@ -46,8 +47,9 @@ class CrossEncoderReranker:
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        scores = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size,
-                                    show_progress_bar=False, convert_to_numpy=True)
+        scores = self.model.predict(
+            [(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+        )
         return [float(s) for s in scores.reshape(len(texts), -1)[:, -1]]
 
     def __repr__(self) -> str:

@@ -65,13 +65,13 @@ class LazyIndex:
             try:
                 self._index = SearchIndex.load(self.index_dir)
             except Exception as e:  # faiss, torch, json and os all raise their own types
-                raise IndexUnavailable(f"the index at {self.index_dir} could not be loaded: "
-                                       f"{e}") from e
+                raise IndexUnavailable(f"the index at {self.index_dir} could not be loaded: {e}") from e
             log.info("loaded %s (%d chunks)", self.index_dir, len(self._index))
         return self._index
 
     def preload(self) -> None:
         """Load in a daemon thread; a failure is logged, and the next search tries again."""
+
         def load() -> None:
             try:
                 with self._lock:
@@ -90,8 +90,11 @@ def _hits_schema() -> dict:
     """outputSchema for the structured content, derived from the Hit dataclass."""
     from pydantic import TypeAdapter
 
-    return {"type": "object", "properties": {"hits": {"type": "array",
-            "items": TypeAdapter(Hit).json_schema()}}, "required": ["hits"]}
+    return {
+        "type": "object",
+        "properties": {"hits": {"type": "array", "items": TypeAdapter(Hit).json_schema()}},
+        "required": ["hits"],
+    }
 
 
 def mcp_tool() -> mcp_types.Tool:
@@ -105,17 +108,18 @@ def mcp_tool() -> mcp_types.Tool:
         description=function["description"],
         input_schema=copy.deepcopy(function["parameters"]),
         output_schema=_hits_schema(),
-        annotations=types.ToolAnnotations(read_only_hint=True, destructive_hint=False,
-                                          idempotent_hint=True, open_world_hint=False),
+        annotations=types.ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
     )
 
 
-def _text_result(text: str, is_error: bool = False,
-                 structured: dict | None = None) -> mcp_types.CallToolResult:
+def _text_result(text: str, is_error: bool = False, structured: dict | None = None) -> mcp_types.CallToolResult:
     import mcp_types as types
 
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
-                                structured_content=structured, is_error=is_error)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], structured_content=structured, is_error=is_error
+    )
 
 
 def make_server(index_dir: Path, name: str = "cogcore", preload: bool = False) -> Server:
@@ -125,8 +129,9 @@ def make_server(index_dir: Path, name: str = "cogcore", preload: bool = False) -
     """
     index_dir = Path(index_dir)
     if not (index_dir / "index.json").exists():  # fail before a client connects, not on a call
-        raise FileNotFoundError(f"{index_dir / 'index.json'} missing: no complete index in "
-                                f"{index_dir} (build it first)")
+        raise FileNotFoundError(
+            f"{index_dir / 'index.json'} missing: no complete index in {index_dir} (build it first)"
+        )
     try:
         import anyio
         import mcp_types as types
@@ -142,8 +147,10 @@ def make_server(index_dir: Path, name: str = "cogcore", preload: bool = False) -
 
     async def call_tool(ctx, params) -> types.CallToolResult:
         if params.name != tool.name:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"unknown tool {params.name!r}; "
-                           f"this server has one tool, {tool.name!r}")
+            raise MCPError(
+                code=types.INVALID_PARAMS,
+                message=f"unknown tool {params.name!r}; this server has one tool, {tool.name!r}",
+            )
         try:
             query, k = parse_search_arguments(params.arguments or {})
         except ValueError as e:  # the caller's mistake: an error result it can read and retry
@@ -153,11 +160,15 @@ def make_server(index_dir: Path, name: str = "cogcore", preload: bool = False) -
             hits = await anyio.to_thread.run_sync(index.search, query, k)
         except IndexUnavailable as e:  # the caller can do nothing about it, but should know
             return _text_result(f"error: {e}", is_error=True)
-        return _text_result(format_hits(hits),
-                            structured={"hits": [hit.to_dict() for hit in hits]})
+        return _text_result(format_hits(hits), structured={"hits": [hit.to_dict() for hit in hits]})
 
-    server = Server(name, version=__version__, on_list_tools=list_tools, on_call_tool=call_tool,
-                    instructions=f"{tool.name}: {tool.description}")
+    server = Server(
+        name,
+        version=__version__,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        instructions=f"{tool.name}: {tool.description}",
+    )
     if preload:
         index.preload()
     return server
@@ -186,8 +197,11 @@ def serve(
         from mcp.server.stdio import stdio_server
 
         if sys.stdin.isatty():  # a person ran it by hand: nothing will seem to happen
-            print("cogcore: speaking MCP on stdin/stdout; an MCP client starts this command "
-                  "(or serve over HTTP)", file=sys.stderr, flush=True)
+            print(
+                "cogcore: speaking MCP on stdin/stdout; an MCP client starts this command (or serve over HTTP)",
+                file=sys.stderr,
+                flush=True,
+            )
 
         async def run_stdio() -> None:
             async with stdio_server() as (read, write):
@@ -198,24 +212,25 @@ def serve(
         import uvicorn
 
         app = http_app(server, host)
-        print(f"cogcore: MCP server for {index_dir} at http://{host}:{port}{HTTP_PATH}",
-              file=sys.stderr, flush=True)
+        print(f"cogcore: MCP server for {index_dir} at http://{host}:{port}{HTTP_PATH}", file=sys.stderr, flush=True)
         if host not in LOOPBACK_HOSTS:
-            print(f"cogcore: warning: no authentication; anyone who can reach {host}:{port} "
-                  "can search these documents", file=sys.stderr, flush=True)
+            print(
+                f"cogcore: warning: no authentication; anyone who can reach {host}:{port} can search these documents",
+                file=sys.stderr,
+                flush=True,
+            )
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m cogcore.retrieval.server",
-        description="Serve a cogcore index to agents as an MCP `search` tool.")
+        description="Serve a cogcore index to agents as an MCP `search` tool.",
+    )
     parser.add_argument("index_dir", type=Path, help="an index folder (e.g. runs/demo/index)")
-    parser.add_argument("--http", action="store_true",
-                        help="streamable HTTP instead of stdio")
+    parser.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"HTTP port (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
     parser.add_argument("--name", default="cogcore", help="server name shown to clients")
     args = parser.parse_args(argv)
     # stdout is the protocol channel (stdio); logs go to stderr, which MCP clients show or keep.

@@ -91,8 +91,10 @@ def query_problem(query) -> str | None:
         return f'"query" is too long ({len(query)} chars, at most {MAX_QUERY_CHARS})'
     bad = _SURROGATE.search(query)
     if bad:  # the embedder's tokenizer fails on these with a TypeError that names nothing
-        return (f'"query" is not valid text: character {bad.start()} is a lone surrogate, what bytes that '
-                "are not UTF-8 become (re-encode the query as UTF-8)")
+        return (
+            f'"query" is not valid text: character {bad.start()} is a lone surrogate, what bytes that '
+            "are not UTF-8 become (re-encode the query as UTF-8)"
+        )
     return None
 
 
@@ -119,9 +121,7 @@ def format_hits(hits: Sequence[Hit], max_chars: int = MAX_PASSAGE_CHARS) -> str:
     return "\n".join(passages)
 
 
-def run_search_tool(
-    index: Searcher, arguments: dict | str, max_chars: int = MAX_PASSAGE_CHARS
-) -> str:
+def run_search_tool(index: Searcher, arguments: dict | str, max_chars: int = MAX_PASSAGE_CHARS) -> str:
     """Execute one search call from a model and return its result text (or "error: ...")."""
     try:
         query, k = parse_search_arguments(arguments)

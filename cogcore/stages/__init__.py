@@ -21,8 +21,13 @@ from cogcore.recipe import Recipe
 from cogcore.runner import Stage, file_stamp
 
 ORDER = ("curate", "index", "train.cpt", "train.tools", "eval", "report")
-COMMAND_STAGES = {"curate": ["curate"], "index": ["index"], "train": ["train.cpt", "train.tools"],
-                  "eval": ["eval"], "report": ["report"]}
+COMMAND_STAGES = {
+    "curate": ["curate"],
+    "index": ["index"],
+    "train": ["train.cpt", "train.tools"],
+    "eval": ["eval"],
+    "report": ["report"],
+}
 FINAL_MODEL = "train/tools/model"  # the model a build ends with: eval, ask and the report read it
 CPT_MODEL = "train/cpt/model"
 # Where curation runs does not change what it produces: not part of its fingerprint.
@@ -33,19 +38,37 @@ def build_stages(recipe: Recipe) -> list[Stage]:
     """The stages of a resolved recipe, in ORDER."""
     run = recipe.run_path()
     return [
-        Stage("curate", "curate", (), _runs("curate", recipe, run), curate_inputs(recipe),
-              resumes=True),  # a killed run skips the shards it finished
+        Stage(
+            "curate", "curate", (), _runs("curate", recipe, run), curate_inputs(recipe), resumes=True
+        ),  # a killed run skips the shards it finished
         # A killed index build embeds every chunk again (nothing is kept between batches).
         Stage("index", "index", ("curate",), _runs("index", recipe, run), index_inputs(recipe)),
-        Stage("train.cpt", "train/cpt", ("curate",), _runs("cpt", recipe, run), cpt_inputs(recipe),
-              resumes=True),  # from its last checkpoint
-        Stage("train.tools", "train/tools", ("curate", "index", "train.cpt"), _runs("tools", recipe, run),
-              tools_inputs(recipe), resumes=True),
+        Stage(
+            "train.cpt", "train/cpt", ("curate",), _runs("cpt", recipe, run), cpt_inputs(recipe), resumes=True
+        ),  # from its last checkpoint
+        Stage(
+            "train.tools",
+            "train/tools",
+            ("curate", "index", "train.cpt"),
+            _runs("tools", recipe, run),
+            tools_inputs(recipe),
+            resumes=True,
+        ),
         # train.cpt is upstream for its canaries.json: a new planting is a new memorization result.
-        Stage("eval", "eval", ("curate", "index", "train.cpt", "train.tools"), _runs("eval", recipe, run),
-              eval_inputs(recipe)),
-        Stage("report", "report", ("curate", "index", "train.cpt", "train.tools", "eval"),
-              _runs("report", recipe, run), {"report": recipe.report.model_dump(mode="json")}),
+        Stage(
+            "eval",
+            "eval",
+            ("curate", "index", "train.cpt", "train.tools"),
+            _runs("eval", recipe, run),
+            eval_inputs(recipe),
+        ),
+        Stage(
+            "report",
+            "report",
+            ("curate", "index", "train.cpt", "train.tools", "eval"),
+            _runs("report", recipe, run),
+            {"report": recipe.report.model_dump(mode="json")},
+        ),
     ]
 
 
@@ -59,9 +82,13 @@ def _runs(module: str, recipe: Recipe, run: Path) -> Callable[[Path], None]:
 def curate_inputs(recipe: Recipe) -> dict:
     data = recipe.model_dump(mode="json")
     files = [file_stamp(f) for s in recipe.sources for f in list_files(s.path, s.follow_links)]
-    return {"sources": data["sources"], "files": files,
-            "curate": {k: v for k, v in data["curate"].items() if k not in PLACEMENT_FIELDS},
-            "facts": {k: data["facts"][k] for k in ("kinds", "patterns", "terms")}, "seed": recipe.seed}
+    return {
+        "sources": data["sources"],
+        "files": files,
+        "curate": {k: v for k, v in data["curate"].items() if k not in PLACEMENT_FIELDS},
+        "facts": {k: data["facts"][k] for k in ("kinds", "patterns", "terms")},
+        "seed": recipe.seed,
+    }
 
 
 def index_inputs(recipe: Recipe) -> dict:
@@ -74,11 +101,15 @@ def index_inputs(recipe: Recipe) -> dict:
 
 def cpt_inputs(recipe: Recipe) -> dict:
     facts = recipe.facts.model_dump(mode="json")
-    inputs = {"cpt": recipe.train.cpt.model_dump(mode="json"), "base_model": recipe.base_model.model_dump(mode="json"),
-              "base_stamp": file_stamp(recipe.base_model.path),
-              "strategy": {k: facts[k] for k in ("strategy", "max_calls_per_doc", "train_copied_facts", "toolformer",
-                                                 "canaries")},
-              "seed": recipe.seed}
+    inputs = {
+        "cpt": recipe.train.cpt.model_dump(mode="json"),
+        "base_model": recipe.base_model.model_dump(mode="json"),
+        "base_stamp": file_stamp(recipe.base_model.path),
+        "strategy": {
+            k: facts[k] for k in ("strategy", "max_calls_per_doc", "train_copied_facts", "toolformer", "canaries")
+        },
+        "seed": recipe.seed,
+    }
     replay = recipe.train.cpt.replay
     if replay is not None:
         inputs["replay_files"] = [file_stamp(f) for f in list_files(replay.path)]
@@ -87,11 +118,18 @@ def cpt_inputs(recipe: Recipe) -> dict:
 
 def tools_inputs(recipe: Recipe) -> dict:
     tools = recipe.train.tools
-    return {"tools": tools.model_dump(mode="json"), "recipe_tools": [t.model_dump(mode="json") for t in recipe.tools],
-            "files": [file_stamp(f) for f in tools.conversation_files],
-            "base_model": recipe.base_model.model_dump(mode="json"), "seed": recipe.seed}
+    return {
+        "tools": tools.model_dump(mode="json"),
+        "recipe_tools": [t.model_dump(mode="json") for t in recipe.tools],
+        "files": [file_stamp(f) for f in tools.conversation_files],
+        "base_model": recipe.base_model.model_dump(mode="json"),
+        "seed": recipe.seed,
+    }
 
 
 def eval_inputs(recipe: Recipe) -> dict:
-    return {"eval": recipe.eval.model_dump(mode="json"), "seed": recipe.seed,
-            "base_model": recipe.base_model.model_dump(mode="json")}
+    return {
+        "eval": recipe.eval.model_dump(mode="json"),
+        "seed": recipe.seed,
+        "base_model": recipe.base_model.model_dump(mode="json"),
+    }

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cogcore.canaries import plant_in_training
+from cogcore.canaries import CANARIES_FILE, plant_in_training
 from cogcore.curate.facts import FactDetector
 from cogcore.curate.readers import Unreadable, read_source
-from cogcore.io import file_sha256, write_json_atomic, write_jsonl_atomic
+from cogcore.io import file_sha256
 from cogcore.models import ModelSpec
 from cogcore.recipe import Recipe
 from cogcore.stages import cpt_inputs
@@ -21,15 +21,18 @@ from cogcore.stages.corpus import TRAIN, load_corpus
 from cogcore.stages.inputs import check_training_split, curated_splits
 from cogcore.train.cpt_data import encode_documents, pack_rows, with_replay
 from cogcore.train.data_cache import cached_rows
-from cogcore.train.launch import launch_stage, plan_from_recipe
+from cogcore.train.distributed import plan_from_recipe
+from cogcore.train.launch import launch_stage
+from cogcore.train.metrics import METRICS_FILE, TrainMetrics
 from cogcore.train.toolformer import select_calls
 from cogcore.train.trainer import TrainSettings, check_method
+from cogcore.train.training_docs import TRAINING_DOCS_FILE, write_training_docs
 
 
 def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     cfg = recipe.train.cpt
     if not cfg.enabled:
-        write_json_atomic(folder / "metrics.json", {"skipped": True, "reason": "train.cpt.enabled is false"})
+        TrainMetrics.skipped_stage("train.cpt.enabled is false").write(folder / METRICS_FILE)
         return
     # 1. What can fail cheaply fails before the model loads: qlora needs CUDA, training needs documents.
     check_method(cfg.method, "train.cpt.method")
@@ -37,14 +40,25 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     spec = ModelSpec.from_section(recipe.base_model, quantize_4bit=cfg.method == "qlora")
     model, tok = spec.load()
     # 2. Rows, tokenized once: a resumed (or relaunched) stage loads the Arrow rows instead.
-    key = {**cpt_inputs(recipe), "docs": file_sha256(run_dir / "curate" / "docs.jsonl"),
-           "facts": file_sha256(run_dir / "curate" / "facts.jsonl")}
+    key = {
+        **cpt_inputs(recipe),
+        "docs": file_sha256(run_dir / "curate" / "docs.jsonl"),
+        "facts": file_sha256(run_dir / "curate" / "facts.jsonl"),
+    }
     rows, counts = cached_rows(folder, key, lambda counts: training_rows(recipe, run_dir, folder, model, tok, counts))
     # 3. Train (here, or in several processes), then record what was trained on.
-    settings = TrainSettings.from_section(cfg, seed=recipe.seed, trust_remote_code=spec.trust_remote_code)
-    metrics = launch_stage(model, tok, rows, folder, settings, "train.cpt", plan_from_recipe(recipe.train.distributed),
-                           spec)
-    write_json_atomic(folder / "metrics.json", {**metrics, "data": counts})
+    metrics = launch_stage(
+        model,
+        tok,
+        rows,
+        folder=folder,
+        settings=TrainSettings.from_section(cfg, seed=recipe.seed),
+        label="train.cpt",
+        plan=plan_from_recipe(recipe.train.distributed),
+        model_spec=spec,
+    )
+    if metrics is not None:  # None on a machine other than machine_rank 0, which records the run
+        metrics.with_data(counts).write(folder / METRICS_FILE)
 
 
 def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, counts: dict):
@@ -52,12 +66,21 @@ def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
     packed; `counts` filled on the way (for metrics.json's `data`)."""
     cfg, facts_cfg = recipe.train.cpt, recipe.facts
     docs, facts, calls = training_text(recipe, run_dir, folder, model, tok, counts)
-    encoded = encode_documents(tok, docs, facts, facts_cfg.strategy, counts, facts_cfg.max_calls_per_doc, calls,
-                               facts_cfg.train_copied_facts, progress=True)
+    encoded = encode_documents(
+        tok,
+        docs,
+        facts,
+        strategy=facts_cfg.strategy,
+        counts=counts,
+        max_calls_per_doc=facts_cfg.max_calls_per_doc,
+        calls=calls,
+        train_copied_facts=facts_cfg.train_copied_facts,
+        progress=True,
+    )
     if cfg.replay is not None:
-        replay = read_replay(cfg.replay.path, cfg.replay.format, cfg.replay.text_field, counts)
-        encoded = with_replay(encoded, tok, replay, cfg.replay.ratio, counts, progress=True)
-    yield from pack_rows(encoded, cfg.seq_len, cfg.packing, counts)
+        replay = read_replay(cfg.replay.path, fmt=cfg.replay.format, text_field=cfg.replay.text_field, counts=counts)
+        encoded = with_replay(encoded, tok, replay, ratio=cfg.replay.ratio, counts=counts, progress=True)
+    yield from pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts=counts)
 
 
 def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, counts: dict):
@@ -71,7 +94,7 @@ def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
     if recipe.facts.strategy == "toolcall" and recipe.facts.toolformer.enabled:
         calls = choose_calls(recipe, docs, facts, folder, model, tok, counts)
     if recipe.facts.canaries.count or calls is not None:
-        write_training_docs(folder / "training_docs.jsonl", docs, facts, calls)
+        write_training_docs(folder / TRAINING_DOCS_FILE, docs, facts, calls)
     # Rebalancing may ask for a thin cluster's documents to be repeated (meta.upsample).
     docs = [d for d in docs for _ in range(d["meta"].get("upsample", 1))]
     return docs, facts, calls
@@ -82,11 +105,24 @@ def plant_canaries(recipe: Recipe, docs: list[dict], facts: list[dict], folder: 
     are facts found by the recipe's own detector, so the strategy treats them as any fact."""
     f, c = recipe.facts, recipe.facts.canaries
     detector = FactDetector(f.kinds, patterns=f.patterns or None, terms=f.terms or None)
-    docs, facts, record = plant_in_training(docs, facts, detector, c.count, c.controls, c.repeats, seed=recipe.seed,
-                                            digits=c.digits)
-    write_json_atomic(folder / "canaries.json", {**record, "strategy": f.strategy})
-    counts["canaries"] = {"planted": c.count, "controls": c.controls, "repeats": c.repeats,
-                          "secrets_detected_as_facts": sum(record["secret_is_fact"].values())}
+    docs, facts, record = plant_in_training(
+        docs,
+        facts,
+        detector,
+        count=c.count,
+        controls=c.controls,
+        repeats=c.repeats,
+        strategy=f.strategy,
+        seed=recipe.seed,
+        digits=c.digits,
+    )
+    record.write(folder / CANARIES_FILE)
+    counts["canaries"] = {
+        "planted": c.count,
+        "controls": c.controls,
+        "repeats": c.repeats,
+        "secrets_detected_as_facts": sum(record.secret_is_fact.values()),
+    }
     return docs, facts
 
 
@@ -94,21 +130,19 @@ def choose_calls(recipe: Recipe, docs: list[dict], facts: list[dict], folder: Pa
     """toolcall: the calls whose result lowers the base model's loss on their facts (each call's
     losses in toolformer.jsonl)."""
     f, t = recipe.facts, recipe.facts.toolformer
-    calls, counts["toolformer"] = select_calls(model, tok, docs, facts, f.max_calls_per_doc, tau=t.tau, limit=t.limit,
-                                               seed=recipe.seed, batch_size=t.batch_size,
-                                               log_path=folder / "toolformer.jsonl")
+    calls, counts["toolformer"] = select_calls(
+        model,
+        tok,
+        docs,
+        facts,
+        max_calls_per_doc=f.max_calls_per_doc,
+        tau=t.tau,
+        limit=t.limit,
+        seed=recipe.seed,
+        batch_size=t.batch_size,
+        log_path=folder / "toolformer.jsonl",
+    )
     return calls
-
-
-def write_training_docs(path: Path, docs: list[dict], facts: list[dict], calls: dict | None) -> None:
-    """The documents training changed, as trained: what `cogcore inspect --doc` shows instead of curate's."""
-    changed = {d["id"] for d in docs if d["meta"].get("canaries")} if calls is None else {d["id"] for d in docs}
-    facts_of: dict[str, list[dict]] = {}
-    for f in facts:
-        facts_of.setdefault(f["doc_id"], []).append(f)
-    write_jsonl_atomic(path, ({"id": d["id"], "text": d["text"], "meta": d["meta"], "facts": facts_of.get(d["id"], []),
-                               "calls": None if calls is None else [c.to_dict() for c in calls.get(d["id"], [])]}
-                              for d in docs if d["id"] in changed))
 
 
 def read_replay(path: str, fmt: str, text_field: str, counts: dict):

@@ -1,5 +1,5 @@
 """The index stage: curate/docs.jsonl -> index/ (faiss vectors, BM25, chunks with provenance,
-index.json with the search settings every later stage searches with).
+index.json with the search settings every later stage searches with, stats.json with the build's cost).
 
     cogcore index recipes/demo.yaml
 """
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cogcore.io import read_jsonl, write_json_atomic
+from cogcore.io import read_jsonl
 from cogcore.recipe import Recipe
-from cogcore.retrieval import Embedder, build_index
+from cogcore.retrieval.embedder import Embedder
+from cogcore.retrieval.index import build_index
+from cogcore.retrieval.index_files import STATS_FILE
 from cogcore.stages.inputs import require_documents
 
 
@@ -32,4 +34,4 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         reranker=cfg.reranker,
         rerank_top=cfg.rerank_top,
     )
-    write_json_atomic(folder / "stats.json", stats)
+    stats.write(folder / STATS_FILE)

@@ -1,14 +1,14 @@
 """The report stage: every stage's files -> report/ (report.md, report.html, cost.json, charts).
 
-    cogcore report recipes/demo.yaml     (or, from the files alone: cogcore report runs/demo)
+cogcore report recipes/demo.yaml     (or, from the files alone: cogcore report runs/demo)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cogcore.eval.report import build_report
 from cogcore.recipe import Recipe
+from cogcore.report.run_report import build_report
 
 
 def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:

@@ -19,7 +19,9 @@ from cogcore.stages import CPT_MODEL
 from cogcore.stages.corpus import TRAIN, load_corpus
 from cogcore.stages.inputs import check_tool_conversations, check_tool_rows, curated_splits, require_conversations
 from cogcore.train.chat_template import choose_chat_template
-from cogcore.train.launch import launch_stage, plan_from_recipe
+from cogcore.train.distributed import plan_from_recipe
+from cogcore.train.launch import launch_stage
+from cogcore.train.metrics import METRICS_FILE, TrainMetrics
 from cogcore.train.tools_data import plan_counts, read_conversation_files, synthesize, tokenize_conversations
 from cogcore.train.trainer import TrainSettings
 
@@ -28,10 +30,7 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     cfg = recipe.train.tools
     # 1. What can fail cheaply fails before the model loads.
     if cfg.enabled:
-        for i, f in enumerate(cfg.conversation_files):
-            if not Path(f).is_file():
-                raise FileNotFoundError(f"train.tools.conversation_files.{i}: {f} does not exist")
-        check_tool_conversations(curated_splits(run_dir), recipe.curate.heldout_fraction, cfg.conversation_files)
+        check_inputs(recipe, run_dir)
     # 2. The model continued pretraining made (else the base), with the template it will ship with:
     # the base model's own when it lists tools and writes hermes <tool_call> JSON (vLLM's hermes
     # parser reads it), else ChatML + hermes. One template for training, evaluation and serving.
@@ -41,21 +40,38 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     write_json_atomic(folder / "tools.json", [t.model_dump(mode="json") for t in recipe.tools])  # for ask and eval
     if not cfg.enabled:
         save_model(model, tok, folder / "model")
-        write_json_atomic(folder / "metrics.json", {"skipped": True, "reason": "train.tools.enabled is false",
-                                                    "chat_template": template_used})
+        skipped = TrainMetrics.skipped_stage("train.tools.enabled is false", chat_template=template_used)
+        skipped.write(folder / METRICS_FILE)
         return
     # 3. Conversations, tokenized with the loss on the assistant's turns only.
     tools = [SEARCH_TOOL] + [t.schema() for t in recipe.tools]
     conversations, data = make_conversations(recipe, run_dir, tools)
     write_jsonl_atomic(folder / "conversations.jsonl", conversations)
-    rows, too_long = tokenize_conversations(tok, conversations, cfg.seq_len, tools)
+    rows, too_long = tokenize_conversations(tok, conversations, seq_len=cfg.seq_len, tools=tools)
     check_tool_rows(len(rows), too_long, cfg.seq_len)
     # 4. Train; workers (several processes) load the same model the stage did.
-    settings = TrainSettings.from_section(cfg, seed=recipe.seed, trust_remote_code=spec.trust_remote_code)
-    metrics = launch_stage(model, tok, rows, folder, settings, "train.tools", plan_from_recipe(recipe.train.distributed),
-                           spec)
-    data.update(rows=len(rows), skipped_too_long=too_long)
-    write_json_atomic(folder / "metrics.json", {**metrics, "data": data, "chat_template": template_used})
+    metrics = launch_stage(
+        model,
+        tok,
+        rows,
+        folder=folder,
+        settings=TrainSettings.from_section(cfg, seed=recipe.seed),
+        label="train.tools",
+        plan=plan_from_recipe(recipe.train.distributed),
+        model_spec=spec,
+    )
+    if metrics is not None:  # None on a machine other than machine_rank 0, which records the run
+        data.update(rows=len(rows), skipped_too_long=too_long)
+        metrics.with_data(data, chat_template=template_used).write(folder / METRICS_FILE)
+
+
+def check_inputs(recipe: Recipe, run_dir: Path) -> None:
+    """The recipe's conversation files exist, and there is something to make conversations from."""
+    files = recipe.train.tools.conversation_files
+    for i, f in enumerate(files):
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"train.tools.conversation_files.{i}: {f} does not exist")
+    check_tool_conversations(curated_splits(run_dir), recipe.curate.heldout_fraction, files)
 
 
 def starting_model(recipe: Recipe, run_dir: Path) -> ModelSpec:
@@ -73,13 +89,21 @@ def make_conversations(recipe: Recipe, run_dir: Path, tools: list[dict]) -> tupl
     corpus = load_corpus(run_dir)
     facts = corpus.facts_in(TRAIN)
     # Twice as many questions as conversations: a kind draws only on facts the index finds (or not).
-    questions = make_questions(facts, corpus.titles(), 2 * cfg.conversations, seed=recipe.seed, one_per_doc=False)
-    conversations, requested = synthesize(questions, SearchIndex.load(run_dir / "index"),
-                                          plan_counts(cfg.conversations, cfg.mix.model_dump()), seed=recipe.seed)
+    questions = make_questions(facts, corpus.titles(), limit=2 * cfg.conversations, seed=recipe.seed, one_per_doc=False)
+    conversations, requested = synthesize(
+        questions,
+        SearchIndex.load(run_dir / "index"),
+        counts=plan_counts(cfg.conversations, mix=cfg.mix.model_dump()),
+        seed=recipe.seed,
+    )
     from_files, file_stats = read_conversation_files([Path(f) for f in cfg.conversation_files], tools)
     conversations += from_files
     require_conversations(len(conversations), len(corpus.split(TRAIN)), len(facts), len(from_files))
-    data = {"conversations": len(conversations), "kinds": dict(Counter(c["kind"] for c in conversations)),
-            "requested": requested, "conversation_files": file_stats,
-            "answer_found": sum(c["found"] for c in conversations if c["kind"] != "file")}
+    data = {
+        "conversations": len(conversations),
+        "kinds": dict(Counter(c["kind"] for c in conversations)),
+        "requested": requested,
+        "conversation_files": file_stats,
+        "answer_found": sum(c["found"] for c in conversations if c["kind"] != "file"),
+    }
     return conversations, data

@@ -36,10 +36,12 @@ CHAT_TEMPLATE = (
     "{%- else -%}{%- set system = default_system -%}{%- set rest = messages -%}{%- endif -%}"
     "{{- '<|im_start|>system\\n' + system -}}"
     "{%- if tools -%}"
-    "{{- '\\n\\n# Tools\\n\\nYou may call functions to help with the user query. Function signatures are within <tools></tools>:\\n<tools>' -}}"
+    "{{- '\\n\\n# Tools\\n\\nYou may call functions to help with the user query. "
+    "Function signatures are within <tools></tools>:\\n<tools>' -}}"
     "{%- for tool in tools -%}{{- '\\n' + (tool | tojson) -}}{%- endfor -%}"
-    "{{- '\\n</tools>\\n\\nFor each call, return a JSON object with the function name and arguments within <tool_call></tool_call>:\\n"
-    "<tool_call>\\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\\n</tool_call>' -}}"
+    "{{- '\\n</tools>\\n\\nFor each call, return a JSON object with the function name and arguments "
+    "within <tool_call></tool_call>:\\n"
+    '<tool_call>\\n{"name": <function-name>, "arguments": <args-json-object>}\\n</tool_call>\' -}}'
     "{%- endif -%}"
     "{{- '<|im_end|>\\n' -}}"
     "{%- for message in rest -%}"
@@ -67,18 +69,34 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
+
 class TemplateError(ValueError):
     """A chat template whose assistant turns cannot be located by rendering prefixes."""
 
 
-def render(tokenizer, messages: list[dict], tools: list[dict] | None, template: str | None = None,
-           add_generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False, chat_template=template,
-                                         add_generation_prompt=add_generation_prompt)
+def render(
+    tokenizer,
+    messages: list[dict],
+    tools: list[dict] | None,
+    template: str | None = None,
+    add_generation_prompt: bool = False,
+) -> str:
+    return tokenizer.apply_chat_template(
+        messages,
+        tools=tools or None,
+        tokenize=False,
+        chat_template=template,
+        add_generation_prompt=add_generation_prompt,
+    )
 
 
-def assistant_spans(tokenizer, messages: list[dict], tools: list[dict] | None, template: str | None = None,
-                    controls: Iterable[str] | None = None) -> tuple[str, list[tuple[int, int, int]]]:
+def assistant_spans(
+    tokenizer,
+    messages: list[dict],
+    tools: list[dict] | None,
+    template: str | None = None,
+    controls: Iterable[str] | None = None,
+) -> tuple[str, list[tuple[int, int, int]]]:
     """The rendered text and (start, end, message index) of each assistant turn in it.
 
     A turn starts where the generation prompt for it ends and ends where rendering it ends (trailing
@@ -93,16 +111,23 @@ def assistant_spans(tokenizer, messages: list[dict], tools: list[dict] | None, t
         if message["role"] != "assistant":
             continue
         prompt = render(tokenizer, messages[:i], tools, template, add_generation_prompt=True)
-        upto = render(tokenizer, messages[:i + 1], tools, template)
+        upto = render(tokenizer, messages[: i + 1], tools, template)
         if not (upto.startswith(prompt) and full.startswith(upto)):
-            raise TemplateError(f"assistant turn {i}: the template renders earlier turns differently once later "
-                                "turns follow, so the turn cannot be located")
+            raise TemplateError(
+                f"assistant turn {i}: the template renders earlier turns differently once later "
+                "turns follow, so the turn cannot be located"
+            )
         spans.append((len(prompt), len(upto.rstrip()), i))
     return full, spans
 
 
-def tokenize_with_mask(tokenizer, messages: list[dict], tools: list[dict] | None, template: str | None = None,
-                       controls: Iterable[str] | None = None) -> tuple[list[int], list[int]]:
+def tokenize_with_mask(
+    tokenizer,
+    messages: list[dict],
+    tools: list[dict] | None,
+    template: str | None = None,
+    controls: Iterable[str] | None = None,
+) -> tuple[list[int], list[int]]:
     """(input_ids, mask) with mask 1 on the tokens of assistant turns to train (weight not 0).
 
     Each piece between turn boundaries is tokenized on its own, as at inference, where the prompt
@@ -121,15 +146,26 @@ def tokenize_with_mask(tokenizer, messages: list[dict], tools: list[dict] | None
     return ids, mask
 
 
-PROBE_TOOL = {"type": "function", "function": {
-    "name": "probe_lookup", "description": "Probe tool: look up a probe value.",
-    "parameters": {"type": "object", "properties": {"key": {"type": "string"}, "n": {"type": "integer"}},
-                   "required": ["key"]}}}
-_PROBE_ARGS = {"key": "probe \"quoted\" café", "n": 2}
+PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "probe_lookup",
+        "description": "Probe tool: look up a probe value.",
+        "parameters": {
+            "type": "object",
+            "properties": {"key": {"type": "string"}, "n": {"type": "integer"}},
+            "required": ["key"],
+        },
+    },
+}
+_PROBE_ARGS = {"key": 'probe "quoted" café', "n": 2}
 PROBE_CONVERSATION = [
     {"role": "user", "content": "What is the probe value?"},
-    {"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "function": {"name": "probe_lookup", "arguments": _PROBE_ARGS}}]},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"type": "function", "function": {"name": "probe_lookup", "arguments": _PROBE_ARGS}}],
+    },
     {"role": "tool", "name": "probe_lookup", "content": "probe result 4217"},
     {"role": "assistant", "content": "The probe value is 4217."},
 ]
@@ -149,7 +185,7 @@ def template_problem(tokenizer, template: str) -> str | None:
     except Exception as e:  # a template may raise anything (raise_exception, undefined names)
         return f"it fails on a tool conversation ({type(e).__name__}: {e})"
     fn = PROBE_TOOL["function"]
-    if fn["name"] not in text[:spans[0][0]] or fn["description"] not in text[:spans[0][0]]:
+    if fn["name"] not in text[: spans[0][0]] or fn["description"] not in text[: spans[0][0]]:
         return "it does not list the tools passed as tools="
     if "probe result 4217" not in text:
         return "it does not render tool results"

@@ -3,7 +3,7 @@
 Three strategies for the facts of the training text (`facts.strategy` in the recipe):
 
 - `keep`: the text is trained as is (the baseline).
-- `mask`: every token whose characters overlap a fact span gets label -100: the model reads the
+- `mask`: every token whose characters overlap a fact span gets label IGNORE_INDEX: the model reads the
   fact (it is context for what follows) but is never trained to produce it, so the fact is not
   pushed into the weights (the idea of LMLM and Goldfish loss).
 - `toolcall`: `mask`, plus a search call before the first fact of a sentence, with its result:
@@ -53,13 +53,13 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from cogcore.questions import QUERY_WORDS
 from cogcore.retrieval.hits import Hit
 from cogcore.retrieval.tool import MAX_PASSAGE_CHARS, format_hits, shorten
-from cogcore.train.packing import RowPacker
+from cogcore.train.packing import IGNORE_INDEX, RowPacker
 from cogcore.untrusted_text import break_points, control_strings, insert_breaks, neutralize, to_original
 
 STRATEGIES = ("keep", "mask", "toolcall")
@@ -78,8 +78,13 @@ class PlannedCall:
     result: str
 
     def to_dict(self) -> dict:
-        return {"doc_id": self.doc_id, "at": self.at, "spans": [list(s) for s in self.spans], "query": self.query,
-                "result": self.result}
+        return {
+            "doc_id": self.doc_id,
+            "at": self.at,
+            "spans": [list(s) for s in self.spans],
+            "query": self.query,
+            "result": self.result,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> PlannedCall:
@@ -128,14 +133,23 @@ def plan_calls(doc: dict, facts: list[dict], max_calls: int = DEFAULT_MAX_CALLS)
         groups = [groups[i * len(groups) // max_calls] for i in range(max_calls)] if max_calls > 0 else []
     calls = []
     for group in groups:
-        context = group[0].get("context") or text[max(0, group[0]["start"] - 200):group[-1]["end"] + 200]
+        context = group[0].get("context") or text[max(0, group[0]["start"] - 200) : group[-1]["end"] + 200]
         passage = _passage(context, [f["text"] for f in group])
         answered = tuple((f["start"], f["end"]) for f in group if f["text"] in passage)
         query = search_query(context, [f["text"] for f in group], title)
         if not answered or not query:
             continue  # the result would not hold the fact, or there is nothing to ask with: mask only
-        hit = Hit(score=1.0, chunk_id=doc["id"], doc_id=doc["id"], source=doc.get("source", ""), title=title,
-                  section="", start=0, end=0, text=passage)
+        hit = Hit(
+            score=1.0,
+            chunk_id=doc["id"],
+            doc_id=doc["id"],
+            source=doc.get("source", ""),
+            title=title,
+            section="",
+            start=0,
+            end=0,
+            text=passage,
+        )
         calls.append(PlannedCall(doc["id"], answered[0][0], answered, query, format_hits([hit])))
     return calls
 
@@ -156,8 +170,9 @@ def _passage(context: str, fact_texts: list[str], max_chars: int = MAX_PASSAGE_C
     return shorten(context[start:], max_chars)
 
 
-def render_segments(text: str, spans: list[tuple[int, int]], calls: Iterable[PlannedCall] = (),
-                    train_copied_facts: bool = False) -> list[Segment]:
+def render_segments(
+    text: str, spans: list[tuple[int, int]], calls: Iterable[PlannedCall] = (), train_copied_facts: bool = False
+) -> list[Segment]:
     """The document as training text: pieces of text (fact spans relative to each), calls and results.
 
     With `train_copied_facts`, the facts a call answers are trained where the text repeats them
@@ -165,7 +180,7 @@ def render_segments(text: str, spans: list[tuple[int, int]], calls: Iterable[Pla
     placed, prev = [], 0
     for call in sorted(calls, key=lambda c: c.at):
         # Spaces before the call move after it, so the text keeps its own tokens (" $200" stays " $200").
-        cut = len(text[:call.at].rstrip(" \t"))
+        cut = len(text[: call.at].rstrip(" \t"))
         if cut >= prev:
             placed.append((cut, call))
             prev = cut
@@ -221,7 +236,7 @@ class EncodedDocument:
 
 
 def encode_segments(tokenizer, segments: list[Segment], controls: frozenset[str] | None = None) -> EncodedDocument:
-    """Tokenize each segment on its own: call tokens trained, results and facts -100.
+    """Tokenize each segment on its own: call tokens trained, results and facts IGNORE_INDEX.
 
     The document's characters are neutralized as they are tokenized (`controls`: default the
     tokenizer's `control_strings`), so a document's `<|im_start|>` or `</tool_response>` becomes
@@ -231,10 +246,10 @@ def encode_segments(tokenizer, segments: list[Segment], controls: frozenset[str]
     ids, labels, offsets, roles, base = [], [], [], [], 0
     for seg, (seg_ids, seg_offsets) in zip(segments, encoded):
         if seg.role == "result":
-            seg_labels = [-100] * len(seg_ids)
+            seg_labels = [IGNORE_INDEX] * len(seg_ids)
         elif seg.role == "text" and seg.spans:
             masked = fact_label_mask(seg_offsets, sorted(seg.spans))
-            seg_labels = [-100 if m else t for t, m in zip(seg_ids, masked)]
+            seg_labels = [IGNORE_INDEX if m else t for t, m in zip(seg_ids, masked)]
         else:
             seg_labels = list(seg_ids)
         ids += seg_ids
@@ -251,16 +266,20 @@ def _untrusted(seg: Segment) -> tuple[int, int] | None:
     return (0, len(seg.text)) if seg.role == "text" else None
 
 
-def encode_untrusted(tokenizer, texts: list[str], untrusted: list[tuple[int, int] | None],
-                     controls: frozenset[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+def encode_untrusted(
+    tokenizer, texts: list[str], untrusted: list[tuple[int, int] | None], controls: frozenset[str]
+) -> list[tuple[list[int], list[tuple[int, int]]]]:
     """(ids, offsets) of each text, tokenized with its `untrusted` range neutralized; offsets index
     the text as given (a token of an inserted BREAK has an empty range)."""
     if not texts:
         return []
-    points = [[] if r is None else [r[0] + p for p in break_points(t[r[0]:r[1]], controls)]
-              for t, r in zip(texts, untrusted)]
-    enc = tokenizer([insert_breaks(t, p) for t, p in zip(texts, points)], add_special_tokens=False,
-                    return_offsets_mapping=True)
+    points = [
+        [] if r is None else [r[0] + p for p in break_points(t[r[0] : r[1]], controls)]
+        for t, r in zip(texts, untrusted)
+    ]
+    enc = tokenizer(
+        [insert_breaks(t, p) for t, p in zip(texts, points)], add_special_tokens=False, return_offsets_mapping=True
+    )
     out = []
     for p, ids, offsets in zip(points, enc["input_ids"], enc["offset_mapping"]):
         back = to_original(p)
@@ -268,9 +287,15 @@ def encode_untrusted(tokenizer, texts: list[str], untrusted: list[tuple[int, int
     return out
 
 
-def encode_document(tokenizer, text: str, spans: list[tuple[int, int]], strategy: str,
-                    calls: Iterable[PlannedCall] = (), train_copied_facts: bool = False,
-                    controls: frozenset[str] | None = None) -> EncodedDocument:
+def encode_document(
+    tokenizer,
+    text: str,
+    spans: list[tuple[int, int]],
+    strategy: str,
+    calls: Iterable[PlannedCall] = (),
+    train_copied_facts: bool = False,
+    controls: frozenset[str] | None = None,
+) -> EncodedDocument:
     """One document under a strategy; `calls` are used by `toolcall` only (without any, it is `mask`).
     The document is neutralized as it is tokenized (see encode_segments)."""
     if strategy not in STRATEGIES:
@@ -280,17 +305,30 @@ def encode_document(tokenizer, text: str, spans: list[tuple[int, int]], strategy
     return encode_segments(tokenizer, render_segments(text, spans, calls, train_copied_facts), controls)
 
 
-def tokenize_document(tokenizer, text: str, spans: list[tuple[int, int]], strategy: str,
-                      calls: Iterable[PlannedCall] = (), train_copied_facts: bool = False) -> tuple[list[int], list[int]]:
+def tokenize_document(
+    tokenizer,
+    text: str,
+    spans: list[tuple[int, int]],
+    strategy: str,
+    calls: Iterable[PlannedCall] = (),
+    train_copied_facts: bool = False,
+) -> tuple[list[int], list[int]]:
     """(ids, labels) of one document under a strategy; see encode_document."""
     enc = encode_document(tokenizer, text, spans, strategy, calls, train_copied_facts)
     return enc.ids, enc.labels
 
 
-def build_cpt_rows(tokenizer, docs: Iterable[dict], facts: Iterable[dict], seq_len: int, strategy: str = "mask",
-                   max_calls_per_doc: int = DEFAULT_MAX_CALLS,
-                   calls: dict[str, list[PlannedCall]] | None = None,
-                   train_copied_facts: bool = False, packing: bool = False) -> tuple[list[dict], dict]:
+def build_cpt_rows(
+    tokenizer,
+    docs: Iterable[dict],
+    facts: Iterable[dict],
+    seq_len: int,
+    strategy: str = "mask",
+    max_calls_per_doc: int = DEFAULT_MAX_CALLS,
+    calls: dict[str, list[PlannedCall]] | None = None,
+    train_copied_facts: bool = False,
+    packing: bool = False,
+) -> tuple[list[dict], dict]:
     """Tokenize, mask (and insert calls), pack; return rows of {input_ids, labels} and counts for the report.
 
     With `toolcall`, `calls` (doc id -> calls, e.g. after the Toolformer filter) replaces the
@@ -303,9 +341,17 @@ def build_cpt_rows(tokenizer, docs: Iterable[dict], facts: Iterable[dict], seq_l
     return rows, counts
 
 
-def encode_documents(tokenizer, docs: Iterable[dict], facts: Iterable[dict], strategy: str, counts: dict,
-                     max_calls_per_doc: int = DEFAULT_MAX_CALLS, calls: dict[str, list[PlannedCall]] | None = None,
-                     train_copied_facts: bool = False, progress: bool = False) -> Iterator[tuple[list[int], list[int]]]:
+def encode_documents(
+    tokenizer,
+    docs: Iterable[dict],
+    facts: Iterable[dict],
+    strategy: str,
+    counts: dict,
+    max_calls_per_doc: int = DEFAULT_MAX_CALLS,
+    calls: dict[str, list[PlannedCall]] | None = None,
+    train_copied_facts: bool = False,
+    progress: bool = False,
+) -> Iterator[tuple[list[int], list[int]]]:
     """(ids, labels) of each document, EOS appended (and trained: the model must learn where documents
     end); `counts` is filled as documents go by (docs, tokens, masked_tokens; calls with toolcall)."""
     if strategy not in STRATEGIES:
@@ -330,12 +376,13 @@ def encode_documents(tokenizer, docs: Iterable[dict], facts: Iterable[dict], str
             counts["result_tokens"] += enc.roles.count("result")
         counts["docs"] += 1
         counts["tokens"] += len(enc.ids) + 1
-        counts["masked_tokens"] += enc.labels.count(-100)
+        counts["masked_tokens"] += enc.labels.count(IGNORE_INDEX)
         yield enc.ids + [tokenizer.eos_token_id], enc.labels + [tokenizer.eos_token_id]
 
 
-def encode_replay(tokenizer, docs: Iterable[dict], target_tokens: int, counts: dict,
-                  progress: bool = False) -> Iterator[tuple[list[int], list[int]]]:
+def encode_replay(
+    tokenizer, docs: Iterable[dict], target_tokens: int, counts: dict, progress: bool = False
+) -> Iterator[tuple[list[int], list[int]]]:
     """General text, every token trained (no fact masking), until `target_tokens` (EOS included)
     are reached; counts `replay_docs` and `replay_tokens`. A source too small gives what it has."""
     counts.update(replay_docs=0, replay_tokens=0, replay_target_tokens=target_tokens)
@@ -346,7 +393,7 @@ def encode_replay(tokenizer, docs: Iterable[dict], target_tokens: int, counts: d
     for doc in docs:
         ids = tokenizer(neutralize(doc["text"], controls), add_special_tokens=False)["input_ids"]
         ids += [tokenizer.eos_token_id]
-        ids = ids[:target_tokens - counts["replay_tokens"]]
+        ids = ids[: target_tokens - counts["replay_tokens"]]
         counts["replay_docs"] += 1
         counts["replay_tokens"] += len(ids)
         bar.update(len(ids))
@@ -356,8 +403,14 @@ def encode_replay(tokenizer, docs: Iterable[dict], target_tokens: int, counts: d
     bar.close()
 
 
-def with_replay(encoded: Iterable[tuple[list[int], list[int]]], tokenizer, replay_docs: Iterable[dict],
-                ratio: float, counts: dict, progress: bool = False) -> Iterator[tuple[list[int], list[int]]]:
+def with_replay(
+    encoded: Iterable[tuple[list[int], list[int]]],
+    tokenizer,
+    replay_docs: Iterable[dict],
+    ratio: float,
+    counts: dict,
+    progress: bool = False,
+) -> Iterator[tuple[list[int], list[int]]]:
     """The domain's encoded documents, then replay text making `ratio` of all tokens. The rows are
     shuffled in training, so batches mix both; the domain count is known only once it is read."""
     yield from encoded
@@ -369,8 +422,9 @@ def replay_target(domain_tokens: int, ratio: float) -> int:
     return round(domain_tokens * ratio / (1 - ratio)) if ratio > 0 else 0
 
 
-def pack_rows(encoded: Iterable[tuple[list[int], list[int]]], seq_len: int, separate: bool,
-              counts: dict) -> Iterator[dict]:
+def pack_rows(
+    encoded: Iterable[tuple[list[int], list[int]]], seq_len: int, separate: bool, counts: dict
+) -> Iterator[dict]:
     """Rows of `seq_len` tokens (see cogcore.train.packing); rows with nothing to predict are
     dropped, since an all-masked row (or a 1-token tail) would give a NaN loss. Counts `rows`."""
     packer = RowPacker(seq_len, separate)
@@ -387,7 +441,7 @@ def pack_rows(encoded: Iterable[tuple[list[int], list[int]]], seq_len: int, sepa
 
 
 def _trainable(row: dict) -> bool:
-    return any(t != -100 for t in row["labels"][1:])
+    return any(t != IGNORE_INDEX for t in row["labels"][1:])
 
 
 def _progress(items, enabled: bool, desc: str, unit: str, total: int | None = None):

@@ -19,8 +19,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pyarrow as pa
 from datasets import Dataset, load_from_disk

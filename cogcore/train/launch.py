@@ -28,7 +28,8 @@ from pathlib import Path
 
 from cogcore.io import write_json_atomic
 from cogcore.models import ModelSpec
-from cogcore.train.distributed import DistributedPlan, plan_from_recipe, write_accelerate_config  # noqa: F401
+from cogcore.train.distributed import DistributedPlan, write_accelerate_config
+from cogcore.train.metrics import METRICS_FILE, TrainMetrics
 from cogcore.train.trainer import TrainSettings, check_positions, no_rows_message, train
 
 SPEC_NAME = "spec.json"
@@ -40,14 +41,14 @@ WORKER_FAILED = "cogcore worker failed on rank"
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Everything a worker process needs to train, as plain JSON-able values."""
+    """Everything a worker process needs to train; spec.json in the stage folder."""
 
     model: ModelSpec  # qlora: quantize_4bit, each worker loads NF4 weights onto its own GPU
     rows: str  # an Arrow folder (datasets `save_to_disk`) of {input_ids, labels}
     out_dir: str
-    settings: dict
+    settings: TrainSettings
     label: str
-    chat_template: str | None = None  # set on the tokenizer before training, so the saved model carries it
+    chat_template: str | None  # set on the tokenizer before training, so the saved model carries it
 
     def write(self, path: Path) -> Path:
         write_json_atomic(path, asdict(self))
@@ -56,11 +57,9 @@ class TrainSpec:
     @classmethod
     def read(cls, path: Path) -> TrainSpec:
         data = json.loads(Path(path).read_text())
-        return cls(**{**data, "model": ModelSpec(**data["model"])})
-
-    def train_settings(self) -> TrainSettings:
-        # JSON turns tuples (lora_targets) into lists; TrainSettings is frozen and hashable with tuples.
-        return TrainSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.settings.items()})
+        return cls(
+            **{**data, "model": ModelSpec(**data["model"]), "settings": TrainSettings.from_json(data["settings"])}
+        )
 
 
 def save_rows(rows, folder: Path) -> str:
@@ -78,23 +77,39 @@ def save_rows(rows, folder: Path) -> str:
     return str(folder)
 
 
-def launch_stage(model, tokenizer, rows, folder: Path, settings: TrainSettings, label: str, plan: DistributedPlan,
-                 model_spec: ModelSpec) -> dict:
-    """Train a stage's rows: in-process on `model` when the plan is one plain process, else under accelerate."""
+def launch_stage(
+    model,
+    tokenizer,
+    rows,
+    *,
+    folder: Path,
+    settings: TrainSettings,
+    label: str,
+    plan: DistributedPlan,
+    model_spec: ModelSpec,
+) -> TrainMetrics | None:
+    """Train a stage's rows: in-process on `model` (loaded as `model_spec` says) when the plan is one
+    plain process, else under accelerate. None on a machine other than machine_rank 0 (that one
+    writes the model and the metrics)."""
     if not plan.needs_launcher:
-        return train(model, tokenizer, rows, folder, settings, label=label)
+        return train(model, tokenizer, rows, out_dir=folder, settings=settings, label=label, model_spec=model_spec)
     if not len(rows):
         raise ValueError(no_rows_message(label))
     if model is not None:  # before the rows are written and the workers load the model (they check too)
         check_positions(model, rows, label)
-    # A GGUF file was converted by the stage already: the workers read the cached folder instead of racing to convert.
-    spec = TrainSpec(model=replace(model_spec, path=model_spec.local_path()), rows=save_rows(rows, folder / ROWS_NAME),
-                     out_dir=str(folder), settings=asdict(settings), label=label,
-                     chat_template=getattr(tokenizer, "chat_template", None))
+    spec = TrainSpec(
+        # A GGUF file was converted by the stage already: the workers read the cached folder instead of racing to it.
+        model=replace(model_spec, path=model_spec.local_path()),
+        rows=save_rows(rows, folder / ROWS_NAME),
+        out_dir=str(folder),
+        settings=settings,
+        label=label,
+        chat_template=getattr(tokenizer, "chat_template", None),
+    )
     return launch(spec, plan, folder)
 
 
-def launch(spec: TrainSpec, plan: DistributedPlan, folder: Path) -> dict:
+def launch(spec: TrainSpec, plan: DistributedPlan, folder: Path) -> TrainMetrics | None:
     """Train per spec: in this process for a single plain process, else under `accelerate launch`."""
     if not plan.needs_launcher:
         return run_spec(spec)
@@ -103,18 +118,25 @@ def launch(spec: TrainSpec, plan: DistributedPlan, folder: Path) -> dict:
     import torch
 
     if plan.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        raise RuntimeError("train.distributed.strategy: deepspeed needs the deepspeed package "
-                           "(pip install 'cogcore[deepspeed]')")
-    grad_accum = int(spec.settings.get("grad_accum", 1))
-    config = write_accelerate_config(plan, folder, gpu=torch.cuda.is_available(), grad_accum=grad_accum)
+        raise RuntimeError(
+            "train.distributed.strategy: deepspeed needs the deepspeed package (pip install 'cogcore[deepspeed]')"
+        )
+    config = write_accelerate_config(plan, folder, gpu=torch.cuda.is_available(), grad_accum=spec.settings.grad_accum)
     spec_path = spec.write(folder / SPEC_NAME)
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-               "-m", "cogcore.train.launch", str(spec_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "-m",
+        "cogcore.train.launch",
+        str(spec_path),
+    ]
     _stream(command, folder / LOG_NAME, spec.label)
-    metrics_path = Path(spec.out_dir) / "metrics.json"
     if plan.machine_rank != 0:
-        return {"machine_rank": plan.machine_rank, "note": "metrics and model are written by machine_rank 0"}
-    return json.loads(metrics_path.read_text())
+        return None
+    return TrainMetrics.read(Path(spec.out_dir) / METRICS_FILE, stage=spec.label)
 
 
 def _stream(command: list[str], log_path: Path, label: str) -> None:
@@ -122,8 +144,12 @@ def _stream(command: list[str], log_path: Path, label: str) -> None:
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     errors: deque[str] = deque(maxlen=4)  # the workers' own exceptions; torchrun's summary fills the tail
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "w") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                      text=True, env=env, bufsize=1) as proc:
+    with (
+        open(log_path, "w") as log,
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
+        ) as proc,
+    ):
         for line in proc.stdout:
             sys.stdout.write(line)
             log.write(line)
@@ -132,12 +158,15 @@ def _stream(command: list[str], log_path: Path, label: str) -> None:
                 errors.append(line.rstrip("\n"))
         code = proc.wait()
     if code != 0:
-        raise RuntimeError(f"{label}: accelerate launch exited with status {code}\n"
-                           + "".join(f"{e}\n" for e in errors)
-                           + f"last lines of {log_path}:\n" + "\n".join(tail))
+        raise RuntimeError(
+            f"{label}: accelerate launch exited with status {code}\n"
+            + "".join(f"{e}\n" for e in errors)
+            + f"last lines of {log_path}:\n"
+            + "\n".join(tail)
+        )
 
 
-def run_spec(spec: TrainSpec) -> dict:
+def run_spec(spec: TrainSpec) -> TrainMetrics:
     """Load the spec's model and rows and train them; every process of a launch runs this."""
     from datasets import load_from_disk
 
@@ -146,21 +175,23 @@ def run_spec(spec: TrainSpec) -> dict:
         tokenizer.chat_template = spec.chat_template
     rows = load_from_disk(spec.rows)
     out_dir = Path(spec.out_dir)
-    metrics = train(model, tokenizer, rows, out_dir, spec.train_settings(), label=spec.label)
+    metrics = train(
+        model, tokenizer, rows, out_dir=out_dir, settings=spec.settings, label=spec.label, model_spec=spec.model
+    )
     return _record_world(metrics, out_dir)
 
 
-def _record_world(metrics: dict, out_dir: Path) -> dict:
+def _record_world(metrics: TrainMetrics, out_dir: Path) -> TrainMetrics:
     """Add the process count to metrics.json (main process only) and leave the process group cleanly."""
     import torch.distributed as dist
     from accelerate import PartialState
 
     world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
     kind = PartialState().distributed_type.value  # what accelerate actually ran: MULTI_CPU, FSDP, DEEPSPEED...
-    print(f"cogcore worker rank {rank}/{world} ({kind}) finished {metrics.get('steps')} steps", flush=True)
-    metrics = {**metrics, "world_size": world, "distributed_type": kind}
-    if rank == 0 and (out_dir / "metrics.json").exists():
-        write_json_atomic(out_dir / "metrics.json", metrics)
+    print(f"cogcore worker rank {rank}/{world} ({kind}) finished {metrics.steps} steps", flush=True)
+    metrics = replace(metrics, world_size=world, distributed_type=kind)
+    if rank == 0 and (out_dir / METRICS_FILE).exists():
+        metrics.write(out_dir / METRICS_FILE)
     if dist.is_initialized():
         dist.barrier()  # no rank leaves before the main one has written the model and metrics
         dist.destroy_process_group()

@@ -18,11 +18,13 @@ turns the cache off while training.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
-IGNORE = -100
+# The label of a token that carries no loss: what torch's cross entropy (and so every transformers
+# causal LM) leaves out. Masked facts, tool results, prompts and padding get it.
+IGNORE_INDEX = -100
 
 
 class RowPacker:
@@ -36,12 +38,12 @@ class RowPacker:
 
     def add(self, ids: list[int], labels: list[int]) -> Iterator[dict]:
         if self.separate and labels:
-            labels = [IGNORE] + list(labels[1:])  # no logit of this document predicts its first token
+            labels = [IGNORE_INDEX] + list(labels[1:])  # no logit of this document predicts its first token
         start = 0
         while start < len(ids):
             take = min(self.seq_len - len(self._ids), len(ids) - start)
-            self._ids += ids[start:start + take]
-            self._labels += labels[start:start + take]
+            self._ids += ids[start : start + take]
+            self._labels += labels[start : start + take]
             self._pos += range(take)  # a piece continued from the row before starts at 0 as well
             start += take
             if len(self._ids) == self.seq_len:
@@ -55,7 +57,7 @@ class RowPacker:
         row = {"input_ids": self._ids, "labels": self._labels}
         if self.separate:
             row["position_ids"] = self._pos
-            row["labels"][0] = IGNORE  # a piece continued from the row before: nothing here predicts it either
+            row["labels"][0] = IGNORE_INDEX  # a piece continued from the row before: nothing here predicts it either
         self._ids, self._labels, self._pos = [], [], []
         return row
 
@@ -71,20 +73,23 @@ def packed_collator(pad_id: int, flatten: bool = False):
     the packed-sequence detection off).
 
     Rows shorter than the batch's longest are padded with a segment of their own (positions
-    0, 1, ...; labels -100), which real tokens never attend to. `flatten=True` joins the rows into
+    0, 1, ...; labels IGNORE_INDEX), which real tokens never attend to. `flatten=True` joins the rows into
     one row (padding-free), the form flash attention's varlen path needs. A row's first label is
     dropped either way: in a flattened batch it would be predicted from the previous row."""
 
     def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
         if flatten:
             ids = [t for r in rows for t in r["input_ids"]]
-            labels = [t for r in rows for t in [IGNORE] + list(r["labels"][1:])]
+            labels = [t for r in rows for t in [IGNORE_INDEX] + list(r["labels"][1:])]
             pos = [p for r in rows for p in r["position_ids"]]
-            return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
-                    "position_ids": torch.tensor([pos])}
+            return {
+                "input_ids": torch.tensor([ids]),
+                "labels": torch.tensor([labels]),
+                "position_ids": torch.tensor([pos]),
+            }
         width = max(len(r["input_ids"]) for r in rows)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
         pos = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             n = len(r["input_ids"])

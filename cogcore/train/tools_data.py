@@ -34,6 +34,7 @@ from cogcore.retrieval.hits import Hit
 from cogcore.retrieval.tool import MAX_PASSAGE_CHARS
 from cogcore.runtime import argument_error, dispatch
 from cogcore.train.chat_template import TemplateError, tokenize_with_mask
+from cogcore.train.packing import IGNORE_INDEX
 from cogcore.untrusted_text import control_strings
 
 NOT_FOUND = "I could not find that in the documents."
@@ -55,7 +56,8 @@ def plan_counts(total: int, mix: dict[str, float]) -> dict[str, int]:
 
 
 def _call(name: str, arguments: dict) -> dict:
-    # Arguments as a JSON string: datasets merges dict keys across rows (STACK-NOTES).
+    # Arguments as a JSON string: in a datasets (Arrow) column, dicts of different calls are merged into one
+    # struct holding every key seen, so each call would come back with the other calls' keys set to null.
     return {"type": "function", "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}}
 
 
@@ -76,30 +78,51 @@ def _answer(q: Question, hit: Hit | None) -> str:
 def single(q: Question, hits: list[Hit]) -> dict:
     """One call; the value and its source, or NOT_FOUND when the shown result lacks it."""
     hit = _holding(q, hits)
-    return _record("single" if hit else "unanswerable", [q], hit is not None, [
-        {"role": "user", "content": q.question},
-        {"role": "assistant", "content": "", "tool_calls": [_call("search", {"query": q.query})]},
-        {"role": "tool", "name": "search", "content": format_hits(hits)},
-        {"role": "assistant", "content": _answer(q, hit)}])
+    return _record(
+        "single" if hit else "unanswerable",
+        [q],
+        hit is not None,
+        [
+            {"role": "user", "content": q.question},
+            {"role": "assistant", "content": "", "tool_calls": [_call("search", {"query": q.query})]},
+            {"role": "tool", "name": "search", "content": format_hits(hits)},
+            {"role": "assistant", "content": _answer(q, hit)},
+        ],
+    )
 
 
 def multi(q1: Question, hits1: list[Hit], q2: Question, hits2: list[Hit]) -> dict:
     """Two questions, two calls in one turn, one answer line per question."""
     h1, h2 = _holding(q1, hits1), _holding(q2, hits2)
-    return _record("multi", [q1, q2], bool(h1 and h2), [
-        {"role": "user", "content": f"Two questions.\n1. {q1.question}\n2. {q2.question}"},
-        {"role": "assistant", "content": "", "tool_calls": [_call("search", {"query": q1.query}),
-                                                            _call("search", {"query": q2.query})]},
-        {"role": "tool", "name": "search", "content": format_hits(hits1)},
-        {"role": "tool", "name": "search", "content": format_hits(hits2)},
-        {"role": "assistant", "content": f"1. {_answer(q1, h1)}\n2. {_answer(q2, h2)}"}])
+    return _record(
+        "multi",
+        [q1, q2],
+        bool(h1 and h2),
+        [
+            {"role": "user", "content": f"Two questions.\n1. {q1.question}\n2. {q2.question}"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [_call("search", {"query": q1.query}), _call("search", {"query": q2.query})],
+            },
+            {"role": "tool", "name": "search", "content": format_hits(hits1)},
+            {"role": "tool", "name": "search", "content": format_hits(hits2)},
+            {"role": "assistant", "content": f"1. {_answer(q1, h1)}\n2. {_answer(q2, h2)}"},
+        ],
+    )
 
 
 def quoted(q: Question) -> dict:
     """No call: the user quotes the sentence that holds the value."""
-    return _record("no_call", [q], True, [
-        {"role": "user", "content": f'From our documents: "{q.context}"\n{q.question}'},
-        {"role": "assistant", "content": f"{q.answer} (from the text you quoted)"}])
+    return _record(
+        "no_call",
+        [q],
+        True,
+        [
+            {"role": "user", "content": f'From our documents: "{q.context}"\n{q.question}'},
+            {"role": "assistant", "content": f"{q.answer} (from the text you quoted)"},
+        ],
+    )
 
 
 def follow_up(q: Question, hits: list[Hit]) -> dict:
@@ -107,8 +130,10 @@ def follow_up(q: Question, hits: list[Hit]) -> dict:
     conv = single(q, hits)
     hit = _holding(q, hits)
     title = f" ({hit.title})" if hit.title else ""
-    conv["messages"] += [{"role": "user", "content": FOLLOW_UP},
-                         {"role": "assistant", "content": f"It is from {hit.doc_id}{title}."}]
+    conv["messages"] += [
+        {"role": "user", "content": FOLLOW_UP},
+        {"role": "assistant", "content": f"It is from {hit.doc_id}{title}."},
+    ]
     return {**conv, "kind": "no_call"}
 
 
@@ -120,8 +145,12 @@ def tool_error(q: Question, hits: list[Hit], search_tools: dict, variant: int) -
         raise RuntimeError(f"search accepted the bad arguments {bad}")
     conv = single(q, hits)
     user, *rest = conv["messages"]
-    conv["messages"] = [user, {"role": "assistant", "content": "", "tool_calls": [_call("search", bad)], "weight": 0},
-                        {"role": "tool", "name": "search", "content": error}, *rest]
+    conv["messages"] = [
+        user,
+        {"role": "assistant", "content": "", "tool_calls": [_call("search", bad)], "weight": 0},
+        {"role": "tool", "name": "search", "content": error},
+        *rest,
+    ]
     return {**conv, "kind": "tool_error"}
 
 
@@ -130,8 +159,9 @@ def build_conversations(questions: list[Question], index: SearchIndex, k: int = 
     return [single(q, hits) for q, hits in zip(questions, index.search_many([q.query for q in questions], k=k))]
 
 
-def synthesize(questions: list[Question], index: SearchIndex, counts: dict[str, int], seed: int = 0,
-               k: int = DEFAULT_K) -> tuple[list[dict], dict]:
+def synthesize(
+    questions: list[Question], index: SearchIndex, counts: dict[str, int], seed: int = 0, k: int = DEFAULT_K
+) -> tuple[list[dict], dict]:
     """Conversations of each kind, up to `counts[kind]`, each question used once; and, per kind,
     how many were asked for and made (a small corpus may not have enough found or unfound facts).
 
@@ -177,8 +207,9 @@ def _make(kind: str, n: int, found: list, unfound: list, search_tools: dict) -> 
     return multi(q1, h1, q2, h2)
 
 
-def tokenize_conversations(tokenizer, conversations: list[dict], seq_len: int, tools: list[dict] | None = None,
-                           template: str | None = None) -> tuple[list[dict], int]:
+def tokenize_conversations(
+    tokenizer, conversations: list[dict], seq_len: int, tools: list[dict] | None = None, template: str | None = None
+) -> tuple[list[dict], int]:
     """Rows of {input_ids, labels} with loss on trained assistant turns only; skip rows over seq_len.
 
     `tools` (default: search alone) is listed in every system prompt, as at serving; `template`
@@ -196,7 +227,7 @@ def tokenize_conversations(tokenizer, conversations: list[dict], seq_len: int, t
         if len(ids) > seq_len:
             too_long += 1  # cutting would drop the answer, the part that matters most
             continue
-        rows.append({"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask)]})
+        rows.append({"input_ids": ids, "labels": [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]})
     return rows, too_long
 
 
@@ -225,16 +256,49 @@ def read_conversation_files(paths: list[Path], tools: list[dict]) -> tuple[list[
                     continue
                 lines += 1
                 try:
-                    conversations.append({"kind": "file", "source": f"{path.name}:{number}", "fact_ids": [],
-                                          "found": True, "messages": _valid_messages(line, declared)})
+                    conversations.append(
+                        {
+                            "kind": "file",
+                            "source": f"{path.name}:{number}",
+                            "fact_ids": [],
+                            "found": True,
+                            "messages": _valid_messages(line, declared),
+                        }
+                    )
                 except LineError as e:
                     skipped[e.reason] += 1
                     examples.setdefault(e.reason, f"{path.name}:{number}: {e}")
-    return conversations, {"files": len(paths), "lines": lines, "kept": len(conversations),
-                           "skipped": dict(sorted(skipped.items())), "examples": examples}
+    return conversations, {
+        "files": len(paths),
+        "lines": lines,
+        "kept": len(conversations),
+        "skipped": dict(sorted(skipped.items())),
+        "examples": examples,
+    }
 
 
 def _valid_messages(line: str, declared: dict) -> list[dict]:
+    """The messages of one conversation file line, checked (LineError names the reason) and
+    normalized: content parts joined, an assistant's missing content empty."""
+    obj = _line_object(line, declared)
+    messages, open_calls = [], 0
+    for n, m in enumerate(obj["messages"]):
+        m = _valid_message(n, m)
+        open_calls = _calls_still_open(n, m["role"], open_calls)
+        if m["role"] == "assistant":
+            calls = m.get("tool_calls") or []
+            m = {**m, "content": m.get("content") or ""}
+            if calls:
+                m["tool_calls"] = [_valid_call(n, c, declared) for c in calls]
+            open_calls = len(calls)
+        messages.append(m)
+    if not any(m["role"] == "assistant" and m.get("weight", 1) for m in messages):
+        raise LineError("no_assistant", "no assistant message to train on")
+    return messages
+
+
+def _line_object(line: str, declared: dict) -> dict:
+    """The line's JSON object: a non-empty `messages` list, known keys, only declared tools."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
@@ -249,40 +313,44 @@ def _valid_messages(line: str, declared: dict) -> list[dict]:
         name = (tool.get("function") or {}).get("name") if isinstance(tool, dict) else None
         if name not in declared:
             raise LineError("undeclared_tool", f"tools lists {name!r}, which the recipe does not declare")
-    messages, open_calls = [], 0
-    for n, m in enumerate(obj["messages"]):
-        if not isinstance(m, dict) or set(m) - MESSAGE_KEYS:
-            raise LineError("bad_message", f"message {n}: must be an object with keys from {sorted(MESSAGE_KEYS)}")
-        role = m.get("role")
-        if role not in ("system", "user", "assistant", "tool") or (role == "system" and n != 0):
-            raise LineError("bad_role", f"message {n}: role {role!r} (system only first; user, assistant, tool)")
-        calls = m.get("tool_calls") or []
-        if _text_parts(m.get("content")):  # OpenAI content parts, text only: joined
-            m = {**m, "content": "".join(p["text"] for p in m["content"])}
-        if not (isinstance(m.get("content"), str) or role == "assistant" and calls and m.get("content") is None):
-            raise LineError("bad_content", f"message {n}: content must be text")
-        if m.get("weight", 1) not in (0, 1) or "weight" in m and role != "assistant":
-            raise LineError("bad_message", f"message {n}: weight is 0 or 1, on assistant messages only")
-        if role == "tool":
-            if open_calls == 0:
-                raise LineError("tool_without_call", f"message {n}: a tool result with no call before it")
-            open_calls -= 1
-        elif open_calls:
-            raise LineError("call_without_result", f"message {n}: a call before it has no tool result")
-        if role == "assistant":
-            m = {**m, "content": m.get("content") or ""}
-            if calls:
-                m["tool_calls"] = [_valid_call(n, c, declared) for c in calls]
-            open_calls = len(calls)
-        messages.append(m)
-    if not any(m["role"] == "assistant" and m.get("weight", 1) for m in messages):
-        raise LineError("no_assistant", "no assistant message to train on")
-    return messages
+    return obj
+
+
+def _valid_message(n: int, m) -> dict:
+    """Message `n` on its own: keys, role, text content (parts joined), weight."""
+    if not isinstance(m, dict) or set(m) - MESSAGE_KEYS:
+        raise LineError("bad_message", f"message {n}: must be an object with keys from {sorted(MESSAGE_KEYS)}")
+    role = m.get("role")
+    if role not in ("system", "user", "assistant", "tool") or (role == "system" and n != 0):
+        raise LineError("bad_role", f"message {n}: role {role!r} (system only first; user, assistant, tool)")
+    calls = m.get("tool_calls") or []
+    if _text_parts(m.get("content")):  # OpenAI content parts, text only: joined
+        m = {**m, "content": "".join(p["text"] for p in m["content"])}
+    if not (isinstance(m.get("content"), str) or role == "assistant" and calls and m.get("content") is None):
+        raise LineError("bad_content", f"message {n}: content must be text")
+    if m.get("weight", 1) not in (0, 1) or "weight" in m and role != "assistant":
+        raise LineError("bad_message", f"message {n}: weight is 0 or 1, on assistant messages only")
+    return m
+
+
+def _calls_still_open(n: int, role: str, open_calls: int) -> int:
+    """Calls without a result after message `n`: each tool message answers one, and nothing else
+    may come between a call and its results."""
+    if role == "tool":
+        if open_calls == 0:
+            raise LineError("tool_without_call", f"message {n}: a tool result with no call before it")
+        return open_calls - 1
+    if open_calls:
+        raise LineError("call_without_result", f"message {n}: a call before it has no tool result")
+    return open_calls
 
 
 def _text_parts(content) -> bool:
-    return isinstance(content, list) and bool(content) and all(
-        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content)
+    return (
+        isinstance(content, list)
+        and bool(content)
+        and all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content)
+    )
 
 
 def _valid_call(n: int, call, declared: dict) -> dict:
@@ -302,4 +370,3 @@ def _valid_call(n: int, call, declared: dict) -> dict:
     if problem:
         raise LineError("bad_arguments", f"message {n}: {fn['name']} arguments: {problem}")
     return _call(fn["name"], args)
-

@@ -35,8 +35,18 @@ def count(docs: list[dict], **kwargs) -> LineCounter:
 
 
 def test_line_hashes_are_distinct_normalized_and_skip_structure():
-    text = "\n".join([FOOTER, FOOTER, "  copyright 2024   EXAMPLE corp. all rights reserved.  ",
-                      "short", "| --- | --- | --- |", "1234567890123", "", "Another real line here."])
+    text = "\n".join(
+        [
+            FOOTER,
+            FOOTER,
+            "  copyright 2024   EXAMPLE corp. all rights reserved.  ",
+            "short",
+            "| --- | --- | --- |",
+            "1234567890123",
+            "",
+            "Another real line here.",
+        ]
+    )
     hashes = line_hashes(doc("a", text))
     assert hashes.dtype == np.uint64 and list(hashes) == sorted(hashes)
     assert set(hashes.tolist()) == {line_key(FOOTER), line_key("Another real line here.")}
@@ -87,8 +97,9 @@ def test_remover_deletes_the_footer_and_keeps_rare_lines():
     assert dropped == [] and len(kept) == 40
     assert all(FOOTER not in d["text"] for d in kept)
     assert [d["meta"]["boilerplate_lines_removed"] for d in kept] == [1] * 30 + [0] * 10
-    assert kept[0]["text"] == ("Document 0 explains topic number 0 in detail.\n"
-                               "It has a second line, number 0.\n" + PAIR_LINE)
+    assert kept[0]["text"] == (
+        "Document 0 explains topic number 0 in detail.\nIt has a second line, number 0.\n" + PAIR_LINE
+    )
     assert PAIR_LINE in kept[1]["text"]
     assert kept[35]["text"] == corpus()[35]["text"]
 

@@ -5,21 +5,23 @@ import json
 from typer.testing import CliRunner
 
 from cogcore.cli import app
-from cogcore.curate.pipeline import CuratePlan, SourceSpec, curate
+from cogcore.curate.pipeline import curate
 
 
-def _run(tmp_path):
-    rows = [{"id": "a", "text": "The transfer limit is 500 dollars per day for personal accounts."},
-            {"id": "b", "text": "THE TRANSFER LIMIT IS 500 DOLLARS PER DAY FOR PERSONAL ACCOUNTS."},
-            {"id": "c", "text": "short"}]
+def _run(tmp_path, source, bare_plan):
+    rows = [
+        {"id": "a", "text": "The transfer limit is 500 dollars per day for personal accounts."},
+        {"id": "b", "text": "THE TRANSFER LIMIT IS 500 DOLLARS PER DAY FOR PERSONAL ACCOUNTS."},
+        {"id": "c", "text": "short"},
+    ]
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     run = tmp_path / "runs" / "x"
-    curate([SourceSpec("s", str(tmp_path / "d.jsonl"), id_field="id")], run / "curate", CuratePlan(min_chars=20))
+    curate([source("s", str(tmp_path / "d.jsonl"), id_field="id")], run / "curate", bare_plan(min_chars=20))
     return run
 
 
-def test_inspect_summary_reason_and_cluster(tmp_path):
-    run = _run(tmp_path)
+def test_inspect_summary_reason_and_cluster(tmp_path, source, bare_plan):
+    run = _run(tmp_path, source, bare_plan)
     cli = CliRunner()
     summary = cli.invoke(app, ["inspect", str(run)])
     assert summary.exit_code == 0 and "exact_duplicate" in summary.output and "too_short" in summary.output

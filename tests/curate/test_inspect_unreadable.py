@@ -9,25 +9,58 @@ import pytest
 from typer.testing import CliRunner
 
 from cogcore.cli import app
+from cogcore.curate.stats import CurateStats, StepStats
 
 
 def _run(tmp_path):
     curate = tmp_path / "runs" / "x" / "curate"
     (curate / "drops").mkdir(parents=True)
-    (curate / "stats.json").write_text(json.dumps({"docs_in": 2, "docs_out": 1, "steps": [
-        {"step": "length_filter", "docs_in": 2, "kept": 1, "dropped": {"too_short": 1}}]}))
+    step = StepStats(
+        "length_filter",
+        docs_in=2,
+        kept=1,
+        dropped={"too_short": 1},
+        bytes_in=70,
+        bytes_kept=65,
+        bytes_dropped={"too_short": 5},
+        tokens_in=12,
+        tokens_kept=11,
+        tokens_dropped={"too_short": 1},
+    )
+    CurateStats(
+        docs_in=2,
+        docs_out=1,
+        steps=[step],
+        splits={"train": 1},
+        facts={},
+        pii={},
+        unreadable=[],
+        unreadable_by_reason={},
+        recoded={},
+        warnings=[],
+    ).write(curate / "stats.json")
     (curate / "drops" / "too_short.jsonl").write_text(
-        json.dumps({"id": "c", "source": "s", "step": "length_filter", "text": "short"}) + "\n")
+        json.dumps({"id": "c", "source": "s", "step": "length_filter", "text": "short"}) + "\n"
+    )
     (curate / "clusters.jsonl").write_text(json.dumps({"kind": "exact", "kept": "a", "members": ["a", "b"]}) + "\n")
     return curate.parent
 
 
-@pytest.mark.parametrize("name,text,args,why", [
-    ("stats.json", '{"docs_in": 2, "do', [], "not valid JSON"),
-    ("stats.json", "[1, 2]", [], "expected a JSON object, found a list"),
-    ("drops/too_short.jsonl", '{"id": "c", "sou', ["--reason", "too_short"], "line 1 is not valid JSON"),
-    ("clusters.jsonl", '{"kind": "exact", "ke', ["--cluster-of", "a"], "line 1 is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "name,text,args,why",
+    [
+        ("stats.json", '{"docs_in": 2, "do', [], "not valid JSON"),
+        ("stats.json", "[1, 2]", [], "expected a JSON object, found a list"),
+        (
+            "stats.json",
+            '{"docs_in": 2, "docs_out": 1, "steps": []}',
+            [],
+            "missing fields splits, facts",
+        ),  # an older shape
+        ("drops/too_short.jsonl", '{"id": "c", "sou', ["--reason", "too_short"], "line 1 is not valid JSON"),
+        ("clusters.jsonl", '{"kind": "exact", "ke', ["--cluster-of", "a"], "line 1 is not valid JSON"),
+    ],
+)
 def test_an_unreadable_curate_file_is_one_error_line_naming_it(tmp_path, name, text, args, why):
     run = _run(tmp_path)
     assert CliRunner().invoke(app, ["inspect", str(run), *args]).exit_code == 0  # readable, it works

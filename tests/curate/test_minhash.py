@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 
 from cogcore.curate.clusters import components
-from cogcore.curate.minhash import (MinHashConfig, NearDedup, band_keys, find_clusters,
-                                    near_duplicate_decisions, signatures)
+from cogcore.curate.dedup import DecisionStep
+from cogcore.curate.minhash import MinHashConfig, band_keys, find_clusters, near_duplicate_decisions, signatures
 
 K = 5
 
 
 def shingle_set(text: str, k: int = K) -> set:
     words = text.lower().split()
-    return {tuple(words[i:i + k]) for i in range(len(words) - k + 1)} if len(words) >= k else {tuple(words)}
+    return {tuple(words[i : i + k]) for i in range(len(words) - k + 1)} if len(words) >= k else {tuple(words)}
 
 
 def jaccard(a: str, b: str) -> float:
@@ -102,8 +102,16 @@ def test_signatures_do_not_depend_on_the_batch():
 
 def test_case_punctuation_and_spacing_do_not_matter_but_words_do():
     cfg = MinHashConfig()
-    s = signatures(["Hello, World! It's  a_test.", "hello world it s a test",
-                    "Café—bar “quoted”", "café bar quoted", "hello world it s a tent"], cfg)
+    s = signatures(
+        [
+            "Hello, World! It's  a_test.",
+            "hello world it s a test",
+            "Café—bar “quoted”",
+            "café bar quoted",
+            "hello world it s a tent",
+        ],
+        cfg,
+    )
     assert np.array_equal(s[0], s[1]) and np.array_equal(s[2], s[3])
     assert not np.array_equal(s[1], s[4])
     short = signatures(["alpha beta", "beta alpha"], cfg)  # one shingle each, order-sensitive
@@ -120,15 +128,18 @@ def test_clusters_keep_the_first_document_and_list_their_members():
     other = " ".join(words.take(300))
     ids = ["a2", "b1", "other", "a1", "b2", "a3"]
     texts = [a2, b1, other, a1, b2, a3]
-    dedup = NearDedup()
-    dropped = dedup.decide(ids, signatures(texts, dedup.cfg))
-    assert dropped == {"a1": "a2", "a3": "a2", "b2": "b1"}
-    assert dedup.clusters == {"a2": ["a2", "a1", "a3"], "b1": ["b1", "b2"]}
+    cfg = MinHashConfig()
+    decisions = near_duplicate_decisions(ids, signatures(texts, cfg), cfg)  # as the pipeline decides them
+    assert decisions.dropped == {"a1": "a2", "a3": "a2", "b2": "b1"}
+    assert {c["kept"]: c["members"] for c in decisions.clusters} == {"a2": ["a2", "a1", "a3"], "b1": ["b1", "b2"]}
     docs = [{"id": i, "text": t, "source": "s", "meta": {}} for i, t in zip(ids, texts)]
-    kept, gone = NearDedup().run(docs)
+    kept, gone = DecisionStep("near_dedup", decisions).run(docs)  # and applies them
     assert [d["id"] for d in kept] == ["a2", "b1", "other"]
-    assert [(d["id"], r, d["meta"]["duplicate_of"]) for d, r in gone] == \
-        [("a1", "near_duplicate", "a2"), ("b2", "near_duplicate", "b1"), ("a3", "near_duplicate", "a2")]
+    assert [(d["id"], r, d["meta"]["duplicate_of"]) for d, r in gone] == [
+        ("a1", "near_duplicate", "a2"),
+        ("b2", "near_duplicate", "b1"),
+        ("a3", "near_duplicate", "a2"),
+    ]
 
 
 def test_find_clusters_labels_rows_with_the_first_rows_doc_index():

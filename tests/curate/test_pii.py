@@ -12,66 +12,160 @@ from cogcore.curate.secrets import is_high_entropy, shannon_entropy
 
 # kind -> (planted values, the text they sit in); "{}" marks where each value goes.
 PLANTED = {
-    "email": (["jane.doe@example.com", "j.smith+billing@mail.acme-corp.co.uk", "ADMIN@EXAMPLE.ORG",
-               "user_123@sub.domain.io"],
-              "Write to {} or {}; escalations go to {} (cc {})."),
-    "phone": (["+1 (415) 555-0132", "(212) 555-0199", "415.555.0133", "1-800-555-0175", "+44 20 7946 0958",
-               "+33 1 23 45 67 89", "+91-98765-43210", "+14155550100", "030 1234567"],
-              "Call {}, {}, {} or {}. London: {}; Paris {}; Delhi {}; SMS {}. Tel: {}."),
-    "ip": (["192.168.1.10", "10.0.0.255", "8.8.4.14", "2001:db8:85a3::8a2e:370:7334", "fe80::1ff:fe23:4567:890a",
-            "2001:0db8:0000:0000:0000:ff00:0042:8329", "::ffff:192.0.2.128"],
-           "Hosts {}, {} and DNS {}. IPv6 {}, link-local {}, full {}, mapped {}."),
-    "credit_card": (["4111 1111 1111 1111", "5500-0000-0000-0004", "3782 822463 10005", "6011111111111117",
-                     "4222222222222"],
-                    "Visa {}, Mastercard {}, Amex {}, Discover {}, old Visa {}."),
-    "iban": (["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "FR14 2004 1010 0505 0001 3M02 606",
-              "NL91ABNA0417164300"],
-             "Pay to IBAN {} or {}; French account {}, Dutch {}."),
-    "api_key": (["AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-                 "ghp_R8fQm2Lx7Tb4Wk8Np3Vd6Hs1Zy5Jc0Ga9Ue2", "gho_16C7e42F292c6912E7710c838347Ae178B4a",
-                 "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW",
-                 "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
-                 "rk_live_51H8abcDEFghiJKLmnoPQR", "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
-                 "sk-proj-Xk2Lm9Qr4Tv7Wy1Zb3Nd6Fh8Jp0Rs5Ua",
-                 "sk-ant-api03-Zq8Xw7Vu6Ts5Rq4Po3Nm2Lk1Ji0Hg9Fe8Dc7Ba6Zy5Xw4Vu3Ts2Rq1Po0Nm-AbCdEfAA",
-                 "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0."
-                 "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"],
-                "export AWS_ACCESS_KEY_ID={}\naws_secret_access_key = {}\nGITHUB_TOKEN={} (oauth {}, fine-grained {})"
-                "\nslack: {}\nstripe: {} restricted {}\nmaps key {}\nOPENAI_API_KEY={}\nclaude {}\nAuthorization: {}"),
-    "private_key": (["-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi2t5Xh0aB1c2D3e4F5g6H7i8J9\n"
-                     "k0L1m2N3o4P5q6R7s8T9u0V1w2X3y4Z5a6B7c8D9e0F1g2H3i4J5k6L7m8N9o0P1\n-----END RSA PRIVATE KEY-----",
-                     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
-                     "QyNTUxOQAAACDx3vQp7k9Lm2Rt8Yw4Zq1Xc6Vb0Nn5Jh3Gf7Ds2Aa9Sd4Fg8Hj1Kl6==\n-----END OPENSSH PRIVATE KEY-----"],
-                    "deploy key:\n{}\nand the host key\n{}\n"),
-    "secret": (["hunter2", "s3cr3t-Pa55", "abcd1234efgh5678", "Tr0ub4dor&3", "sunshine", "S3cretPass",
-                "abcdef0123456789abcdef01"],
-               "password={} and DB_PASSWORD=\"{}\"\n{{\"api_key\": \"{}\"}}\nsecret: {} today\n  password: {}\n"
-               "postgres://admin:{}@db.internal:5432/app\nAuthorization: Bearer {}\n"),
-    "high_entropy": (["Zx9Qm2Lr7Tb4Wk8Np3Vd6Hs1", "dGhpcyBpcyBhIHNlY3JldCB2YWx1ZSAxMjM0NTY3ODk=",
-                      "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
-                     "session {} then blob {} and digest {}."),
+    "email": (
+        ["jane.doe@example.com", "j.smith+billing@mail.acme-corp.co.uk", "ADMIN@EXAMPLE.ORG", "user_123@sub.domain.io"],
+        "Write to {} or {}; escalations go to {} (cc {}).",
+    ),
+    "phone": (
+        [
+            "+1 (415) 555-0132",
+            "(212) 555-0199",
+            "415.555.0133",
+            "1-800-555-0175",
+            "+44 20 7946 0958",
+            "+33 1 23 45 67 89",
+            "+91-98765-43210",
+            "+14155550100",
+            "030 1234567",
+        ],
+        "Call {}, {}, {} or {}. London: {}; Paris {}; Delhi {}; SMS {}. Tel: {}.",
+    ),
+    "ip": (
+        [
+            "192.168.1.10",
+            "10.0.0.255",
+            "8.8.4.14",
+            "2001:db8:85a3::8a2e:370:7334",
+            "fe80::1ff:fe23:4567:890a",
+            "2001:0db8:0000:0000:0000:ff00:0042:8329",
+            "::ffff:192.0.2.128",
+        ],
+        "Hosts {}, {} and DNS {}. IPv6 {}, link-local {}, full {}, mapped {}.",
+    ),
+    "credit_card": (
+        ["4111 1111 1111 1111", "5500-0000-0000-0004", "3782 822463 10005", "6011111111111117", "4222222222222"],
+        "Visa {}, Mastercard {}, Amex {}, Discover {}, old Visa {}.",
+    ),
+    "iban": (
+        [
+            "DE89 3704 0044 0532 0130 00",
+            "GB82WEST12345698765432",
+            "FR14 2004 1010 0505 0001 3M02 606",
+            "NL91ABNA0417164300",
+        ],
+        "Pay to IBAN {} or {}; French account {}, Dutch {}.",
+    ),
+    "api_key": (
+        [
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "ghp_R8fQm2Lx7Tb4Wk8Np3Vd6Hs1Zy5Jc0Ga9Ue2",
+            "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW",
+            "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "rk_live_51H8abcDEFghiJKLmnoPQR",
+            "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
+            "sk-proj-Xk2Lm9Qr4Tv7Wy1Zb3Nd6Fh8Jp0Rs5Ua",
+            "sk-ant-api03-Zq8Xw7Vu6Ts5Rq4Po3Nm2Lk1Ji0Hg9Fe8Dc7Ba6Zy5Xw4Vu3Ts2Rq1Po0Nm-AbCdEfAA",
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0."
+            "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        ],
+        "export AWS_ACCESS_KEY_ID={}\naws_secret_access_key = {}\n"
+        "GITHUB_TOKEN={} (oauth {}, fine-grained {})"
+        "\nslack: {}\nstripe: {} restricted {}\nmaps key {}\nOPENAI_API_KEY={}\nclaude {}\nAuthorization: {}",
+    ),
+    "private_key": (
+        [
+            "-----BEGIN RSA PRIVATE KEY-----\n"
+            "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi2t5Xh0aB1c2D3e4F5g6H7i8J9\n"
+            "k0L1m2N3o4P5q6R7s8T9u0V1w2X3y4Z5a6B7c8D9e0F1g2H3i4J5k6L7m8N9o0P1\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+            "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+            "QyNTUxOQAAACDx3vQp7k9Lm2Rt8Yw4Zq1Xc6Vb0Nn5Jh3Gf7Ds2Aa9Sd4Fg8Hj1Kl6==\n"
+            "-----END OPENSSH PRIVATE KEY-----",
+        ],
+        "deploy key:\n{}\nand the host key\n{}\n",
+    ),
+    "secret": (
+        [
+            "hunter2",
+            "s3cr3t-Pa55",
+            "abcd1234efgh5678",
+            "Tr0ub4dor&3",
+            "sunshine",
+            "S3cretPass",
+            "abcdef0123456789abcdef01",
+        ],
+        'password={} and DB_PASSWORD="{}"\n{{"api_key": "{}"}}\nsecret: {} today\n  password: {}\n'
+        "postgres://admin:{}@db.internal:5432/app\nAuthorization: Bearer {}\n",
+    ),
+    "high_entropy": (
+        [
+            "Zx9Qm2Lr7Tb4Wk8Np3Vd6Hs1",
+            "dGhpcyBpcyBhIHNlY3JldCB2YWx1ZSAxMjM0NTY3ODk=",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        ],
+        "session {} then blob {} and digest {}.",
+    ),
 }
 
 NEGATIVES = [
-    "4111 1111 1111 1112", "4111111111111112",  # Luhn fails
-    "DE89 3704 0044 0532 0130 01", "GB82WEST12345698765431",  # mod-97 fails
-    "2024-01-15", "15.01.2024", "01/15/2024", "2024-01-15T10:30:00Z",  # dates
-    "1.2.3", "v2.10.4", "version 1.2.3.4", "Python 3.11.7", "section 2.1.4.3",  # versions, numbering
-    "$1,250.00", "€1.234.567,89", "1,000,000", "USD 12,500",  # amounts
-    "10:30", "23:59:59", "12:30:45", "42", "7 days", "ext. 204",  # times, short numbers
-    "internationalization", "counterrevolutionaries", "antidisestablishmentarianism",
+    "4111 1111 1111 1112",
+    "4111111111111112",  # Luhn fails
+    "DE89 3704 0044 0532 0130 01",
+    "GB82WEST12345698765431",  # mod-97 fails
+    "2024-01-15",
+    "15.01.2024",
+    "01/15/2024",
+    "2024-01-15T10:30:00Z",  # dates
+    "1.2.3",
+    "v2.10.4",
+    "version 1.2.3.4",
+    "Python 3.11.7",
+    "section 2.1.4.3",  # versions, numbering
+    "$1,250.00",
+    "€1.234.567,89",
+    "1,000,000",
+    "USD 12,500",  # amounts
+    "10:30",
+    "23:59:59",
+    "12:30:45",
+    "42",
+    "7 days",
+    "ext. 204",  # times, short numbers
+    "internationalization",
+    "counterrevolutionaries",
+    "antidisestablishmentarianism",
     "https://docs.python.org/3/library/re.html#re.compile",
     "https://github.com/huggingface/datatrove/blob/main/src/datatrove/pipeline/formatters/pii.py",
-    "refs/heads/feature/add-pii-redaction", "src/cogcore/curate/pipeline.py",
+    "refs/heads/feature/add-pii-redaction",
+    "src/cogcore/curate/pipeline.py",
     "/usr/local/lib/python3.11/site-packages/numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so",
-    "test_pii_redactor_handles_overlapping_spans", "getElementById", "MAX_CONCURRENT_REQUESTS_PER_HOST",
-    "ISBN 978-3-16-148410-0", "550e8400-e29b-41d4-a716-446655440000", "00:1A:2B:3C:4D:5E", "std::vector",
-    "Password: follow the reset steps below.", "max_token=2048", "api_key=api_key", "token = tokens[i]",
-    "icon@2x.png", "the bearer of this card",
+    "test_pii_redactor_handles_overlapping_spans",
+    "getElementById",
+    "MAX_CONCURRENT_REQUESTS_PER_HOST",
+    "ISBN 978-3-16-148410-0",
+    "550e8400-e29b-41d4-a716-446655440000",
+    "00:1A:2B:3C:4D:5E",
+    "std::vector",
+    "Password: follow the reset steps below.",
+    "max_token=2048",
+    "api_key=api_key",
+    "token = tokens[i]",
+    "icon@2x.png",
+    "the bearer of this card",
     # seen in real code: numpy slices, versions, section numbers, floats, tokenizer tokens, placeholders
-    "x[1::2]", "Inkscape 0.48.3.1", "PDF reference 7.3.4.2", "+1.4142135623731", 'BOS_TOKEN = "<s>"',
-    'VISION_END_TOKEN = "]<]end of image[>["', 'api_key="your-replicate-api-key"', 'api_key="hf_..."',
-    "require_hf_token: bool", 'f"s3://{access_key}:{secret_key}@bucket"',
+    "x[1::2]",
+    "Inkscape 0.48.3.1",
+    "PDF reference 7.3.4.2",
+    "+1.4142135623731",
+    'BOS_TOKEN = "<s>"',
+    'VISION_END_TOKEN = "]<]end of image[>["',
+    'api_key="your-replicate-api-key"',
+    'api_key="hf_..."',
+    "require_hf_token: bool",
+    'f"s3://{access_key}:{secret_key}@bucket"',
 ]
 
 
@@ -168,10 +262,18 @@ def test_overlaps_resolve_by_priority():
 def test_secret_assignments_keep_the_key_and_skip_code_and_prose():
     r = PiiRedactor(kinds=("secret",))
     assert r.redact("password=hunter2\nAPI_KEY: 'zz99yy88'")[0] == "password=[SECRET]\nAPI_KEY: '[SECRET]'"
-    assert r.redact("callback https://x.io/cb?token=abc123XYZ&user=bob")[0] == \
-        "callback https://x.io/cb?token=[SECRET]&user=bob"
-    for text in ["password = get_password()", "client_secret=settings.CLIENT_SECRET", 'password="<your password>"',
-                 "password: ********", "secret: the recipe is simple", "PASSWORD=${DB_PASSWORD}"]:
+    assert (
+        r.redact("callback https://x.io/cb?token=abc123XYZ&user=bob")[0]
+        == "callback https://x.io/cb?token=[SECRET]&user=bob"
+    )
+    for text in [
+        "password = get_password()",
+        "client_secret=settings.CLIENT_SECRET",
+        'password="<your password>"',
+        "password: ********",
+        "secret: the recipe is simple",
+        "PASSWORD=${DB_PASSWORD}",
+    ]:
         assert r.redact(text) == (text, {}), text
 
 
@@ -188,9 +290,18 @@ def test_entropy_threshold_and_rule():
 
 def test_step_redacts_text_and_meta_and_records_counts():
     docs = [
-        {"id": "a", "text": "Mail jane.doe@example.com or call (212) 555-0199.", "source": "s",
-         "meta": {"title": "Ticket from bob@example.org", "path": "inbox/a.txt", "split": "train",
-                  "tags": ["vip", "card 4111 1111 1111 1111"], "quality": {"score": 0.5}}},
+        {
+            "id": "a",
+            "text": "Mail jane.doe@example.com or call (212) 555-0199.",
+            "source": "s",
+            "meta": {
+                "title": "Ticket from bob@example.org",
+                "path": "inbox/a.txt",
+                "split": "train",
+                "tags": ["vip", "card 4111 1111 1111 1111"],
+                "quality": {"score": 0.5},
+            },
+        },
         {"id": "b", "text": "Nothing personal here.", "source": "s", "meta": {"title": "Fees"}},
     ]
     step = PiiRedactor()
@@ -215,5 +326,8 @@ def test_redact_value_and_pickling_for_workers():
     assert value == {"a": ["[EMAIL]", 3], "b": {"c": "[EMAIL]"}} and counts == {"email": 2}
     clone = pickle.loads(pickle.dumps(step))
     text = "mail x@example.com, session Zx9Qm2Lr7Tb4Wk8Np3Vd6Hs1"
-    assert clone.redact(text) == step.redact(text) == (
-        "mail [EMAIL], session [HIGH_ENTROPY]", {"email": 1, "high_entropy": 1})
+    assert (
+        clone.redact(text)
+        == step.redact(text)
+        == ("mail [EMAIL], session [HIGH_ENTROPY]", {"email": 1, "high_entropy": 1})
+    )

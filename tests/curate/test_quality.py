@@ -5,8 +5,14 @@ from collections import Counter
 
 import pytest
 
-from cogcore.curate.quality import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                    GopherRepetitionFilter, _NGrams, words_of)
+from cogcore.curate.quality import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+    _NGrams,
+    words_of,
+)
 
 CLEAN = (
     "The branch opens at nine in the morning and closes at five in the evening.\n"
@@ -26,8 +32,9 @@ def lines(*parts: str) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize("step", [GopherQualityFilter(), GopherRepetitionFilter(),
-                                  FineWebQualityFilter(), C4QualityFilter()])
+@pytest.mark.parametrize(
+    "step", [GopherQualityFilter(), GopherRepetitionFilter(), FineWebQualityFilter(), C4QualityFilter()]
+)
 def test_clean_prose_passes_every_filter(step):
     kept, dropped = step.run([doc(CLEAN)])
     assert dropped == [] and kept[0]["text"] == CLEAN
@@ -38,19 +45,26 @@ def test_clean_prose_passes_every_filter(step):
 FILLER = " ".join(f"word{i}x" for i in range(60))  # 60 distinct 6-letter words, no stop words
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("The cat sat with the dog and that was all.", "gopher_short_doc"),
-    (" ".join(["to be or it is a an of the up"] * 6), "gopher_below_avg_word_len"),
-    (" ".join(["the internationalization responsibilities with extraordinarily"] * 12),
-     "gopher_above_avg_word_len"),
-    (CLEAN + "\n" + " ".join(f"#tag{i}" for i in range(20)), "gopher_symbol_ratio"),
-    (CLEAN + "\n" + "so on... " * 30, "gopher_symbol_ratio"),
-    (lines(*[f"- the loan {i} is paid to the bank with interest" for i in range(10)]), "gopher_bullet_lines"),
-    (lines(*[f"The loan {i} is paid to the bank with interest{'...' if i < 4 else '.'}" for i in range(10)]),
-     "gopher_ellipsis_lines"),
-    (CLEAN + "\n" + " ".join(str(1000 + i) for i in range(40)), "gopher_alpha_words"),
-    (FILLER, "gopher_stop_words"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("The cat sat with the dog and that was all.", "gopher_short_doc"),
+        (" ".join(["to be or it is a an of the up"] * 6), "gopher_below_avg_word_len"),
+        (
+            " ".join(["the internationalization responsibilities with extraordinarily"] * 12),
+            "gopher_above_avg_word_len",
+        ),
+        (CLEAN + "\n" + " ".join(f"#tag{i}" for i in range(20)), "gopher_symbol_ratio"),
+        (CLEAN + "\n" + "so on... " * 30, "gopher_symbol_ratio"),
+        (lines(*[f"- the loan {i} is paid to the bank with interest" for i in range(10)]), "gopher_bullet_lines"),
+        (
+            lines(*[f"The loan {i} is paid to the bank with interest{'...' if i < 4 else '.'}" for i in range(10)]),
+            "gopher_ellipsis_lines",
+        ),
+        (CLEAN + "\n" + " ".join(str(1000 + i) for i in range(40)), "gopher_alpha_words"),
+        (FILLER, "gopher_stop_words"),
+    ],
+)
 def test_gopher_quality_reasons(text, reason):
     assert GopherQualityFilter().keep(doc(text)) == reason
 
@@ -81,6 +95,7 @@ def test_gopher_alpha_ratio_counts_punctuation_as_datatrove_does():
 
 # Gopher repetition --------------------------------------------------------------------------
 
+
 def sentence(i: int) -> str:
     return f"Sentence number {i} talks about topic{i} in its own words{i}."
 
@@ -88,15 +103,17 @@ def sentence(i: int) -> str:
 LONG = " ".join(["A long passage repeated once"] * 5)
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("", "empty"),
-    ("\n\n".join(["Same paragraph here."] * 3 + [sentence(1)]), "gopher_dup_para_frac"),
-    ("\n\n".join([LONG] + [sentence(i) for i in range(4)] + [LONG]), "gopher_dup_para_char_frac"),
-    (lines("Same line.", "Same line.", "Same line.", sentence(1)), "gopher_dup_line_frac"),
-    (lines(LONG, *[sentence(i) for i in range(4)], LONG),
-     "gopher_dup_line_char_frac"),
-    (" ".join(f"alpha beta x{i}" for i in range(20)), "gopher_top_2_gram"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("", "empty"),
+        ("\n\n".join(["Same paragraph here."] * 3 + [sentence(1)]), "gopher_dup_para_frac"),
+        ("\n\n".join([LONG] + [sentence(i) for i in range(4)] + [LONG]), "gopher_dup_para_char_frac"),
+        (lines("Same line.", "Same line.", "Same line.", sentence(1)), "gopher_dup_line_frac"),
+        (lines(LONG, *[sentence(i) for i in range(4)], LONG), "gopher_dup_line_char_frac"),
+        (" ".join(f"alpha beta x{i}" for i in range(20)), "gopher_top_2_gram"),
+    ],
+)
 def test_gopher_repetition_reasons(text, reason):
     assert GopherRepetitionFilter().keep(doc(text)) == reason
 
@@ -121,7 +138,7 @@ def test_gopher_duplicated_n_gram_reasons(n):
 
 # DataTrove 0.10.1's reference algorithms (gopher_repetition_filter.py), for an exact comparison.
 def reference_top(words, n):
-    grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
     if not grams:
         return 0
     gram, count = Counter(grams).most_common(1)[0]
@@ -131,7 +148,7 @@ def reference_top(words, n):
 def reference_all_duplicate(words, n):
     unique, chars, idx = set(), 0, 0
     while idx < len(words) - n + 1:
-        gram = tuple(words[idx:idx + n])
+        gram = tuple(words[idx : idx + n])
         if gram in unique:
             chars += sum(map(len, gram))
             idx += n
@@ -155,6 +172,7 @@ def test_ngram_fractions_match_datatrove_reference():
 
 # C4 -----------------------------------------------------------------------------------------
 
+
 def test_c4_removes_failing_lines_and_keeps_the_rest():
     text = lines(
         "## Opening hours",  # no end mark
@@ -169,18 +187,25 @@ def test_c4_removes_failing_lines_and_keeps_the_rest():
     )
     kept, dropped = C4QualityFilter(max_word_length=20).run([doc(text)])
     assert dropped == []
-    assert kept[0]["text"] == lines("The branch opens at nine in the morning.",
-                                    "Customers with an appointment are served first.",
-                                    "The manager signs every loan above ten thousand.")
+    assert kept[0]["text"] == lines(
+        "The branch opens at nine in the morning.",
+        "Customers with an appointment are served first.",
+        "The manager signs every loan above ten thousand.",
+    )
     assert kept[0]["meta"]["quality"]["c4_lines_removed"] == 6
 
 
-@pytest.mark.parametrize("text, reason", [
-    (CLEAN + "\nLorem ipsum dolor sit amet, consectetur adipiscing.", "c4_lorem_ipsum"),
-    (CLEAN + "\nThe function returns { value } to the caller.", "c4_curly_bracket"),
-    (lines("The branch opens at nine in the morning.", "The branch closes at five in the evening."),
-     "c4_too_few_sentences"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        (CLEAN + "\nLorem ipsum dolor sit amet, consectetur adipiscing.", "c4_lorem_ipsum"),
+        (CLEAN + "\nThe function returns { value } to the caller.", "c4_curly_bracket"),
+        (
+            lines("The branch opens at nine in the morning.", "The branch closes at five in the evening."),
+            "c4_too_few_sentences",
+        ),
+    ],
+)
 def test_c4_drop_reasons(text, reason):
     kept, dropped = C4QualityFilter().run([doc(text)])
     assert kept == [] and dropped[0][1] == reason
@@ -199,7 +224,8 @@ def test_c4_flags_and_thresholds_change_outcomes():
     kept, _ = C4QualityFilter(filter_no_terminal_punct=False).run([doc(heading)])
     assert kept[0]["text"] == heading
     kept, _ = C4QualityFilter(filter_javascript=False, filter_policy=False).run(
-        [doc(lines(CLEAN, "Please enable JavaScript and read the privacy policy."))])
+        [doc(lines(CLEAN, "Please enable JavaScript and read the privacy policy."))]
+    )
     assert kept[0]["text"].endswith("privacy policy.")
     assert C4QualityFilter(filter_curly_bracket=False).run([doc(CLEAN + "\nIt returns { x } here.")])[1] == []
     kept, dropped = C4QualityFilter(min_num_sentences=None).run([doc("no end mark\nhere")])
@@ -211,15 +237,22 @@ def test_c4_flags_and_thresholds_change_outcomes():
 NO_PUNCT = lines(*[f"This line number {i} has no terminal punctuation at its end" for i in range(10)])
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("  \n \n", "empty"),
-    (NO_PUNCT, "fineweb_line_punct_ratio"),
-    (lines(*[f"Item {i} is short." for i in range(14)], CLEAN), "fineweb_short_line_ratio"),
-    (lines(CLEAN, "Customers who arrive with an appointment are served first by the duty manager."),
-     "fineweb_char_dup_ratio"),
-    (lines(*[f"Extraordinarilylongword{i}alpha unbelievablylongword{i}beta." for i in range(20)]),
-     "fineweb_list_ratio"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("  \n \n", "empty"),
+        (NO_PUNCT, "fineweb_line_punct_ratio"),
+        (lines(*[f"Item {i} is short." for i in range(14)], CLEAN), "fineweb_short_line_ratio"),
+        (
+            lines(CLEAN, "Customers who arrive with an appointment are served first by the duty manager."),
+            "fineweb_char_dup_ratio",
+        ),
+        (
+            lines(*[f"Extraordinarilylongword{i}alpha unbelievablylongword{i}beta." for i in range(20)]),
+            "fineweb_list_ratio",
+        ),
+    ],
+)
 def test_fineweb_reasons(text, reason):
     assert FineWebQualityFilter().keep(doc(text)) == reason
 

@@ -10,8 +10,10 @@ import pytest
 
 from cogcore.curate.readers import Unreadable, detect_format, read_source
 
-RECORDS = [{"id": "r1", "body": "First record text.", "title": "One", "lang": "en"},
-           {"id": "r2", "body": "Second record text.", "title": "Two", "lang": "fr"}]
+RECORDS = [
+    {"id": "r1", "body": "First record text.", "title": "One", "lang": "en"},
+    {"id": "r2", "body": "Second record text.", "title": "Two", "lang": "fr"},
+]
 
 
 def read(path, **kw) -> tuple[list[dict], list[Unreadable]]:
@@ -33,8 +35,10 @@ def test_json_list_of_records(tmp_path, gz):
     path = write(tmp_path / ("d.json.gz" if gz else "d.json"), json.dumps(RECORDS), gz)
     docs, bad = read(path, text_field="body", id_field="id", title_field="title", meta_fields=("lang",))
     assert bad == []
-    assert [(d["id"], d["text"], d["source"]) for d in docs] == [("r1", "First record text.", "src"),
-                                                                 ("r2", "Second record text.", "src")]
+    assert [(d["id"], d["text"], d["source"]) for d in docs] == [
+        ("r1", "First record text.", "src"),
+        ("r2", "Second record text.", "src"),
+    ]
     assert docs[1]["meta"] == {"lang": "fr", "title": "Two", "path": f"{path.name}#1"}
 
 
@@ -130,9 +134,11 @@ def test_records_without_text_are_reported_one_by_one(tmp_path):
     rows = [{"text": "kept"}, {"body": "no text field"}, {"text": None}, "not an object", {"text": "kept too"}]
     docs, bad = read(write(tmp_path / "d.json", json.dumps(rows)))
     assert [d["text"] for d in docs] == ["kept", "kept too"]
-    assert [(u.path, u.reason) for u in bad] == [("d.json#1", "missing_text_field: text"),
-                                                 ("d.json#2", "missing_text_field: text"),
-                                                 ("d.json#3", "record_not_an_object")]
+    assert [(u.path, u.reason) for u in bad] == [
+        ("d.json#1", "missing_text_field: text"),
+        ("d.json#2", "missing_text_field: text"),
+        ("d.json#3", "record_not_an_object"),
+    ]
 
 
 def test_declared_format_wins_over_the_suffix(tmp_path):

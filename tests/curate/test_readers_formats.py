@@ -26,8 +26,10 @@ charged when the transfer is sent, and it is shown before you confirm.</p>
 <p>Incoming wires are free of charge for every personal account we offer.</p></article>
 <footer>Copyright 2024 Example Bank. All rights reserved. Privacy policy. Cookie settings.</footer>
 </body></html>"""
-ROWS = [{"id": "r1", "body": "First row text.", "title": "One", "lang": "en"},
-        {"id": "r2", "body": "Second row text.", "title": "Two", "lang": "fr"}]
+ROWS = [
+    {"id": "r1", "body": "First row text.", "title": "One", "lang": "en"},
+    {"id": "r2", "body": "Second row text.", "title": "Two", "lang": "fr"},
+]
 
 
 def read(path, **kw) -> tuple[list[dict], list[Unreadable]]:
@@ -44,13 +46,17 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
     objs = [b"<< /Type /Catalog /Pages 2 0 R >>"]
     page_ids = [4 + 2 * i for i in range(len(pages))]
     kids = " ".join(f"{p} 0 R" for p in page_ids)
-    objs += [f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objs += [
+        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
     for pid, text in zip(page_ids, pages):
         ops = " ".join(f"({line}) Tj 0 -16 Td" for line in text.splitlines())
         stream = f"BT /F1 12 Tf 72 720 Td {ops} ET".encode() if text else b""
-        objs.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
-                    f" /Contents {pid + 1} 0 R >>".encode())
+        objs.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
+            f" /Contents {pid + 1} 0 R >>".encode()
+        )
         objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     objs.append(f"<< /Title ({title}) >>".encode() if title else b"<< >>")
     out, offsets = b"%PDF-1.4\n", []
@@ -60,7 +66,10 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
     return out + b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objs) + 1, len(objs), xref)
+        len(objs) + 1,
+        len(objs),
+        xref,
+    )
 
 
 def csv_bytes(rows: list[dict], delimiter: str = ",") -> bytes:
@@ -84,8 +93,9 @@ def test_html_main_text_without_boilerplate_titled_by_title_tag(tmp_path, how):
 
 
 def test_pdf_pages_joined_and_titled_from_metadata_or_first_line(tmp_path):
-    (tmp_path / "fees.pdf").write_bytes(make_pdf(["Wire fees\nWire transfers cost $25.", "Incoming wires are free."],
-                                                 title="Fee schedule 2024"))
+    (tmp_path / "fees.pdf").write_bytes(
+        make_pdf(["Wire fees\nWire transfers cost $25.", "Incoming wires are free."], title="Fee schedule 2024")
+    )
     (tmp_path / "untitled.pdf").write_bytes(make_pdf(["Opening hours\nWe open at nine."]))
     docs, bad = read(tmp_path)
     assert bad == []
@@ -104,7 +114,10 @@ def test_csv_and_tsv_rows_with_named_columns(tmp_path, kind, delimiter, how):
     docs, bad = read(path, text_field="body", id_field="id", title_field="title", meta_fields=("lang",))
     assert bad == []
     assert [(d["id"], d["text"], d["meta"]["title"]) for d in docs] == [
-        ("r1", "First row text.", "One"), ("r2", "Second row text.", "Two"), ("r3", 'Quoted, "multi-line"\nrow.', "")]
+        ("r1", "First row text.", "One"),
+        ("r2", "Second row text.", "Two"),
+        ("r3", 'Quoted, "multi-line"\nrow.', ""),
+    ]
     assert docs[1]["meta"] == {"lang": "fr", "title": "Two", "path": f"{path.name}#1"}
 
 
@@ -117,16 +130,23 @@ def test_csv_fields_longer_than_the_csv_module_default_limit(tmp_path):
 
 def test_parquet_streams_row_groups_and_reports_rows_without_text(tmp_path):
     bodies = [f"Parquet row {i}." if i % 7 else None for i in range(50)]
-    table = pa.table({"uid": [f"u{i}" for i in range(50)], "body": bodies, "stamp": pa.array(range(50), pa.int64()),
-                      "blob": [b"\x00" * 10] * 50})
+    table = pa.table(
+        {
+            "uid": [f"u{i}" for i in range(50)],
+            "body": bodies,
+            "stamp": pa.array(range(50), pa.int64()),
+            "blob": [b"\x00" * 10] * 50,
+        }
+    )
     pq.write_table(table, tmp_path / "rows.parquet", row_group_size=8)  # 7 row groups
     assert pq.ParquetFile(tmp_path / "rows.parquet").num_row_groups == 7
     docs, bad = read(tmp_path / "rows.parquet", text_field="body", id_field="uid", meta_fields=("stamp",))
     assert [d["id"] for d in docs] == [f"u{i}" for i in range(50) if i % 7]
     assert docs[0]["text"] == "Parquet row 1."
     assert docs[0]["meta"] == {"stamp": 1, "title": "", "path": "rows.parquet#1"}
-    assert [(u.path, u.reason) for u in bad] == [(f"rows.parquet#{i}", "missing_text_field: body")
-                                                 for i in range(0, 50, 7)]
+    assert [(u.path, u.reason) for u in bad] == [
+        (f"rows.parquet#{i}", "missing_text_field: body") for i in range(0, 50, 7)
+    ]
 
 
 @pytest.mark.parametrize("how", ["gz", "zst"])
@@ -148,21 +168,36 @@ def test_zstd_with_several_frames_reads_them_all(tmp_path):
 
 
 def test_titles_rst_and_md_front_matter_and_byte_order_mark(tmp_path):
-    (tmp_path / "a.md").write_text("---\ntitle: \"Card limits\"\nlayout: page\n---\n# Heading\n\nBody.\n")
+    (tmp_path / "a.md").write_text('---\ntitle: "Card limits"\nlayout: page\n---\n# Heading\n\nBody.\n')
     (tmp_path / "b.md").write_text("---\nlayout: page\n---\n\n## Daily limits\n\nBody.\n")
     (tmp_path / "b2.md").write_text("[![build](badge.svg)](ci)\n\n# Transfer limits\n\n## Daily\n")
     (tmp_path / "c.txt").write_bytes("\ufeffFirst line\nsecond".encode())
     (tmp_path / "d.jsonl").write_bytes("\ufeff".encode() + b'{"text": "bom jsonl"}\n')
     docs, bad = read(tmp_path)
-    assert bad == [] and [d["meta"]["title"] for d in docs[:4]] == ["Card limits", "Daily limits", "Transfer limits",
-                                                                   "First line"]
+    assert bad == [] and [d["meta"]["title"] for d in docs[:4]] == [
+        "Card limits",
+        "Daily limits",
+        "Transfer limits",
+        "First line",
+    ]
     assert docs[3]["text"] == "First line\nsecond" and docs[4]["text"] == "bom jsonl"
 
 
 def test_every_format_name_is_detected_from_its_suffix():
-    names = {"a.txt": "txt", "a.md": "md", "a.rst": "rst", "a.htm": "html", "a.HTML.gz": "html", "a.pdf": "pdf",
-             "a.json.zstd": "json", "a.ndjson": "jsonl", "a.jsonl.zst": "jsonl", "a.csv": "csv", "a.tsv.gz": "tsv",
-             "a.parquet": "parquet"}
+    names = {
+        "a.txt": "txt",
+        "a.md": "md",
+        "a.rst": "rst",
+        "a.htm": "html",
+        "a.HTML.gz": "html",
+        "a.pdf": "pdf",
+        "a.json.zstd": "json",
+        "a.ndjson": "jsonl",
+        "a.jsonl.zst": "jsonl",
+        "a.csv": "csv",
+        "a.tsv.gz": "tsv",
+        "a.parquet": "parquet",
+    }
     assert {n: detect_format(Path(n), "auto") for n in names} == names
     assert set(names.values()) == set(FORMATS)
     assert detect_format(Path("a.zst"), "auto") is None and detect_format(Path("a.docx"), "auto") is None
@@ -179,7 +214,6 @@ def test_a_corrupt_file_of_every_format_is_reported_and_the_good_ones_are_read(t
     row_texts = [f"row {i} " + hashlib.sha256(str(i).encode()).hexdigest() * 4 for i in range(2000)]
     good_jsonl = "".join(json.dumps({"text": t}) + "\n" for t in row_texts).encode()  # many zstd blocks
     zst = zstandard.ZstdCompressor().compress(good_jsonl)
-    gz = gzip.compress(good_jsonl)
     parquet = io.BytesIO()
     pq.write_table(pa.table({"body": ["x"]}), parquet)
     files = {

@@ -29,6 +29,7 @@ def read(path, **kw) -> tuple[list[dict], list[Unreadable]]:
 @contextmanager
 def within(seconds: int):
     """Fail instead of hanging (glob.glob recursing through a link loop runs for hours)."""
+
     def alarm(*_):
         raise TimeoutError(f"still running after {seconds}s")
 
@@ -46,6 +47,7 @@ def jsonl(texts: list[str]) -> bytes:
 
 
 # 1. Encoding: one bad byte costs one record; a cp1252 text file is kept and marked.
+
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_a_bad_byte_in_jsonl_loses_that_record_only(tmp_path, gz):
@@ -76,9 +78,12 @@ def test_a_bad_byte_in_csv_loses_that_row_only(tmp_path, kind, delimiter):
 
 @pytest.mark.parametrize("name", ["a.txt", "a.md", "a.rst", "a.html", "a.txt.gz"])
 def test_windows_1252_text_files_are_recoded_and_marked(tmp_path, name):
-    text = "<html><title>Caf\u00e9</title><body><p>Cr\u00e8me br\u00fbl\u00e9e costs \u20ac5 \u2013 " \
-           "served every day at the caf\u00e9 on the corner of the main square.</p></body></html>" \
-        if "html" in name else "Caf\u00e9 cr\u00e8me \u2013 \u20ac5, na\u00efve r\u00e9sum\u00e9.\n"
+    text = (
+        "<html><title>Caf\u00e9</title><body><p>Cr\u00e8me br\u00fbl\u00e9e costs \u20ac5 \u2013 "
+        "served every day at the caf\u00e9 on the corner of the main square.</p></body></html>"
+        if "html" in name
+        else "Caf\u00e9 cr\u00e8me \u2013 \u20ac5, na\u00efve r\u00e9sum\u00e9.\n"
+    )
     raw = text.encode("cp1252")
     (tmp_path / name).write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
     docs, bad = read(tmp_path / name)
@@ -94,7 +99,9 @@ def test_text_that_is_neither_utf8_nor_cp1252_is_reported(tmp_path):
     (tmp_path / "b.json").write_bytes(b'[{"text": "caf\xe9"}]')  # json must be UTF-8: nothing to guess
     docs, bad = read(tmp_path)
     assert docs == [] and {Path(u.path).name: u.reason.split(":")[0] for u in bad} == {
-        "a.txt": "bad_encoding", "b.json": "bad_encoding"}
+        "a.txt": "bad_encoding",
+        "b.json": "bad_encoding",
+    }
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -104,6 +111,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 # 2. Links and folders: nothing outside a source's root is read unless the recipe says so.
+
 
 @pytest.fixture
 def linked(tmp_path):
@@ -145,7 +153,10 @@ def test_a_glob_does_not_follow_links_out_of_its_root(linked):
     docs, bad = read(linked / "**" / "*.txt")
     assert sorted(d["text"] for d in docs) == ["inside more", "inside text", "inside text"]
     assert {Path(u.path).name: u.reason.split(":")[0] for u in bad} == {
-        "x.txt": "link_outside_root", "d": "link_outside_root", "broken.txt": "broken_link"}
+        "x.txt": "link_outside_root",
+        "d": "link_outside_root",
+        "broken.txt": "broken_link",
+    }
 
 
 @pytest.mark.parametrize("follow", [False, True])
@@ -186,13 +197,18 @@ def test_files_are_listed_in_path_order_with_hidden_names_skipped(tmp_path):
     for rel in ["b/z.txt", "a.txt", "a/c.txt", "a/.h/x.txt", ".git/y.txt", "c.md"]:
         _write(tmp_path / rel, b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in list_files(str(tmp_path))] == [
-        "a/c.txt", "a.txt", "b/z.txt", "c.md"]
+        "a/c.txt",
+        "a.txt",
+        "b/z.txt",
+        "c.md",
+    ]
     assert [p.name for p in list_files(str(tmp_path / "*.txt"))] == ["a.txt"]
     assert [p.name for p in list_files(str(tmp_path / "**" / "*.txt"))] == ["c.txt", "a.txt", "z.txt"]
     assert [p.name for p in list_files(str(tmp_path / "[ab]" / "*.txt"))] == ["c.txt", "z.txt"]
 
 
 # 3. Caps: over-cap input is skipped and reported, in bounded memory.
+
 
 def test_a_line_over_the_record_cap_is_skipped_in_bounded_memory(tmp_path):
     huge = json.dumps({"text": "x" * (8 << 20)}).encode()  # one 8 MiB line
@@ -274,6 +290,7 @@ def test_a_file_with_many_bad_records_yields_a_few_examples_and_one_count(tmp_pa
 
 # 4. Deep nesting: one skipped record (or file), never a RecursionError that ends the run.
 
+
 def test_deeply_nested_json_is_skipped_and_reading_goes_on(tmp_path):
     deep = "[" * 100_000 + "]" * 100_000
     (tmp_path / "a.jsonl").write_text(f'{{"text": "first"}}\n{deep}\n{{"text": {deep}}}\n{{"text": "last"}}\n')
@@ -282,14 +299,20 @@ def test_deeply_nested_json_is_skipped_and_reading_goes_on(tmp_path):
     docs, bad = read(tmp_path)
     assert [d["text"] for d in docs] == ["first", "last", "a plain file after them"]
     assert [(Path(u.path).name, u.reason.split(":")[0]) for u in bad] == [
-        ("a.jsonl#1", "too_deeply_nested"), ("a.jsonl#2", "too_deeply_nested"), ("b.json", "too_deeply_nested")]
+        ("a.jsonl#1", "too_deeply_nested"),
+        ("a.jsonl#2", "too_deeply_nested"),
+        ("b.json", "too_deeply_nested"),
+    ]
 
 
 def test_meta_values_nested_too_deep_to_write_are_skipped(tmp_path):
     nested = "[" * 600 + "]" * 600  # parses, but pickling a shard then fails with RecursionError
-    (tmp_path / "a.jsonl").write_text(f'{{"text": "kept", "m": 1}}\n{{"text": "deep meta", "m": {nested}}}\n'
-                                      f'{{"text": "deep id", "i": {nested}}}\n')
+    (tmp_path / "a.jsonl").write_text(
+        f'{{"text": "kept", "m": 1}}\n{{"text": "deep meta", "m": {nested}}}\n{{"text": "deep id", "i": {nested}}}\n'
+    )
     docs, bad = read(tmp_path / "a.jsonl", meta_fields=("m",), id_field="i")
     assert [d["text"] for d in docs] == ["kept"]
-    assert [(u.path, u.reason.split(":")[0]) for u in bad] == [("a.jsonl#1", "too_deeply_nested"),
-                                                              ("a.jsonl#2", "too_deeply_nested")]
+    assert [(u.path, u.reason.split(":")[0]) for u in bad] == [
+        ("a.jsonl#1", "too_deeply_nested"),
+        ("a.jsonl#2", "too_deeply_nested"),
+    ]

@@ -27,9 +27,9 @@ def test_cap_drops_only_from_the_crowded_cluster_and_is_reproducible():
     ids, vecs, truth = _planted()
     decisions, upsample, report = rebalance(ids, truth, max_share=0.5, seed=0)
     n = len(ids)
-    assert report["cap"] == n // 2 and len(decisions.dropped) == 80 - n // 2
+    assert report.cap == n // 2 and len(decisions.dropped) == 80 - n // 2
     assert all(truth[ids.index(d)] == 0 for d in decisions.dropped)
-    assert report["before"] == {"0": 80, "1": 10, "2": 2} and report["after"]["0"] == n // 2
+    assert report.before == {"0": 80, "1": 10, "2": 2} and report.after["0"] == n // 2
     again, _, _ = rebalance(list(reversed(ids)), truth[::-1].copy(), max_share=0.5, seed=0)
     assert set(again.dropped) == set(decisions.dropped)  # the choice does not depend on input order
     other, _, _ = rebalance(ids, truth, max_share=0.5, seed=1)

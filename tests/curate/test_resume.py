@@ -9,9 +9,11 @@ import textwrap
 from pathlib import Path
 
 SCRIPT = textwrap.dedent("""
-    import os, signal, sys
+    import dataclasses, os, signal, sys
     from pathlib import Path
-    from cogcore.curate.pipeline import CuratePlan, SourceSpec, curate
+    from cogcore.curate.pipeline import curate
+    from cogcore.curate.plan import CuratePlan, SourceSpec
+    from cogcore.recipe import CurateConfig, FactsConfig, ReadLimitsConfig, Source
 
     class KillSwitch:
         # Passes documents through; with KILL_AFTER set, SIGKILLs its own process on that batch:
@@ -25,15 +27,21 @@ SCRIPT = textwrap.dedent("""
             return docs, []
 
     src, out = sys.argv[1], Path(sys.argv[2])
-    plan = CuratePlan(min_chars=20, heldout_fraction=0.2, batch_size=50, filters=[KillSwitch()],
-                      fact_kinds=("money", "number"))
-    curate([SourceSpec("s", src, text_field="text", id_field="id")], out, plan)
+    section = CurateConfig(min_chars=20, heldout_fraction=0.2, batch_size=50, boilerplate={"enabled": False},
+                           pii={"enabled": False}, dedup={"minhash": {"enabled": False}})
+    plan = CuratePlan.from_sections(curate=section, facts=FactsConfig(kinds=["money", "number"]), seed=0,
+                                    embedder="unused")
+    plan = dataclasses.replace(plan, filters=(KillSwitch(),))  # no recipe field names it: a test's own step
+    source = SourceSpec.from_section(Source(name="s", path=src, id_field="id"), ReadLimitsConfig())
+    curate([source], out, plan)
 """)
 
 
 def _corpus(path: Path) -> None:
-    rows = [{"id": f"d{i}", "text": f"Record {i % 400} says the fee is ${i % 400 % 97}.00 for {i % 400 % 13} items."}
-            for i in range(1000)]
+    rows = [
+        {"id": f"d{i}", "text": f"Record {i % 400} says the fee is ${i % 400 % 97}.00 for {i % 400 % 13} items."}
+        for i in range(1000)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 

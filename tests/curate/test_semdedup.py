@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cogcore.curate.semdedup import SemDedup, semantic_duplicate_decisions
+from cogcore.curate.semdedup import semantic_duplicate_decisions
 
 
 def unit(x):
@@ -14,7 +14,7 @@ def near(v, cos, rng):
     """A unit vector at cosine `cos` from unit vector v."""
     r = rng.normal(size=v.shape)
     r = unit(r - (r @ v) * v)
-    return cos * v + np.sqrt(1 - cos ** 2) * r
+    return cos * v + np.sqrt(1 - cos**2) * r
 
 
 def test_planted_near_copies_are_dropped_for_the_earlier_document():
@@ -28,9 +28,10 @@ def test_planted_near_copies_are_dropped_for_the_earlier_document():
         extra.append(near(base[i], 0.85, rng))
     x = np.vstack([base, extra]).astype(np.float32)
     ids = [f"d{i}" for i in range(len(x))]
-    dedup = SemDedup(threshold=0.95, n_clusters=6)
-    assert dedup.decide(ids, x) == expected
-    assert dedup.clusters == {kept: [kept, dup] for dup, kept in expected.items()}
+    decisions = semantic_duplicate_decisions(ids, x, threshold=0.95, n_clusters=6)
+    assert decisions.dropped == expected
+    groups = {c["kept"]: c["members"] for c in decisions.clusters}
+    assert groups == {kept: [kept, dup] for dup, kept in expected.items()}
 
 
 def test_the_first_in_input_order_is_kept_and_chains_join():

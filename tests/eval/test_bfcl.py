@@ -36,8 +36,13 @@ def _verdict(entry, *calls, underscore_names=True):
 
 def test_real_categories_load_with_answers():
     sizes = {c: len(load_category(c)) for c in DEFAULT_CATEGORIES}
-    assert sizes == {"simple_python": 400, "multiple": 200, "parallel": 200, "parallel_multiple": 200,
-                     "irrelevance": 240}
+    assert sizes == {
+        "simple_python": 400,
+        "multiple": 200,
+        "parallel": 200,
+        "parallel_multiple": 200,
+        "irrelevance": 240,
+    }
     assert [e.id for e in load_category("simple", limit=2)] == ["simple_python_0", "simple_python_1"]
     assert load_category("irrelevance", limit=1)[0].possible_answer is None
     with pytest.raises(ValueError, match="parallel_multiple"):
@@ -60,15 +65,18 @@ def test_known_right_and_wrong_simple_calls():
     name = "calculate_triangle_area"
     assert _verdict(triangle, (name, {"base": 10, "height": 5})) == (True, "")
     assert _verdict(triangle, (name, {"base": 10, "height": 5, "unit": "Units"}))[0]
-    for args, kind in [({"base": 10, "height": 6}, "value_error:others"),
-                       ({"base": "10", "height": 5}, "type_error:simple"),
-                       ({"base": 10}, "simple_function_checker:missing_required"),
-                       ({"base": 10, "height": 5, "color": "red"}, "simple_function_checker:unexpected_param"),
-                       ({"base": 10, "height": 5, "unit": "cm"}, "value_error:string")]:
+    for args, kind in [
+        ({"base": 10, "height": 6}, "value_error:others"),
+        ({"base": "10", "height": 5}, "type_error:simple"),
+        ({"base": 10}, "simple_function_checker:missing_required"),
+        ({"base": 10, "height": 5, "color": "red"}, "simple_function_checker:unexpected_param"),
+        ({"base": 10, "height": 5, "unit": "cm"}, "value_error:string"),
+    ]:
         valid, error = _verdict(triangle, (name, args))
         assert not valid and error.startswith(kind + ": "), (args, error)
     assert _verdict(triangle, (name, {"base": 10, "height": 5}), (name, {"base": 10, "height": 5}))[1].startswith(
-        "simple_function_checker:wrong_count")
+        "simple_function_checker:wrong_count"
+    )
     assert _verdict(triangle)[1].startswith("simple_function_checker:wrong_count")
 
 
@@ -96,8 +104,10 @@ def test_multiple_parallel_and_irrelevance():
     assert _verdict(multiple, ("triangle_properties_get", sides))[0]
     assert not _verdict(multiple, ("circle_properties_get", sides))[0]
     parallel = _entry("parallel", "parallel_0")  # Taylor Swift 20 min, Maroon 5 15 min
-    swift, maroon = ("spotify_play", {"artist": "Taylor Swift", "duration": 20}), \
-        ("spotify_play", {"artist": "Maroon 5", "duration": 15})
+    swift, maroon = (
+        ("spotify_play", {"artist": "Taylor Swift", "duration": 20}),
+        ("spotify_play", {"artist": "Maroon 5", "duration": 15}),
+    )
     assert _verdict(parallel, swift, maroon)[0] and _verdict(parallel, maroon, swift)[0]
     assert not _verdict(parallel, swift)[0]
     assert not _verdict(parallel, swift, ("spotify_play", {"artist": "Maroon 5", "duration": 20}))[0]
@@ -160,8 +170,9 @@ def test_run_bfcl_end_to_end_on_a_tiny_model(make_tiny_llm, tmp_path):
     tok.chat_template = CHAT_TEMPLATE
     model = AutoModelForCausalLM.from_pretrained(folder)
     out = tmp_path / "bfcl.jsonl"
-    scores = run_bfcl(model, tok, categories=list(DEFAULT_CATEGORIES), limit=2, batch_size=4, max_new_tokens=8,
-                      out_path=out)
+    scores = run_bfcl(
+        model, tok, categories=list(DEFAULT_CATEGORIES), limit=2, batch_size=4, max_new_tokens=8, out_path=out
+    )
     assert set(scores) == set(DEFAULT_CATEGORIES) | {"non_live_ast_python"}
     assert all(0.0 <= v <= 1.0 for v in scores.values())
     rows = [json.loads(line) for line in out.read_text().splitlines()]

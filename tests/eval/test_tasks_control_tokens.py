@@ -17,12 +17,20 @@ DOC = {"id": "d0", "text": f"Wire fees. {SENTENCE} Incoming wires are free.", "m
 
 def _fact(fact_id: str, doc_id: str, text: str, value: str, context: str) -> dict:
     start = text.index(value)
-    return {"id": fact_id, "doc_id": doc_id, "start": start, "end": start + len(value), "text": value,
-            "kind": "money", "context": context}
+    return {
+        "id": fact_id,
+        "doc_id": doc_id,
+        "start": start,
+        "end": start + len(value),
+        "text": value,
+        "kind": "money",
+        "context": context,
+    }
 
 
 FACTS = [_fact("f0", "d0", DOC["text"], "$25", SENTENCE)] + [
-    _fact(f"f{i}", f"o{i}", f"It costs {v}.", v, f"It costs {v}.") for i, v in enumerate(["$15", "$10", "$35"], 1)]
+    _fact(f"f{i}", f"o{i}", f"It costs {v}.", v, f"It costs {v}.") for i, v in enumerate(["$15", "$10", "$35"], 1)
+]
 
 
 def _task_rows(tmp_path, name: str) -> tuple[str, list[dict]]:

@@ -30,8 +30,10 @@ TEXTS = [
     ("Branches", "Branches open at 9:00 AM on weekdays.\nThe branch on Main Street closed on 15 June 2023."),
     ("Checking", "Premium checking costs $25 per month unless balances exceed $1,500.\nThe APY is 0.10%."),
 ]
-DOCS = [{"id": f"d{i}", "text": text, "meta": {"title": title, "split": "heldout" if i < 4 else "train"}}
-        for i, (title, text) in enumerate(TEXTS)]
+DOCS = [
+    {"id": f"d{i}", "text": text, "meta": {"title": title, "split": "heldout" if i < 4 else "train"}}
+    for i, (title, text) in enumerate(TEXTS)
+]
 ALL_TASKS = {T.CLOSEDBOOK, T.OPENBOOK, T.CLOZE, T.TRAIN_RECALL, T.HELDOUT_PPL, T.HELDOUT_PPL_NOFACTS}
 
 
@@ -69,8 +71,15 @@ def task_dir(facts, index, tmp_path_factory):
     heldout_q = make_questions([f for f in facts if split[f["doc_id"]] == "heldout"], titles, 10)
     train_q = make_questions([f for f in facts if split[f["doc_id"]] == "train"], titles, 10)
     folder = tmp_path_factory.mktemp("tasks")
-    names = T.write_tasks(folder, heldout_q, facts, [d for d in DOCS if d["meta"]["split"] == "heldout"], seed=0,
-                          passages=T.retrieve_passages(index, heldout_q, 2), train_questions=train_q)
+    names = T.write_tasks(
+        folder,
+        heldout_q,
+        facts,
+        [d for d in DOCS if d["meta"]["split"] == "heldout"],
+        seed=0,
+        passages=T.retrieve_passages(index, heldout_q, 2),
+        train_questions=train_q,
+    )
     assert set(names) == ALL_TASKS
     return folder
 
@@ -122,7 +131,7 @@ def _hand_loglikelihood(model, tok, rows: list[dict]) -> tuple[float, int]:
     for r in rows:
         if r["context"]:
             ctx = tok(r["context"], add_special_tokens=False)["input_ids"]
-            cont = tok(r["context"] + r["continuation"], add_special_tokens=False)["input_ids"][len(ctx):]
+            cont = tok(r["context"] + r["continuation"], add_special_tokens=False)["input_ids"][len(ctx) :]
         else:  # lm-eval conditions an empty context on its prefix token (BOS here)
             ctx, cont = [tok.bos_token_id], tok(r["continuation"], add_special_tokens=False)["input_ids"]
         ids = torch.tensor([ctx + cont])
@@ -136,7 +145,11 @@ def _hand_loglikelihood(model, tok, rows: list[dict]) -> tuple[float, int]:
 def test_tasks_run_in_process_and_fact_excluded_perplexity_matches_a_hand_count(task_dir, tiny_dir, facts):
     model, tok = _load(tiny_dir)
     manager = T.task_manager(task_dir, with_defaults=False)
-    out = T.run_lm_eval(T.make_lm("hf", model, tok, ModelSpec(str(tiny_dir), "float32", trust_remote_code=False), batch_size=4), manager, sorted(ALL_TASKS))
+    out = T.run_lm_eval(
+        T.make_lm("hf", model, tok, ModelSpec(str(tiny_dir), "float32", trust_remote_code=False), batch_size=4),
+        manager,
+        sorted(ALL_TASKS),
+    )
     assert set(out) == ALL_TASKS
     for name in (T.CLOSEDBOOK, T.OPENBOOK, T.CLOZE, T.TRAIN_RECALL):
         assert 0 <= out[name]["acc"] <= 1
@@ -161,10 +174,31 @@ def test_tasks_run_in_process_and_fact_excluded_perplexity_matches_a_hand_count(
 def test_plain_lm_eval_cli_runs_the_tasks(task_dir, tiny_dir, tmp_path):
     cli = Path(sys.executable).with_name("lm_eval")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([str(cli), "run", "--model", "hf", "--model_args", f"pretrained={tiny_dir},dtype=float32",
-                           "--include_path", str(task_dir), "--tasks", f"{T.HELDOUT_PPL_NOFACTS},{T.CLOZE}",
-                           "--device", "cpu", "--batch_size", "4", "--output_path", str(tmp_path / "out")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            str(cli),
+            "run",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_dir},dtype=float32",
+            "--include_path",
+            str(task_dir),
+            "--tasks",
+            f"{T.HELDOUT_PPL_NOFACTS},{T.CLOZE}",
+            "--device",
+            "cpu",
+            "--batch_size",
+            "4",
+            "--output_path",
+            str(tmp_path / "out"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
     assert result[T.CLOZE]["acc,none"] >= 0 and result[T.HELDOUT_PPL_NOFACTS]["word_perplexity,none"] > 1
@@ -173,8 +207,11 @@ def test_plain_lm_eval_cli_runs_the_tasks(task_dir, tiny_dir, tmp_path):
 def test_unknown_standard_task_names_close_matches(task_dir):
     manager = T.task_manager(task_dir, with_defaults=False)
     T.check_task_names([T.CLOZE], manager)
-    with pytest.raises(ValueError, match=r"eval.lm_eval_tasks: unknown lm-eval task\(s\) 'cogcore_clozz' "
-                                         r"\(did you mean: cogcore_cloze"):
+    with pytest.raises(
+        ValueError,
+        match=r"eval.lm_eval_tasks: unknown lm-eval task\(s\) 'cogcore_clozz' "
+        r"\(did you mean: cogcore_cloze",
+    ):
         T.check_task_names(["cogcore_clozz"], manager)
 
 
@@ -184,7 +221,11 @@ def test_a_standard_task_without_its_dataset_offline_is_skipped_not_a_crash(task
     manager = T.task_manager(task_dir, with_defaults=True)
     T.check_task_names(["hellaswag", T.CLOZE], manager)
     with caplog.at_level("WARNING", logger="cogcore.eval"):
-        out = T.run_standard_tasks(T.make_lm("hf", model, tok, ModelSpec(str(tiny_dir), "float32", trust_remote_code=False), 4), manager, ["hellaswag", T.CLOZE])
+        out = T.run_standard_tasks(
+            T.make_lm("hf", model, tok, ModelSpec(str(tiny_dir), "float32", trust_remote_code=False), 4),
+            manager,
+            ["hellaswag", T.CLOZE],
+        )
     assert out["hellaswag"]["skipped"].startswith("hellaswag: dataset not available offline (")
     assert "acc" in out[T.CLOZE]  # the other task still ran
     assert any("skipped lm-eval task hellaswag" in m for m in caplog.messages)
@@ -192,9 +233,16 @@ def test_a_standard_task_without_its_dataset_offline_is_skipped_not_a_crash(task
     assert again == {"hellaswag": out["hellaswag"]}
 
 
-@pytest.mark.parametrize("requested, vllm, cuda, chosen", [
-    ("auto", True, True, "vllm"), ("auto", False, True, "hf"), ("auto", True, False, "hf"),
-    ("hf", True, True, "hf"), ("vllm", True, True, "vllm")])
+@pytest.mark.parametrize(
+    "requested, vllm, cuda, chosen",
+    [
+        ("auto", True, True, "vllm"),
+        ("auto", False, True, "hf"),
+        ("auto", True, False, "hf"),
+        ("hf", True, True, "hf"),
+        ("vllm", True, True, "vllm"),
+    ],
+)
 def test_backend_choice(requested, vllm, cuda, chosen):
     assert T.choose_backend(requested, vllm_installed=vllm, cuda=cuda) == chosen
 
@@ -211,15 +259,32 @@ def test_backend_vllm_refused_where_it_cannot_run():
 def test_recipe_eval_fields_are_validated_with_their_path():
     from cogcore.recipe import RecipeError, validate
 
-    base = {"name": "x", "sources": [{"name": "s", "path": "docs"}], "base_model": {"path": "m"},
-            "index": {"embedder": "e"}}
-    ok = validate({**base, "eval": {"lm_eval_tasks": ["hellaswag", "arc_easy"], "backend": "vllm",
-                                    "lm_eval_limit": 50, "openbook_passages": 0, "canary_candidates": 200}})
+    base = {
+        "name": "x",
+        "sources": [{"name": "s", "path": "docs"}],
+        "base_model": {"path": "m"},
+        "index": {"embedder": "e"},
+    }
+    ok = validate(
+        {
+            **base,
+            "eval": {
+                "lm_eval_tasks": ["hellaswag", "arc_easy"],
+                "backend": "vllm",
+                "lm_eval_limit": 50,
+                "openbook_passages": 0,
+                "canary_candidates": 200,
+            },
+        }
+    )
     assert ok.eval.lm_eval_tasks == ["hellaswag", "arc_easy"] and ok.eval.backend == "vllm"
     assert validate(base).eval.backend == "auto" and validate(base).eval.lm_eval_tasks == []
-    for bad, where in (({"lm_eval_tasks": ["hellaswag,arc_easy"]}, "eval.lm_eval_tasks"),
-                       ({"backend": "tpu"}, "eval.backend"), ({"lm_eval_limt": 5}, "eval.lm_eval_limt"),
-                       ({"canary_candidates": 1}, "eval.canary_candidates")):
+    for bad, where in (
+        ({"lm_eval_tasks": ["hellaswag,arc_easy"]}, "eval.lm_eval_tasks"),
+        ({"backend": "tpu"}, "eval.backend"),
+        ({"lm_eval_limt": 5}, "eval.lm_eval_limt"),
+        ({"canary_candidates": 1}, "eval.canary_candidates"),
+    ):
         with pytest.raises(RecipeError) as error:
             validate({**base, "eval": bad})
         assert error.value.problems[0].startswith(where), error.value.problems

@@ -12,15 +12,26 @@ from cogcore.questions import Question
 
 
 def _questions(n: int) -> list[Question]:
-    return [Question(fact_id=f"f{i}", doc_id=f"d{i}", kind="money", answer=f"${i + 10}",
-                     question=f"What is fee {i}?", query=f"fee {i}", context=f"Fee {i} is ${i + 10} a month.")
-            for i in range(n)]
+    return [
+        Question(
+            fact_id=f"f{i}",
+            doc_id=f"d{i}",
+            kind="money",
+            answer=f"${i + 10}",
+            question=f"What is fee {i}?",
+            query=f"fee {i}",
+            context=f"Fee {i} is ${i + 10} a month.",
+        )
+        for i in range(n)
+    ]
 
 
 def test_tasks_still_load_after_their_folder_is_renamed(tmp_path):
     questions = _questions(6)
-    facts = [{"id": q.fact_id, "doc_id": q.doc_id, "kind": "money", "text": q.answer, "start": 0, "end": 1}
-             for q in questions]
+    facts = [
+        {"id": q.fact_id, "doc_id": q.doc_id, "kind": "money", "text": q.answer, "start": 0, "end": 1}
+        for q in questions
+    ]
     heldout = [{"id": "d0", "text": "Fee 0 is $10 a month and is waived for students.", "meta": {}}]
     built = tmp_path / "eval.new" / "tasks"
     names = T.write_tasks(built, questions, facts, heldout, seed=0)

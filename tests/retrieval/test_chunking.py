@@ -24,7 +24,7 @@ def test_offsets_round_trip_and_ids():
     chunks = chunk_document(DOC, chunk_chars=200, overlap=40)
     assert len(chunks) > 5
     for i, chunk in enumerate(chunks):
-        assert DOC["text"][chunk["start"]:chunk["end"]] == chunk["text"]
+        assert DOC["text"][chunk["start"] : chunk["end"]] == chunk["text"]
         assert chunk["chunk_id"] == f"guide#{i}"
         assert (chunk["doc_id"], chunk["source"], chunk["title"]) == ("guide", "guide.md", "Guide")
         assert len(chunk["text"]) <= 200

@@ -17,8 +17,7 @@ def cli(*args):
 def run_dir(tmp_path_factory, tiny_docs, form_docs, tiny_embedder):
     """A run whose recipe asked for BM25 search."""
     run = tmp_path_factory.mktemp("run")
-    build_index(tiny_docs + form_docs, run / "index", tiny_embedder, chunk_chars=200, overlap=40,
-                mode="bm25")
+    build_index(tiny_docs + form_docs, run / "index", tiny_embedder, chunk_chars=200, overlap=40, mode="bm25")
     return run
 
 
@@ -56,8 +55,8 @@ def test_missing_index_exits_2(tmp_path):
     assert result.exit_code == 2 and "has no finished index" in " ".join(result.stderr.split())
 
 
-def test_bm25_on_an_index_without_bm25_exits_2(tmp_path, tiny_docs, tiny_embedder):
-    """An index from before BM25 searches dense by default and refuses --mode bm25 clearly."""
+def test_an_index_from_before_bm25_exits_2_naming_what_to_rebuild(tmp_path, tiny_docs, tiny_embedder):
+    """An index from before BM25 (index.json without "lexical" and "search") is refused in one line."""
     import json
 
     build_index(tiny_docs, tmp_path / "index", tiny_embedder, chunk_chars=120, overlap=30)
@@ -65,6 +64,7 @@ def test_bm25_on_an_index_without_bm25_exits_2(tmp_path, tiny_docs, tiny_embedde
     info = json.loads(info_path.read_text())
     del info["lexical"], info["search"]
     info_path.write_text(json.dumps(info))
-    assert cli(tmp_path, "fee").stdout.splitlines()[0] == "mode: dense"
     result = cli(tmp_path, "fee", "--mode", "bm25")
-    assert result.exit_code == 2 and "no BM25 part" in result.stderr and result.stdout == ""
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and result.stdout == "" and "missing fields lexical, search" in said
+    assert "--force index" in said

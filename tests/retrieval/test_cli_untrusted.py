@@ -9,8 +9,12 @@ from cogcore.cli import app
 from cogcore.retrieval import build_index
 
 ESCAPES = ("\x1b]0;pwned\x07", "\x1b[2J", "\x9b31m", "\r")
-DOC = {"id": "evil\x1b[2J-doc", "source": "x.md", "meta": {"title": "Fees\x1b]0;pwned\x07"},
-       "text": "# Fees\x1b[2J\n\nThe card fee is 5 USD.\x1b]0;pwned\x07 It is charged\r yearly.\x9b31m"}
+DOC = {
+    "id": "evil\x1b[2J-doc",
+    "source": "x.md",
+    "meta": {"title": "Fees\x1b]0;pwned\x07"},
+    "text": "# Fees\x1b[2J\n\nThe card fee is 5 USD.\x1b]0;pwned\x07 It is charged\r yearly.\x9b31m",
+}
 
 
 def cli(*args):

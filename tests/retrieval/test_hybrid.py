@@ -9,8 +9,10 @@ def test_identifier_only_bm25_can_find(form_index, form_codes):
     """Eight forms differ only in their code; the embedder never saw the codes."""
     queries = [f"which form is {code}" for code in form_codes]
     expected = [f"form-{i}" for i in range(len(form_codes))]
-    found = {mode: [hits[0].doc_id for hits in form_index.search_many(queries, k=3, mode=mode)]
-             for mode in ("dense", "lexical", "hybrid")}
+    found = {
+        mode: [hits[0].doc_id for hits in form_index.search_many(queries, k=3, mode=mode)]
+        for mode in ("dense", "lexical", "hybrid")
+    }
     assert found["lexical"] == expected
     assert sum(a == b for a, b in zip(found["dense"], expected)) <= len(expected) // 2
     # Rank fusion alone would bury some (a chunk both lists rank 2nd-4th beats one ranked 1st by
@@ -24,9 +26,11 @@ def test_exact_identifier_first_only_when_the_query_has_one(form_index):
     plain = form_index.search("customer records at the branch", k=5)
     position = {c["chunk_id"]: i for i, c in enumerate(form_index.chunks)}
     fused = reciprocal_rank_fusion(
-        [[position[h.chunk_id] for h in form_index.search("customer records at the branch",
-                                                          k=20, mode=mode)]
-         for mode in ("dense", "lexical")])
+        [
+            [position[h.chunk_id] for h in form_index.search("customer records at the branch", k=20, mode=mode)]
+            for mode in ("dense", "lexical")
+        ]
+    )
     assert [position[h.chunk_id] for h in plain] == [i for i, _, _ in fused[:5]]
 
 
@@ -47,8 +51,7 @@ def test_hybrid_is_the_fusion_of_the_two_lists(form_index):
     dense = form_index.search(query, k=n, mode="dense")
     lexical = form_index.search(query, k=n, mode="lexical")
     position = {c["chunk_id"]: i for i, c in enumerate(form_index.chunks)}
-    fused = reciprocal_rank_fusion([[position[h.chunk_id] for h in dense],
-                                    [position[h.chunk_id] for h in lexical]])[:k]
+    fused = reciprocal_rank_fusion([[position[h.chunk_id] for h in dense], [position[h.chunk_id] for h in lexical]])[:k]
     hybrid = form_index.search(query, k=k)  # the index's default mode
     assert [form_index.chunks[i]["chunk_id"] for i, _, _ in fused] == [h.chunk_id for h in hybrid]
     assert [(h.dense_rank, h.lexical_rank) for h in hybrid] == [ranks for _, _, ranks in fused]

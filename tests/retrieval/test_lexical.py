@@ -9,25 +9,26 @@ from cogcore.retrieval import LexicalIndex, tokenize
 from cogcore.retrieval.lexical import identifiers
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("open_bank_account_4821", ["open_bank_account_4821", "open", "bank", "account", "4821"]),
-    ("ACC-12345.", ["acc-12345", "acc", "12345"]),
-    ("It costs $2.00", ["costs", "2.00", "2", "00"]),
-    ("a rate of 2.5%", ["rate", "2.5", "2", "5"]),
-    ("up to 10,000 USD", ["up", "10000", "10", "000", "usd"]),
-    ("mail help@bank.example", ["mail", "help@bank.example", "help", "bank", "example"]),
-    ("The Fee is NOT waived", ["fee", "waived"]),
-    ("Gebühr für Überweisungen", ["gebühr", "für", "überweisungen"]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("open_bank_account_4821", ["open_bank_account_4821", "open", "bank", "account", "4821"]),
+        ("ACC-12345.", ["acc-12345", "acc", "12345"]),
+        ("It costs $2.00", ["costs", "2.00", "2", "00"]),
+        ("a rate of 2.5%", ["rate", "2.5", "2", "5"]),
+        ("up to 10,000 USD", ["up", "10000", "10", "000", "usd"]),
+        ("mail help@bank.example", ["mail", "help@bank.example", "help", "bank", "example"]),
+        ("The Fee is NOT waived", ["fee", "waived"]),
+        ("Gebühr für Überweisungen", ["gebühr", "für", "überweisungen"]),
+        ("", []),
+    ],
+)
 def test_tokenize_keeps_identifiers_and_numbers_whole(text, expected):
     assert tokenize(text) == expected
 
 
 def test_whole_identifier_outranks_its_parts():
-    texts = ["form ACC-12345 opens an account",
-             "ACC form 12345 is not the same thing",
-             "nothing relevant here"]
+    texts = ["form ACC-12345 opens an account", "ACC form 12345 is not the same thing", "nothing relevant here"]
     index = LexicalIndex.build(texts)
     ids, scores = index.search("ACC-12345", n=5)
     assert list(ids) == [0, 1] and scores[0] > scores[1] > 0
@@ -64,7 +65,10 @@ def test_save_load_round_trip(tmp_path):
 
 def test_identifiers_are_codes_and_exact_values_not_plain_numbers():
     assert identifiers("fee for ACC-12345 in 2024, about $2.00 or 5 USD, form abc123 v2") == [
-        "acc-12345", "2.00", "abc123"]
+        "acc-12345",
+        "2.00",
+        "abc123",
+    ]
     index = LexicalIndex.build(["form ACC-12345 and 2.00", "form ACC-12345", "2.00 only"])
     positions = np.array([2, 1, 0])
     assert index.holding_identifiers("ACC-12345 at 2.00", positions).tolist() == [False, False, True]

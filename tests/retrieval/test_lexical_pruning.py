@@ -31,7 +31,7 @@ def queries_from(texts: list[str], n: int, seed: int = 1) -> list[str]:
     for i in rng.integers(0, len(texts), n):
         words = texts[i].split()
         at = int(rng.integers(0, max(1, len(words) - 6)))
-        out.append(" ".join(words[at:at + int(rng.integers(1, 9))]))
+        out.append(" ".join(words[at : at + int(rng.integers(1, 9))]))
     return out + ["w0", "w1 w2", "the w0"]
 
 
@@ -105,8 +105,12 @@ def test_nth_largest_is_exact_on_large_arrays_with_ties(size, n):
     from cogcore.retrieval.lexical import _nth_largest
 
     rng = np.random.default_rng(size)
-    for values in (rng.random(size), np.round(rng.random(size), 2),  # many ties
-                   np.sort(rng.random(size)), np.full(size, 0.5)):
+    for values in (
+        rng.random(size),
+        np.round(rng.random(size), 2),  # many ties
+        np.sort(rng.random(size)),
+        np.full(size, 0.5),
+    ):
         assert _nth_largest(values, n) == np.sort(values)[-n]
 
 
@@ -114,8 +118,13 @@ def test_holding_identifiers_matches_set_membership():
     texts = ["form ab-12 and cd-34", "form ab-12 only", "cd-34 alone", "nothing here"] * 50
     index = LexicalIndex.build(texts)
     positions = np.arange(len(texts))[::-1]
-    for query, holders in [("ab-12", {0, 1}), ("ab-12 cd-34", {0}), ("cd-34 form", {0, 2}),
-                           ("form", set()), ("zz-99", set())]:
+    for query, holders in [
+        ("ab-12", {0, 1}),
+        ("ab-12 cd-34", {0}),
+        ("cd-34 form", {0, 2}),
+        ("form", set()),
+        ("zz-99", set()),
+    ]:
         held = index.holding_identifiers(query, positions)
         assert set(positions[held] % 4) == holders, query
     assert index.holding_identifiers("ab-12", np.array([])).tolist() == []

@@ -34,16 +34,15 @@ def test_reranker_reorders_first_stage_candidates(tiny_index_dir, tiny_embedder)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     # Scores are the reranker's (on the chunk under its header, as indexed); ranks still say
     # where the first stage had each chunk.
-    assert hits[0].score == pytest.approx(
-        reranker.score(query, [searchable_text(hits[0].to_dict())])[0])
+    assert hits[0].score == pytest.approx(reranker.score(query, [searchable_text(hits[0].to_dict())])[0])
     assert all(h.dense_rank or h.lexical_rank for h in hits)
     assert len(index.search_many([query, "wire cut-off"], k=12)[1]) == 12
 
 
-def test_cross_encoder_from_a_local_folder(tmp_path, tiny_docs, tiny_embedder,
-                                           tiny_cross_encoder):
-    build_index(tiny_docs, tmp_path, tiny_embedder, chunk_chars=120, overlap=30,
-                reranker=tiny_cross_encoder, rerank_top=6)
+def test_cross_encoder_from_a_local_folder(tmp_path, tiny_docs, tiny_embedder, tiny_cross_encoder):
+    build_index(
+        tiny_docs, tmp_path, tiny_embedder, chunk_chars=120, overlap=30, reranker=tiny_cross_encoder, rerank_top=6
+    )
     info = json.loads((tmp_path / "index.json").read_text())
     assert info["search"]["reranker"] == str(tiny_cross_encoder.resolve())
     index = SearchIndex.load(tmp_path, tiny_embedder)  # the reranker named in index.json

@@ -26,8 +26,13 @@ from cogcore.retrieval.server import HTTP_PATH, http_app, make_server  # noqa: E
 REPO = Path(__file__).resolve().parents[2]
 # Offline like every test; one torch thread, since a tiny model gains nothing from more and a
 # second process spinning OpenMP threads beside pytest's slows both down.
-SERVER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TQDM_DISABLE": "1",
-              "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+SERVER_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TQDM_DISABLE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",
+}
 # The server subprocess imports torch and sentence-transformers before its first search.
 TIMEOUT_S = 120
 
@@ -51,15 +56,15 @@ async def check_search_tool(session: ClientSession, index_dir: Path) -> None:
     hits = result.structured_content["hits"]
     assert len(hits) == 2
     top = hits[0]
-    assert (top["doc_id"], top["chunk_id"], top["text"]) == (chunk["doc_id"], chunk["chunk_id"],
-                                                             chunk["text"])
-    assert (top["start"], top["end"], top["section"]) == (chunk["start"], chunk["end"],
-                                                          chunk["section"])
+    assert (top["doc_id"], top["chunk_id"], top["text"]) == (chunk["doc_id"], chunk["chunk_id"], chunk["text"])
+    assert (top["start"], top["end"], top["section"]) == (chunk["start"], chunk["end"], chunk["section"])
     assert hits[0]["score"] >= hits[1]["score"]
 
-    for bad, says in [({"query": "fees", "k": "many"}, '"k" must be an integer'),
-                      ({"k": 2}, '"query" is required'),
-                      ({"query": "fees", "limit": 2}, "unknown argument(s) limit")]:
+    for bad, says in [
+        ({"query": "fees", "k": "many"}, '"k" must be an integer'),
+        ({"k": 2}, '"query" is required'),
+        ({"query": "fees", "limit": 2}, "unknown argument(s) limit"),
+    ]:
         result = await session.call_tool("search", bad)
         assert result.is_error, bad
         assert result.content[0].text.startswith("error: ") and says in result.content[0].text
@@ -70,13 +75,15 @@ async def check_search_tool(session: ClientSession, index_dir: Path) -> None:
 def test_stdio_subprocess_serves_the_search_tool(tiny_index_dir, tmp_path):
     log_path = tmp_path / "server.log"
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "cogcore.retrieval.server", str(tiny_index_dir)],
-        env=SERVER_ENV, cwd=str(REPO))
+        command=sys.executable,
+        args=["-m", "cogcore.retrieval.server", str(tiny_index_dir)],
+        env=SERVER_ENV,
+        cwd=str(REPO),
+    )
 
     async def run() -> None:
         with anyio.fail_after(TIMEOUT_S), log_path.open("w") as errlog:
-            async with stdio_client(params, errlog=errlog) as (read, write), \
-                    ClientSession(read, write) as session:
+            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
                 info = await session.initialize()
                 assert info.server_info.name == "cogcore"
                 await check_search_tool(session, tiny_index_dir)
@@ -104,8 +111,7 @@ def test_streamable_http_serves_the_search_tool(tiny_index_dir):
             while not server.started:
                 await anyio.sleep(0.02)
             url = f"http://127.0.0.1:{port}{HTTP_PATH}"
-            async with streamable_http_client(url) as (read, write), \
-                    ClientSession(read, write) as session:
+            async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
                 await check_search_tool(session, tiny_index_dir)
 
@@ -119,8 +125,13 @@ def test_streamable_http_serves_the_search_tool(tiny_index_dir):
 
 
 def test_missing_index_fails_at_startup_with_its_path(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "cogcore.retrieval.server", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cogcore.retrieval.server", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert proc.returncode == 2
     assert f"{tmp_path / 'index.json'} missing" in proc.stderr
     assert proc.stdout == ""  # nothing on the protocol channel

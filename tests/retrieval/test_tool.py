@@ -25,19 +25,22 @@ def test_schema_shape():
     assert set(params["required"]) <= set(params["properties"])
 
 
-@pytest.mark.parametrize("arguments", [
-    "{not json",
-    "[1, 2]",
-    "42",
-    {},
-    {"query": 7},
-    {"query": "   "},
-    {"query": "fee", "k": "3"},
-    {"query": "fee", "k": True},
-    {"query": "fee", "k": 2.5},
-    {"query": "fee", "extra": 1},
-    {"query": "x" * 5000},
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        "{not json",
+        "[1, 2]",
+        "42",
+        {},
+        {"query": 7},
+        {"query": "   "},
+        {"query": "fee", "k": "3"},
+        {"query": "fee", "k": True},
+        {"query": "fee", "k": 2.5},
+        {"query": "fee", "extra": 1},
+        {"query": "x" * 5000},
+    ],
+)
 def test_bad_arguments_give_error_text(index, arguments):
     result = run_search_tool(index, arguments)
     assert result.startswith("error: ") and "\n" not in result
@@ -59,8 +62,17 @@ def test_k_is_clamped(index):
 
 
 def test_format_hits_truncates_and_handles_no_results():
-    hit = Hit(score=0.9, chunk_id="d#0", doc_id="d", source="d.md", title="", section="",
-              start=0, end=60, text="alpha beta\n\ngamma " * 20)
+    hit = Hit(
+        score=0.9,
+        chunk_id="d#0",
+        doc_id="d",
+        source="d.md",
+        title="",
+        section="",
+        start=0,
+        end=60,
+        text="alpha beta\n\ngamma " * 20,
+    )
     text = format_hits([hit], max_chars=40)
     assert text.startswith("1. [d] alpha beta gamma") and text.endswith(" ...")
     assert len(text) <= len("1. [d] ") + 40 + len(" ...")

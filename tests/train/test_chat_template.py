@@ -8,16 +8,20 @@ import pytest
 from transformers import AutoTokenizer
 
 from cogcore.retrieval import SEARCH_TOOL
-from cogcore.train.chat_template import CHAT_TEMPLATE, DEFAULT_SYSTEM
 from cogcore.tool_protocol import parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE, DEFAULT_SYSTEM
 
 ARGS = {"query": "monthly fee for the standard account", "k": 2}
 
 
 @pytest.fixture(scope="module")
 def tok(make_tiny_llm):
-    folder = make_tiny_llm(["What is the monthly fee? The standard account costs 5 USD per month.",
-                            "<tool_call> </tool_call> <tool_response> </tool_response> <tools> </tools>"])
+    folder = make_tiny_llm(
+        [
+            "What is the monthly fee? The standard account costs 5 USD per month.",
+            "<tool_call> </tool_call> <tool_response> </tool_response> <tools> </tools>",
+        ]
+    )
     tok = AutoTokenizer.from_pretrained(folder)
     tok.chat_template = CHAT_TEMPLATE
     return tok
@@ -26,8 +30,11 @@ def tok(make_tiny_llm):
 def _conversation(arguments) -> list[dict]:
     return [
         {"role": "user", "content": "What is the monthly fee?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"type": "function", "function": {"name": "search", "arguments": arguments}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"type": "function", "function": {"name": "search", "arguments": arguments}}],
+        },
         {"role": "tool", "name": "search", "content": "1. [fees | Account fees] The standard account costs 5 USD."},
         {"role": "assistant", "content": "5 USD a month (source: fees)"},
     ]
@@ -47,8 +54,10 @@ def test_tool_call_renders_hermes_and_parses_back(tok, arguments):
     assert (content, calls, errors) == ("", [{"name": "search", "arguments": ARGS}], [])
     assert parse_tool_calls(answer) == ("5 USD a month (source: fees)", [], [])
     # The tool result goes back in a user turn, inside <tool_response>.
-    assert ("<|im_start|>user\n<tool_response>\n1. [fees | Account fees] The standard account costs 5 USD."
-            "\n</tool_response><|im_end|>\n") in text
+    assert (
+        "<|im_start|>user\n<tool_response>\n1. [fees | Account fees] The standard account costs 5 USD."
+        "\n</tool_response><|im_end|>\n"
+    ) in text
 
 
 def test_tools_are_listed_in_the_system_turn(tok):
@@ -65,8 +74,9 @@ def test_tools_are_listed_in_the_system_turn(tok):
 
 def test_assistant_mask_covers_exactly_the_assistant_turns(tok):
     conversation = _conversation(json.dumps(ARGS))
-    enc = tok.apply_chat_template(conversation, tools=[SEARCH_TOOL], tokenize=True, return_dict=True,
-                                  return_assistant_tokens_mask=True)
+    enc = tok.apply_chat_template(
+        conversation, tools=[SEARCH_TOOL], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
     assert len(ids) == len(mask) and set(mask) == {0, 1}
     text = tok.apply_chat_template(conversation, tools=[SEARCH_TOOL], tokenize=False)
@@ -87,8 +97,9 @@ def test_assistant_mask_covers_exactly_the_assistant_turns(tok):
 
 
 def test_generation_prompt_ends_with_assistant_header(tok):
-    text = tok.apply_chat_template(_conversation(ARGS)[:3], tools=[SEARCH_TOOL], tokenize=False,
-                                   add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        _conversation(ARGS)[:3], tools=[SEARCH_TOOL], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("</tool_response><|im_end|>\n<|im_start|>assistant\n")
     plain = tok.apply_chat_template(_conversation(ARGS)[:1], tokenize=False)
     assert plain.endswith("What is the monthly fee?<|im_end|>\n")
@@ -97,32 +108,43 @@ def test_generation_prompt_ends_with_assistant_header(tok):
 def test_consecutive_tool_results_share_one_user_turn(tok):
     conversation = [
         {"role": "user", "content": "Fees and limits?"},
-        {"role": "assistant", "content": "Let me look.", "tool_calls": [
-            {"type": "function", "function": {"name": "search", "arguments": {"query": "fees"}}},
-            {"type": "function", "function": {"name": "search", "arguments": {"query": "limits"}}}]},
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "search", "arguments": {"query": "fees"}}},
+                {"type": "function", "function": {"name": "search", "arguments": {"query": "limits"}}},
+            ],
+        },
         {"role": "tool", "name": "search", "content": "A"},
         {"role": "tool", "name": "search", "content": "B"},
     ]
     text = tok.apply_chat_template(conversation, tokenize=False)
-    assert text.endswith("<|im_start|>user\n<tool_response>\nA\n</tool_response>\n<tool_response>\nB\n"
-                         "</tool_response><|im_end|>\n")
+    assert text.endswith(
+        "<|im_start|>user\n<tool_response>\nA\n</tool_response>\n<tool_response>\nB\n</tool_response><|im_end|>\n"
+    )
     (call,) = _assistant_parts(text)
     content, calls, errors = parse_tool_calls(call)
     assert content == "Let me look." and errors == []
-    assert calls == [{"name": "search", "arguments": {"query": "fees"}},
-                     {"name": "search", "arguments": {"query": "limits"}}]
+    assert calls == [
+        {"name": "search", "arguments": {"query": "fees"}},
+        {"name": "search", "arguments": {"query": "limits"}},
+    ]
 
 
-@pytest.mark.parametrize("text, reason", [
-    ('<tool_call>\n{"name": "search", "arguments": {"query": "fee"}\n</tool_call>', "not JSON"),
-    ('<tool_call>\n{"arguments": {"query": "fee"}}\n</tool_call>', "needs a name"),
-    ('<tool_call>\n{"name": 7, "arguments": {}}\n</tool_call>', "needs a name"),
-    ('<tool_call>\n["search", {"query": "fee"}]\n</tool_call>', "needs a name"),
-    ('<tool_call>\n{"name": "search", "arguments": ["fee"]}\n</tool_call>', "must be an object"),
-    ('<tool_call>\n{"name": "search", "arguments": "fee"}\n</tool_call>', "arguments are not JSON"),
-    ('<tool_call>\n{"name": "search", "arguments": "[1]"}\n</tool_call>', "must be an object"),
-    ('<tool_call>\n{"name": "search", "arguments": {"query": "fe', "not JSON"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ('<tool_call>\n{"name": "search", "arguments": {"query": "fee"}\n</tool_call>', "not JSON"),
+        ('<tool_call>\n{"arguments": {"query": "fee"}}\n</tool_call>', "needs a name"),
+        ('<tool_call>\n{"name": 7, "arguments": {}}\n</tool_call>', "needs a name"),
+        ('<tool_call>\n["search", {"query": "fee"}]\n</tool_call>', "needs a name"),
+        ('<tool_call>\n{"name": "search", "arguments": ["fee"]}\n</tool_call>', "must be an object"),
+        ('<tool_call>\n{"name": "search", "arguments": "fee"}\n</tool_call>', "arguments are not JSON"),
+        ('<tool_call>\n{"name": "search", "arguments": "[1]"}\n</tool_call>', "must be an object"),
+        ('<tool_call>\n{"name": "search", "arguments": {"query": "fe', "not JSON"),
+    ],
+)
 def test_malformed_calls_are_errors_never_calls(text, reason):
     content, calls, errors = parse_tool_calls("Checking. " + text)
     assert calls == [] and len(errors) == 1 and reason in errors[0]
@@ -130,14 +152,18 @@ def test_malformed_calls_are_errors_never_calls(text, reason):
 
 
 def test_parse_accepts_string_arguments_multiple_calls_and_missing_arguments():
-    text = ('<tool_call>\n{"name": "search", "arguments": "{\\"query\\": \\"fee\\"}"}\n</tool_call>\n'
-            '<tool_call>{"name": "search", "arguments": {"query": "limit", "k": 5}}</tool_call>'
-            '<tool_call>\n{"name": "clock"}\n</tool_call><|im_end|>')
+    text = (
+        '<tool_call>\n{"name": "search", "arguments": "{\\"query\\": \\"fee\\"}"}\n</tool_call>\n'
+        '<tool_call>{"name": "search", "arguments": {"query": "limit", "k": 5}}</tool_call>'
+        '<tool_call>\n{"name": "clock"}\n</tool_call><|im_end|>'
+    )
     content, calls, errors = parse_tool_calls(text)
     assert errors == [] and content == ""
-    assert calls == [{"name": "search", "arguments": {"query": "fee"}},
-                     {"name": "search", "arguments": {"query": "limit", "k": 5}},
-                     {"name": "clock", "arguments": {}}]
+    assert calls == [
+        {"name": "search", "arguments": {"query": "fee"}},
+        {"name": "search", "arguments": {"query": "limit", "k": 5}},
+        {"name": "clock", "arguments": {}},
+    ]
 
 
 def test_unterminated_call_at_end_is_still_read():
@@ -146,8 +172,10 @@ def test_unterminated_call_at_end_is_still_read():
     content, calls, errors = parse_tool_calls(text)
     assert (content, calls, errors) == ("Looking.", [{"name": "search", "arguments": {"query": "fee"}}], [])
     # One valid and one malformed call: the valid one is kept, the other reported.
-    content, calls, errors = parse_tool_calls('<tool_call>{"name": "search", "arguments": {"query": "a"}}</tool_call>'
-                                              '<tool_call>{"name": "search", "arguments": {')
+    content, calls, errors = parse_tool_calls(
+        '<tool_call>{"name": "search", "arguments": {"query": "a"}}</tool_call>'
+        '<tool_call>{"name": "search", "arguments": {'
+    )
     assert calls == [{"name": "search", "arguments": {"query": "a"}}] and len(errors) == 1
 
 

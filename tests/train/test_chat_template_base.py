@@ -26,11 +26,13 @@ from cogcore.train.chat_template import (
 )
 
 # SmolLM2-135M-Instruct's chat template, verbatim: plain ChatML, no tools.
-SMOLLM2 = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-           "{{ '<|im_start|>system\n"
-           "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
-           "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
-           "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+SMOLLM2 = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\n"
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 
 def _trl_template(name: str) -> str:
@@ -59,12 +61,15 @@ def test_a_hermes_tool_template_is_kept(folder):
     assert template == qwen and record["template"] == "base"
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("smollm2", "does not list the tools"),
-    ("llama3_1", "hermes <tool_call>"),       # lists tools, but calls are bare {"name", "parameters"} JSON
-    ("qwen3", "cannot be located"),           # earlier turns lose their <think> block once a turn follows
-    (None, "no chat template"),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("smollm2", "does not list the tools"),
+        ("llama3_1", "hermes <tool_call>"),  # lists tools, but calls are bare {"name", "parameters"} JSON
+        ("qwen3", "cannot be located"),  # earlier turns lose their <think> block once a turn follows
+        (None, "no chat template"),
+    ],
+)
 def test_other_templates_give_way_to_ours_with_the_reason(folder, name, problem):
     own = {"smollm2": SMOLLM2, None: None}[name] if name in ("smollm2", None) else _trl_template(name)
     template, record = choose_chat_template(_tok(folder, own))
@@ -75,25 +80,33 @@ def test_other_templates_give_way_to_ours_with_the_reason(folder, name, problem)
 def test_ours_passes_its_own_probe(folder):
     tok = _tok(folder, CHAT_TEMPLATE)
     assert template_problem(tok, CHAT_TEMPLATE) is None
-    assert choose_chat_template(tok) == (CHAT_TEMPLATE, {"template": "cogcore",
-                                                         "reason": "the base tokenizer already carries it"})
+    assert choose_chat_template(tok) == (
+        CHAT_TEMPLATE,
+        {"template": "cogcore", "reason": "the base tokenizer already carries it"},
+    )
 
 
 def test_prefix_mask_equals_the_generation_marker_mask_for_ours(folder):
     tok = _tok(folder, CHAT_TEMPLATE)
     conversation = [
         {"role": "user", "content": "Fees and limits?"},
-        {"role": "assistant", "content": "Let me look.", "tool_calls": [
-            {"type": "function", "function": {"name": "search", "arguments": json.dumps({"query": "fees"})}},
-            {"type": "function", "function": {"name": "search", "arguments": {"query": "limits", "k": 2}}}]},
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "search", "arguments": json.dumps({"query": "fees"})}},
+                {"type": "function", "function": {"name": "search", "arguments": {"query": "limits", "k": 2}}},
+            ],
+        },
         {"role": "tool", "name": "search", "content": "A"},
         {"role": "tool", "name": "search", "content": "B"},
         {"role": "assistant", "content": "Fees A, limits B."},
     ]
     ids, mask = tokenize_with_mask(tok, conversation, [SEARCH_TOOL])
     # The generation-marker mask renders the arguments as given; ours as mappings: same JSON here.
-    enc = tok.apply_chat_template(conversation, tools=[SEARCH_TOOL], return_dict=True,
-                                  return_assistant_tokens_mask=True)
+    enc = tok.apply_chat_template(
+        conversation, tools=[SEARCH_TOOL], return_dict=True, return_assistant_tokens_mask=True
+    )
     assert ids == list(enc["input_ids"]) and mask == list(enc["assistant_masks"])
     assert 0 < sum(mask) < len(mask)
 
@@ -111,8 +124,10 @@ def test_prefix_mask_on_a_base_template_covers_exactly_the_assistant_turns(folde
             runs.append(tok.decode(current))
             current = []
     args = json.dumps(PROBE_CONVERSATION[1]["tool_calls"][0]["function"]["arguments"], ensure_ascii=False)
-    assert runs == ['<tool_call>\n{"name": "probe_lookup", "arguments": ' + args + '}\n</tool_call><|im_end|>',
-                    "The probe value is 4217.<|im_end|>"]
+    assert runs == [
+        '<tool_call>\n{"name": "probe_lookup", "arguments": ' + args + "}\n</tool_call><|im_end|>",
+        "The probe value is 4217.<|im_end|>",
+    ]
 
 
 def test_weight_zero_turns_carry_no_loss(folder):

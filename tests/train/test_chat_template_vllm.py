@@ -18,8 +18,8 @@ import regex as re
 from transformers import AutoTokenizer
 
 from cogcore.retrieval import SEARCH_TOOL
-from cogcore.train.chat_template import CHAT_TEMPLATE, assistant_spans
 from cogcore.tool_protocol import parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE, assistant_spans
 
 # --- vLLM 0.33.0 vllm/tool_parsers/hermes_tool_parser.py (Hermes2ProToolParser) ---------------
 tool_call_start_token: str = "<tool_call>"
@@ -33,24 +33,42 @@ def vllm_extract_tool_calls(model_output: str) -> dict:
     try:
         function_call_tuples = tool_call_regex.findall(model_output)
         raw_function_calls = [json.loads(match[0] if match[0] else match[1]) for match in function_call_tuples]
-        tool_calls = [{"type": "function", "function": {
-            "name": function_call["name"],
-            # function call args are JSON but as a string
-            "arguments": json.dumps(function_call["arguments"], ensure_ascii=False)}}
-            for function_call in raw_function_calls]
+        tool_calls = [
+            {
+                "type": "function",
+                "function": {
+                    "name": function_call["name"],
+                    # function call args are JSON but as a string
+                    "arguments": json.dumps(function_call["arguments"], ensure_ascii=False),
+                },
+            }
+            for function_call in raw_function_calls
+        ]
         content = model_output[: model_output.find(tool_call_start_token)]
         return {"tools_called": True, "tool_calls": tool_calls, "content": content if content else None}
     except Exception:
         return {"tools_called": False, "tool_calls": [], "content": model_output}
+
+
 # -------------------------------------------------------------------------------------------------
 
-RATE_TOOL = {"type": "function", "function": {
-    "name": "exchange_rate", "description": "Today's exchange rate between two currencies.",
-    "parameters": {"type": "object", "properties": {"pair": {"type": "string"}, "options": {"type": "object"}},
-                   "required": ["pair"]}}}
+RATE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "exchange_rate",
+        "description": "Today's exchange rate between two currencies.",
+        "parameters": {
+            "type": "object",
+            "properties": {"pair": {"type": "string"}, "options": {"type": "object"}},
+            "required": ["pair"],
+        },
+    },
+}
 UNICODE = {"query": "Überweisung ins Ausland: Gebühr in € — 手数料 ✓"}
-NESTED = {"pair": "EUR/USD", "options": {"at": {"date": "2024-03-01", "hours": [9, 17]}, "round": None,
-                                         "strict": True, "ratio": 0.25}}
+NESTED = {
+    "pair": "EUR/USD",
+    "options": {"at": {"date": "2024-03-01", "hours": [9, 17]}, "round": None, "strict": True, "ratio": 0.25},
+}
 QUOTES = {"query": 'the "premium" account\'s fee \\ per month\nand {braces} [brackets]'}
 TURNS = {
     "single": ("", [("search", UNICODE)]),
@@ -58,7 +76,7 @@ TURNS = {
     "quotes": ("", [("search", QUOTES)]),
     "parallel": ("", [("search", UNICODE), ("exchange_rate", NESTED), ("search", QUOTES)]),
     "content_then_call": ("Let me look that up.", [("search", {"query": "wire fee", "k": 2})]),
-    "no_call": ("The fee is 5 USD (source: fees). Quotes \"stay\" and <tags> too.", []),
+    "no_call": ('The fee is 5 USD (source: fees). Quotes "stay" and <tags> too.', []),
 }
 
 
@@ -73,17 +91,23 @@ def _base_template(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def tok(make_tiny_llm):
-    folder = make_tiny_llm(["<tool_call> </tool_call> <tool_response> </tool_response>"]
-                           + [json.dumps(a, ensure_ascii=False) for a in (UNICODE, NESTED, QUOTES)])
+    folder = make_tiny_llm(
+        ["<tool_call> </tool_call> <tool_response> </tool_response>"]
+        + [json.dumps(a, ensure_ascii=False) for a in (UNICODE, NESTED, QUOTES)]
+    )
     return AutoTokenizer.from_pretrained(folder)
 
 
 def _conversation(content: str, calls: list[tuple[str, dict]], as_string: bool) -> list[dict]:
     message = {"role": "assistant", "content": content}
     if calls:
-        message["tool_calls"] = [{"type": "function", "function": {
-            "name": name, "arguments": json.dumps(args, ensure_ascii=False) if as_string else args}}
-            for name, args in calls]
+        message["tool_calls"] = [
+            {
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args, ensure_ascii=False) if as_string else args},
+            }
+            for name, args in calls
+        ]
     conversation = [{"role": "user", "content": "Fees and rates?"}, message]
     # A result and a final answer after the calls: the turn must read the same mid-conversation.
     conversation += [{"role": "tool", "name": name, "content": "ok"} for name, _ in calls]
@@ -96,16 +120,18 @@ def _conversation(content: str, calls: list[tuple[str, dict]], as_string: bool) 
 def test_rendered_turn_parses_the_same_with_vllm_hermes_and_ours(tok, template, as_string, turn):
     content, calls = TURNS[turn]
     chat_template = CHAT_TEMPLATE if template == "cogcore" else _base_template(template)
-    text, spans = assistant_spans(tok, _conversation(content, calls, as_string), [SEARCH_TOOL, RATE_TOOL],
-                                  chat_template)
+    text, spans = assistant_spans(
+        tok, _conversation(content, calls, as_string), [SEARCH_TOOL, RATE_TOOL], chat_template
+    )
     start, end, _ = spans[0]
     output = text[start:end].removesuffix("<|im_end|>")  # vLLM stops at the end-of-turn token
     expected = [{"name": name, "arguments": args} for name, args in calls]
 
     ours_content, ours_calls, errors = parse_tool_calls(output)
     vllm = vllm_extract_tool_calls(output)
-    vllm_calls = [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
-                  for c in vllm["tool_calls"]]
+    vllm_calls = [
+        {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])} for c in vllm["tool_calls"]
+    ]
     assert errors == []
     assert ours_calls == vllm_calls == expected
     assert vllm["tools_called"] == bool(calls)

@@ -21,10 +21,16 @@ from cogcore.train.cpt_data import (
 from cogcore.train.trainer import pad_collator
 
 DOCS = [
-    {"id": "fees", "text": "The standard account costs 5 USD per month. Premium accounts cost 12 USD per "
-                           "month and include travel insurance from 1 March 2024."},
-    {"id": "cards", "text": "Call 555-0100 at any hour to block a card. A new card arrives within 5 "
-                            "working days; the café desk opens at 9 am."},
+    {
+        "id": "fees",
+        "text": "The standard account costs 5 USD per month. Premium accounts cost 12 USD per "
+        "month and include travel insurance from 1 March 2024.",
+    },
+    {
+        "id": "cards",
+        "text": "Call 555-0100 at any hour to block a card. A new card arrives within 5 "
+        "working days; the café desk opens at 9 am.",
+    },
     {"id": "plain", "text": "Branches are open on weekdays and on Saturday mornings."},
 ]
 
@@ -44,8 +50,14 @@ def _fact(doc_id: str, value: str, nth: int = 0) -> dict:
 
 # Listed out of order and with an overlap: the masker must sort, and may not assume disjoint spans.
 FACTS = [
-    _fact("fees", "1 March 2024"), _fact("fees", "5 USD"), _fact("fees", "12 USD"), _fact("fees", "USD per month", 1),
-    _fact("cards", "555-0100"), _fact("cards", "Call"), _fact("cards", "café"), _fact("cards", "9 am"),
+    _fact("fees", "1 March 2024"),
+    _fact("fees", "5 USD"),
+    _fact("fees", "12 USD"),
+    _fact("fees", "USD per month", 1),
+    _fact("cards", "555-0100"),
+    _fact("cards", "Call"),
+    _fact("cards", "café"),
+    _fact("cards", "9 am"),
 ]
 
 
@@ -135,13 +147,16 @@ def test_packing_keeps_every_token_in_rows_of_seq_len(tok, seq_len):
 
 def test_rows_with_nothing_to_predict_are_dropped(tok):
     # A long document that is one fact from end to end: its rows have no trainable label.
-    secret = {"id": "secret", "text": "Account 4417 8812 9034 0021 holds 1,250,000 USD and 4417 8812 9034 0022 "
-                                      "holds 980,000 USD, both opened on 1 March 2024 at 9 am in branch 555-0100."}
+    secret = {
+        "id": "secret",
+        "text": "Account 4417 8812 9034 0021 holds 1,250,000 USD and 4417 8812 9034 0022 "
+        "holds 980,000 USD, both opened on 1 March 2024 at 9 am in branch 555-0100.",
+    }
     docs = [DOCS[2], secret, DOCS[2]]
     facts = [{"doc_id": "secret", "start": 0, "end": len(secret["text"])}]
     seq_len = 8
     ids, labels = _joined(tok, docs, facts=facts)
-    unpacked = [labels[i:i + seq_len] for i in range(0, len(ids), seq_len)]
+    unpacked = [labels[i : i + seq_len] for i in range(0, len(ids), seq_len)]
     empty = [n for n, row in enumerate(unpacked) if all(t == -100 for t in row[1:])]
     assert len(empty) >= 2  # the test exercises the drop
     rows, counts = build_cpt_rows(tok, docs, facts, seq_len=seq_len, strategy="mask")
@@ -192,9 +207,9 @@ def test_masks_reach_the_loss(tok, llm_dir):
     assert any(not torch.allclose(a, b) for a, b in zip(grads, grads_full))
 
 
-def test_masks_reach_the_trainers_loss(tok, llm_dir, tmp_path):
+def test_masks_reach_the_trainers_loss(tok, llm_dir, tmp_path, train_settings, local_model):
     """Through the real Trainer: the first logged loss is the cross-entropy over unmasked tokens only."""
-    from cogcore.train.trainer import TrainSettings, train
+    from cogcore.train.trainer import train
 
     rows, _ = build_cpt_rows(tok, DOCS[:1], FACTS, seq_len=1000, strategy="mask")
     (row,) = rows
@@ -207,10 +222,12 @@ def test_masks_reach_the_trainers_loss(tok, llm_dir, tmp_path):
     masked_ce = torch.nn.functional.cross_entropy(logits[target != -100], target[target != -100]).item()
     full_ce = torch.nn.functional.cross_entropy(logits, ids[0, 1:]).item()
     # Identical rows, so the first batch is known whatever the shuffle; the step-1 loss precedes any update.
-    settings = TrainSettings(method="full", max_steps=1, batch_size=2, save_steps=100)
-    metrics = train(model, tok, [row, row], tmp_path, settings, label="test")
-    assert metrics["first_loss"] == pytest.approx(masked_ce, rel=1e-5)
-    assert metrics["first_loss"] != pytest.approx(full_ce, rel=1e-3)
+    settings = train_settings(method="full", max_steps=1, batch_size=2, save_steps=100)
+    metrics = train(
+        model, tok, [row, row], out_dir=tmp_path, settings=settings, label="test", model_spec=local_model(llm_dir)
+    )
+    assert metrics.first_loss == pytest.approx(masked_ce, rel=1e-5)
+    assert metrics.first_loss != pytest.approx(full_ce, rel=1e-3)
 
 
 # --- toolcall: a search call before the first fact of a sentence, its result, then the text --------
@@ -262,23 +279,32 @@ def test_toolcall_labels_token_by_token(tok, doc):
 
 
 def test_call_markup_is_the_chat_templates_and_parses(tok):
-    from cogcore.train.chat_template import CHAT_TEMPLATE
     from cogcore.tool_protocol import parse_tool_calls
+    from cogcore.train.chat_template import CHAT_TEMPLATE
 
     doc = TITLED[0]
     call = plan_calls(doc, _detected()[doc["id"]])[0]
     tok.chat_template = CHAT_TEMPLATE
-    chat = tok.apply_chat_template([
-        {"role": "user", "content": "What does the premium account cost?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"type": "function", "function": {"name": "search", "arguments": json.dumps({"query": call.query})}}]},
-        {"role": "tool", "name": "search", "content": call.result}], tokenize=False)
+    chat = tok.apply_chat_template(
+        [
+            {"role": "user", "content": "What does the premium account cost?"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"type": "function", "function": {"name": "search", "arguments": json.dumps({"query": call.query})}}
+                ],
+            },
+            {"role": "tool", "name": "search", "content": call.result},
+        ],
+        tokenize=False,
+    )
     assert call_markup(call.query) in chat
     assert result_markup(call.result).lstrip("\n") in chat
     # the call's tokens are the template's tokens, after the newline that opens the assistant turn
     call_ids = tok(call_markup(call.query), add_special_tokens=False)["input_ids"]
     chat_ids = tok(chat, add_special_tokens=False)["input_ids"]
-    assert any(chat_ids[i:i + len(call_ids)] == call_ids for i in range(len(chat_ids)))
+    assert any(chat_ids[i : i + len(call_ids)] == call_ids for i in range(len(chat_ids)))
     content, calls, errors = parse_tool_calls(call_markup(call.query))
     assert (content, errors) == ("", []) and calls == [{"name": "search", "arguments": {"query": call.query}}]
 
@@ -291,23 +317,28 @@ def test_planned_call_query_and_result():
     calls = plan_calls(doc, facts)
     # one call per sentence with facts, before its first fact, answering all of them
     first, second = calls
-    assert doc["text"][first.at:].startswith("5 USD") and doc["text"][second.at:].startswith("12 USD")
+    assert doc["text"][first.at :].startswith("5 USD") and doc["text"][second.at :].startswith("12 USD")
     assert [doc["text"][s:e] for s, e in second.spans] == ["12 USD", "1 March 2024"]
-    assert second.result == ("1. [fees | Account fees] Premium accounts cost 12 USD per month and include travel "
-                             "insurance from 1 March 2024.")
+    assert second.result == (
+        "1. [fees | Account fees] Premium accounts cost 12 USD per month and include travel "
+        "insurance from 1 March 2024."
+    )
     # the query is the questions module's query for that sentence
     fact = next(f for f in facts if f["text"] == "5 USD")
-    assert first.query == make_question(fact, "Account fees").query == "Account fees The standard account costs per month"
+    expected = "Account fees The standard account costs per month"
+    assert first.query == make_question(fact, "Account fees").query == expected
 
 
 def test_rendered_text_moves_spaces_after_the_block(tok):
     doc = TITLED[0]
     facts = _detected()[doc["id"]]
     enc = encode_document(tok, doc["text"], [(f["start"], f["end"]) for f in facts], "toolcall", plan_calls(doc, facts))
-    assert enc.text.startswith("The standard account costs\n<tool_call>\n{\"name\": \"search\", \"arguments\": "
-                               "{\"query\": \"Account fees The standard account costs per month\"}}\n</tool_call>\n"
-                               "<tool_response>\n1. [fees | Account fees] The standard account costs 5 USD per month.\n"
-                               "</tool_response> 5 USD per month.")
+    assert enc.text.startswith(
+        'The standard account costs\n<tool_call>\n{"name": "search", "arguments": '
+        '{"query": "Account fees The standard account costs per month"}}\n</tool_call>\n'
+        "<tool_response>\n1. [fees | Account fees] The standard account costs 5 USD per month.\n"
+        "</tool_response> 5 USD per month."
+    )
 
 
 def test_max_calls_per_doc_spreads_calls_and_zero_is_mask(tok):
@@ -316,11 +347,12 @@ def test_max_calls_per_doc_spreads_calls_and_zero_is_mask(tok):
     facts = _detected([doc])["plans"]
     assert len(facts) == 8
     starts = [c.at for c in plan_calls(doc, facts, max_calls=3)]
-    assert [text[s:s + 6] for s in starts] == ["10 USD", "12 USD", "15 USD"]  # sentences 0, 2, 5 of 8
+    assert [text[s : s + 6] for s in starts] == ["10 USD", "12 USD", "15 USD"]  # sentences 0, 2, 5 of 8
     assert len(plan_calls(doc, facts, max_calls=100)) == 8
     spans = [(f["start"], f["end"]) for f in facts]
-    assert tokenize_document(tok, text, spans, "toolcall", plan_calls(doc, facts, 0)) == \
-        tokenize_document(tok, text, spans, "mask")
+    assert tokenize_document(tok, text, spans, "toolcall", plan_calls(doc, facts, 0)) == tokenize_document(
+        tok, text, spans, "mask"
+    )
 
 
 def test_train_copied_facts_trains_only_the_answered_facts(tok):
@@ -339,15 +371,20 @@ def test_build_cpt_rows_toolcall_counts_and_given_calls(tok):
     facts = [f for fs in _detected().values() for f in fs]
     rows, counts = build_cpt_rows(tok, TITLED, facts, seq_len=64, strategy="toolcall")
     planned = {d["id"]: plan_calls(d, _detected()[d["id"]]) for d in TITLED}
-    encs = [encode_document(tok, d["text"], [(f["start"], f["end"]) for f in _detected()[d["id"]]], "toolcall",
-                            planned[d["id"]]) for d in TITLED]
+    encs = [
+        encode_document(
+            tok, d["text"], [(f["start"], f["end"]) for f in _detected()[d["id"]]], "toolcall", planned[d["id"]]
+        )
+        for d in TITLED
+    ]
     assert counts["calls"] == sum(len(c) for c in planned.values()) > 0
     assert counts["call_tokens"] == sum(e.roles.count("call") for e in encs)
     assert counts["result_tokens"] == sum(e.roles.count("result") for e in encs)
     assert counts["tokens"] == sum(len(e.ids) + 1 for e in encs) == sum(len(r["input_ids"]) for r in rows)
     assert [t for r in rows for t in r["labels"]] == [t for e in encs for t in e.labels + [tok.eos_token_id]]
     # calls given (e.g. after the Toolformer filter) replace the planned ones; none given is `mask`
-    assert build_cpt_rows(tok, TITLED, facts, 64, "toolcall", calls={})[0] == build_cpt_rows(tok, TITLED, facts, 64, "mask")[0]
+    no_calls = build_cpt_rows(tok, TITLED, facts, 64, "toolcall", calls={})[0]
+    assert no_calls == build_cpt_rows(tok, TITLED, facts, 64, "mask")[0]
     only_fees = {"fees": planned["fees"][:1]}
     _, c = build_cpt_rows(tok, TITLED, facts, 64, "toolcall", calls=only_fees)
     assert c["calls"] == 1
@@ -359,6 +396,7 @@ def test_unknown_strategy_names_the_allowed_ones(tok):
 
 
 # --- the training view (`cogcore inspect RUN --doc ID`) ---------------------------------------------
+
 
 def _unmarked(view: str) -> str:
     return view.split("\n", 1)[1].replace("⟦", "").replace("⟧", "").replace("▶", "")
@@ -375,8 +413,10 @@ def test_training_view_shows_the_text_and_marks_what_carries_no_loss(tok, strate
     calls = plan_calls(doc, facts) if strategy == "toolcall" else []
     enc = encode_document(tok, doc["text"], [(f["start"], f["end"]) for f in facts], strategy, calls)
     assert _unmarked(view) == enc.text  # exactly the text the model reads
-    assert header == (f"[cards] strategy={strategy}: {len(enc.ids)} tokens, {enc.labels.count(-100)} without loss "
-                      f"(⟦…⟧), {len(facts)} facts, {len(calls)} calls (▶)")
+    assert header == (
+        f"[cards] strategy={strategy}: {len(enc.ids)} tokens, {enc.labels.count(-100)} without loss "
+        f"(⟦…⟧), {len(facts)} facts, {len(calls)} calls (▶)"
+    )
     # the characters inside ⟦ ⟧ are exactly those of the tokens without loss
     masked = {i for (s, e), label in zip(enc.offsets, enc.labels) if label == -100 for i in range(s, e)}
     inside, pos, shown = False, 0, set()
@@ -404,12 +444,15 @@ def test_planned_calls_round_trip_through_json():
 
 # --- replay: general text mixed in against forgetting ---------------------------------------------
 
+
 def test_replay_text_makes_its_share_of_tokens_unmasked_and_is_read_lazily(tok, tmp_path):
     from cogcore.stages.cpt import read_replay
     from cogcore.train.cpt_data import encode_documents, pack_rows, with_replay
 
     general = tmp_path / "general.jsonl"
-    lines = [json.dumps({"body": f"Branches are open on weekdays number {n} and the café desk opens."}) for n in range(500)]
+    lines = [
+        json.dumps({"body": f"Branches are open on weekdays number {n} and the café desk opens."}) for n in range(500)
+    ]
     general.write_text("\n".join(["{not json"] + lines) + "\n")
     counts: dict = {}
     encoded = encode_documents(tok, DOCS, FACTS, "mask", counts)

@@ -51,8 +51,9 @@ def test_rows_are_built_once_then_loaded(tok, tmp_path, monkeypatch):
     again, counts_again = cached_rows(tmp_path, {"seq_len": 32}, build)
     assert build.calls == 1  # loaded, not tokenized again
     assert counts_again["tokens_cached"] is True and again.to_list() == expected
-    assert {k: v for k, v in counts_again.items() if k != "tokens_cached"} == \
-        {k: v for k, v in counts.items() if k != "tokens_cached"}
+    assert {k: v for k, v in counts_again.items() if k != "tokens_cached"} == {
+        k: v for k, v in counts.items() if k != "tokens_cached"
+    }
 
     changed, _ = cached_rows(tmp_path, {"seq_len": 33}, build)  # another key: built anew, beside the first
     assert build.calls == 2 and len(list(tmp_path.glob("tokens-*"))) == 2
@@ -76,16 +77,18 @@ def test_unpacked_rows_have_no_position_ids(tok, tmp_path):
     assert rows.column_names == ["input_ids", "labels"]
 
 
-def test_train_takes_the_cached_dataset(tok, llm_dir, tmp_path):
-    from cogcore.train.trainer import TrainSettings, train
+def test_train_takes_the_cached_dataset(tok, llm_dir, tmp_path, train_settings, local_model):
+    from cogcore.train.trainer import train
 
     rows, _ = cached_rows(tmp_path / "cache", {}, CountingBuild(tok))
     assert isinstance(rows, Dataset)
     model = AutoModelForCausalLM.from_pretrained(llm_dir)
-    metrics = train(model, tok, rows, tmp_path / "out", TrainSettings(method="full", max_steps=2, batch_size=2,
-                                                                         save_steps=100), label="test")
-    assert metrics["steps"] == 2 and metrics["packed"] is True
-    assert metrics["tokens_trained"] == 2 * 2 * 32  # packed rows count whole (padding of the last one too)
+    settings = train_settings(method="full", max_steps=2, batch_size=2, save_steps=100)
+    metrics = train(
+        model, tok, rows, out_dir=tmp_path / "out", settings=settings, label="test", model_spec=local_model(llm_dir)
+    )
+    assert metrics.steps == 2 and metrics.packed is True
+    assert metrics.tokens_trained == 2 * 2 * 32  # packed rows count whole (padding of the last one too)
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
 
 

@@ -12,8 +12,11 @@ from datasets import Dataset, load_from_disk
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from cogcore.models import ModelSpec
+from cogcore.recipe import CptTrainConfig
 from cogcore.train.distributed import DistributedPlan, merge_lora_state, model_from_state
 from cogcore.train.launch import SPEC_NAME, TrainSpec, launch, launch_stage, main, save_rows
+from cogcore.train.metrics import TrainMetrics
 from cogcore.train.trainer import TrainSettings
 
 SEQ = 8
@@ -33,18 +36,36 @@ def rows(llm_dir):
     return [{"input_ids": i, "labels": i} for i in ids if len(i) == SEQ]
 
 
-SETTINGS = TrainSettings(method="lora", lora_r=4, lora_alpha=8, lora_targets=("q_proj", "v_proj"), max_steps=2,
-                         batch_size=2, lr=1e-2, save_steps=2)
+SETTINGS = TrainSettings.from_section(
+    CptTrainConfig(
+        method="lora",
+        lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+        max_steps=2,
+        batch_size=2,
+        lr=1e-2,
+        save_steps=2,
+    ),
+    seed=0,
+)
+
+
+def _spec(path, dtype: str = "float32", trust_remote_code: bool = False) -> ModelSpec:
+    return ModelSpec(path=str(path), dtype=dtype, trust_remote_code=trust_remote_code)
 
 
 def test_spec_round_trips_through_json(tmp_path):
     from dataclasses import asdict
 
-    spec = TrainSpec(model="m", dtype="bfloat16", rows="r", out_dir="o", settings=asdict(SETTINGS), label="train.cpt",
-                     trust_remote_code=True, chat_template=TEMPLATE)
+    spec = TrainSpec(
+        model=ModelSpec(path="m", dtype="bfloat16", trust_remote_code=True, quantize_4bit=True),
+        rows="r",
+        out_dir="o",
+        settings=SETTINGS,
+        label="train.cpt",
+        chat_template=TEMPLATE,
+    )
     back = TrainSpec.read(spec.write(tmp_path / SPEC_NAME))
-    assert back.train_settings() == SETTINGS
-    assert {**asdict(back), "settings": None} == {**asdict(spec), "settings": None}
+    assert back == spec and back.settings.lora_targets == ("q_proj", "v_proj")  # the tuple is back
     with pytest.raises(TypeError):
         TrainSpec.read(_write(tmp_path / "bad.json", {**asdict(spec), "extra": 1}))
 
@@ -57,27 +78,42 @@ def _write(path, data):
 def test_one_process_trains_in_process_on_the_stage_model(llm_dir, rows, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(llm_dir, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(llm_dir)
-    metrics = launch_stage(model, tok, rows, tmp_path, SETTINGS, "test", DistributedPlan(), "no-such-model", "float32")
-    assert metrics["steps"] == 2 and "world_size" not in metrics  # train() itself, no worker wrapper
+    metrics = launch_stage(
+        model,
+        tok,
+        rows,
+        folder=tmp_path,
+        settings=SETTINGS,
+        label="test",
+        plan=DistributedPlan(),
+        model_spec=_spec("no-such-model"),
+    )
+    assert metrics.steps == 2 and metrics.distributed_type is None  # train() itself, no worker wrapper
     assert not (tmp_path / SPEC_NAME).exists() and not (tmp_path / "accelerate_config.yaml").exists()
     assert (tmp_path / "model" / "model.safetensors").exists()
 
 
 def test_worker_entry_point_trains_from_a_spec(llm_dir, rows, tmp_path):
-    from dataclasses import asdict
+    from dataclasses import replace
 
-    spec = TrainSpec(model=str(llm_dir), dtype="float32", rows=save_rows(rows, tmp_path / "rows"),
-                     out_dir=str(tmp_path / "out"), settings=asdict(SETTINGS), label="test", chat_template=TEMPLATE)
+    spec = TrainSpec(
+        model=_spec(llm_dir),
+        rows=save_rows(rows, tmp_path / "rows"),
+        out_dir=str(tmp_path / "out"),
+        settings=SETTINGS,
+        label="test",
+        chat_template=TEMPLATE,
+    )
     main([str(spec.write(tmp_path / SPEC_NAME))])
 
-    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["steps"] == SETTINGS.max_steps and metrics["world_size"] == 1
-    assert metrics["tokens_trained"] == SETTINGS.batch_size * SEQ * SETTINGS.max_steps
+    metrics = TrainMetrics.read(tmp_path / "out" / "metrics.json")
+    assert metrics.steps == SETTINGS.max_steps and metrics.world_size == 1 and metrics.distributed_type is not None
+    assert metrics.tokens_trained == SETTINGS.batch_size * SEQ * SETTINGS.max_steps
     saved = AutoTokenizer.from_pretrained(tmp_path / "out" / "model")
     assert saved.chat_template == TEMPLATE  # the stage's template survives the trip through a worker
     # launch() with a one-process plan is the same call.
-    again = launch(TrainSpec(**{**asdict(spec), "out_dir": str(tmp_path / "again")}), DistributedPlan(), tmp_path)
-    assert again["final_loss"] == pytest.approx(metrics["final_loss"])
+    again = launch(replace(spec, out_dir=str(tmp_path / "again")), DistributedPlan(), tmp_path)
+    assert again.final_loss == pytest.approx(metrics.final_loss)
 
 
 def test_worker_usage_error():
@@ -121,7 +157,9 @@ def test_a_partial_state_dict_is_refused(llm_dir):
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("deepspeed") is not None, reason="deepspeed is installed")
 def test_deepspeed_without_the_package_names_the_extra(tmp_path):
-    spec = TrainSpec(model="m", dtype="float32", rows="r", out_dir=str(tmp_path), settings={}, label="train.cpt")
+    spec = TrainSpec(
+        model=_spec("m"), rows="r", out_dir=str(tmp_path), settings=SETTINGS, label="train.cpt", chat_template=None
+    )
     with pytest.raises(RuntimeError, match=r"strategy: deepspeed needs the deepspeed package .*cogcore\[deepspeed\]"):
         launch(spec, DistributedPlan(processes=2, strategy="deepspeed"), tmp_path)
     assert not (tmp_path / SPEC_NAME).exists()

@@ -106,14 +106,17 @@ def write_tiny_gguf(src: Path, out: Path) -> Path:
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"}
     for i in range(cfg.num_hidden_layers):
         hf, gg = f"model.layers.{i}.", f"blk.{i}."
-        names |= {hf + "input_layernorm.weight": gg + "attn_norm.weight",
-                  hf + "post_attention_layernorm.weight": gg + "ffn_norm.weight",
-                  hf + "self_attn.q_proj.weight": gg + "attn_q.weight",
-                  hf + "self_attn.k_proj.weight": gg + "attn_k.weight",
-                  hf + "self_attn.v_proj.weight": gg + "attn_v.weight",
-                  hf + "self_attn.o_proj.weight": gg + "attn_output.weight",
-                  hf + "mlp.gate_proj.weight": gg + "ffn_gate.weight", hf + "mlp.up_proj.weight": gg + "ffn_up.weight",
-                  hf + "mlp.down_proj.weight": gg + "ffn_down.weight"}
+        names |= {
+            hf + "input_layernorm.weight": gg + "attn_norm.weight",
+            hf + "post_attention_layernorm.weight": gg + "ffn_norm.weight",
+            hf + "self_attn.q_proj.weight": gg + "attn_q.weight",
+            hf + "self_attn.k_proj.weight": gg + "attn_k.weight",
+            hf + "self_attn.v_proj.weight": gg + "attn_v.weight",
+            hf + "self_attn.o_proj.weight": gg + "attn_output.weight",
+            hf + "mlp.gate_proj.weight": gg + "ffn_gate.weight",
+            hf + "mlp.up_proj.weight": gg + "ffn_up.weight",
+            hf + "mlp.down_proj.weight": gg + "ffn_down.weight",
+        }
     for name, tensor in model.state_dict().items():
         if name == "lm_head.weight":
             continue  # tied to the embeddings; a GGUF without output.weight ties them too

@@ -112,17 +112,19 @@ def test_padding_and_flattening_keep_documents_apart(llm_dir, tok):
     with torch.no_grad():
         padded = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
         flattened = model(input_ids=flat["input_ids"], position_ids=flat["position_ids"]).logits[0]
-        one_by_one = [model(input_ids=torch.tensor([r["input_ids"]]), position_ids=torch.tensor([r["position_ids"]]))
-                      .logits[0] for r in chosen]
+        one_by_one = [
+            model(input_ids=torch.tensor([r["input_ids"]]), position_ids=torch.tensor([r["position_ids"]])).logits[0]
+            for r in chosen
+        ]
     torch.testing.assert_close(padded[0, :n], one_by_one[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(padded[1], one_by_one[1], atol=1e-5, rtol=0)
     torch.testing.assert_close(flattened, torch.cat(one_by_one), atol=1e-5, rtol=0)
 
 
-def test_trainers_loss_on_a_packed_row_is_the_documents_loss(llm_dir, tok, tmp_path):
+def test_trainers_loss_on_a_packed_row_is_the_documents_loss(llm_dir, tok, tmp_path, train_settings, local_model):
     """Through the real Trainer: the first logged loss of a packed row is the cross-entropy of its
     documents each computed alone (their first tokens excluded, as nothing in them predicts it)."""
-    from cogcore.train.trainer import TrainSettings, train
+    from cogcore.train.trainer import train
 
     rows, _ = build_cpt_rows(tok, DOCS, [], seq_len=1000, strategy="keep", packing=True)
     (row,) = rows
@@ -141,7 +143,9 @@ def test_trainers_loss_on_a_packed_row_is_the_documents_loss(llm_dir, tok, tmp_p
         joined = model(torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).loss.item()
     separate = total / targets
     assert joined != pytest.approx(separate, rel=1e-3)  # attending across documents would change it
-    settings = TrainSettings(method="full", max_steps=1, batch_size=2, save_steps=100)
-    metrics = train(model, tok, [row, row], tmp_path, settings, label="test")
-    assert metrics["packed"] is True
-    assert metrics["first_loss"] == pytest.approx(separate, rel=1e-5)
+    settings = train_settings(method="full", max_steps=1, batch_size=2, save_steps=100)
+    metrics = train(
+        model, tok, [row, row], out_dir=tmp_path, settings=settings, label="test", model_spec=local_model(llm_dir)
+    )
+    assert metrics.packed is True
+    assert metrics.first_loss == pytest.approx(separate, rel=1e-5)

@@ -9,22 +9,40 @@ from transformers import AutoTokenizer
 
 from cogcore.questions import answer_matches, make_question
 from cogcore.retrieval import SEARCH_TOOL, Embedder, SearchIndex, build_index, format_hits
-from cogcore.train.chat_template import CHAT_TEMPLATE
 from cogcore.tool_protocol import parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE
 from cogcore.train.tools_data import NOT_FOUND, build_conversations, tokenize_conversations
 
-FILLER = ("Safe deposit boxes are rented by the year and can be opened during branch hours with an "
-          "appointment made in advance. ")
+FILLER = (
+    "Safe deposit boxes are rented by the year and can be opened during branch hours with an "
+    "appointment made in advance. "
+)
 DOCS = [
-    {"id": "fees", "source": "fees.md", "meta": {"title": "Account fees"},
-     "text": "The standard account costs 5 USD per month and includes a debit card."},
-    {"id": "cards", "source": "cards.md", "meta": {"title": "Lost cards"},
-     "text": "A replacement card arrives within 7 working days after you call the card line."},
-    {"id": "wires", "source": "wires.md", "meta": {"title": "Wire transfers"},
-     "text": "International wires cost 25 USD and take two to four business days to arrive."},
+    {
+        "id": "fees",
+        "source": "fees.md",
+        "meta": {"title": "Account fees"},
+        "text": "The standard account costs 5 USD per month and includes a debit card.",
+    },
+    {
+        "id": "cards",
+        "source": "cards.md",
+        "meta": {"title": "Lost cards"},
+        "text": "A replacement card arrives within 7 working days after you call the card line.",
+    },
+    {
+        "id": "wires",
+        "source": "wires.md",
+        "meta": {"title": "Wire transfers"},
+        "text": "International wires cost 25 USD and take two to four business days to arrive.",
+    },
     # One chunk of ~560 characters whose fact sits past the 400 characters a passage shows.
-    {"id": "boxes", "source": "boxes.md", "meta": {"title": "Safe deposit boxes"},
-     "text": FILLER * 4 + "The safe deposit box fee is 80 USD a year at the head office."},
+    {
+        "id": "boxes",
+        "source": "boxes.md",
+        "meta": {"title": "Safe deposit boxes"},
+        "text": FILLER * 4 + "The safe deposit box fee is 80 USD a year at the head office.",
+    },
 ]
 # The lounge document is not indexed: its question has no answer in the index.
 LOUNGE = "Travel cards give a lounge pass that costs 45 USD per visit at the airport."
@@ -33,14 +51,24 @@ LOUNGE = "Travel cards give a lounge pass that costs 45 USD per visit at the air
 def _fact(doc_id: str, text: str, value: str, fact_id: str) -> dict:
     sentence = text.rsplit(". ", 1)[-1] if doc_id == "boxes" else text
     start = text.index(value)
-    return {"id": fact_id, "doc_id": doc_id, "start": start, "end": start + len(value), "text": value,
-            "kind": "money" if "USD" in value else "duration", "context": sentence}
+    return {
+        "id": fact_id,
+        "doc_id": doc_id,
+        "start": start,
+        "end": start + len(value),
+        "text": value,
+        "kind": "money" if "USD" in value else "duration",
+        "context": sentence,
+    }
 
 
-FACTS = [_fact("fees", DOCS[0]["text"], "5 USD", "f-fees"),
-         _fact("cards", DOCS[1]["text"], "7 working days", "f-cards"),
-         _fact("wires", DOCS[2]["text"], "25 USD", "f-wires"), _fact("boxes", DOCS[3]["text"], "80 USD", "f-boxes"),
-         _fact("lounge", LOUNGE, "45 USD", "f-lounge")]
+FACTS = [
+    _fact("fees", DOCS[0]["text"], "5 USD", "f-fees"),
+    _fact("cards", DOCS[1]["text"], "7 working days", "f-cards"),
+    _fact("wires", DOCS[2]["text"], "25 USD", "f-wires"),
+    _fact("boxes", DOCS[3]["text"], "80 USD", "f-boxes"),
+    _fact("lounge", LOUNGE, "45 USD", "f-lounge"),
+]
 TITLES = {d["id"]: d["meta"]["title"] for d in DOCS} | {"lounge": "Travel"}
 
 
@@ -50,7 +78,7 @@ def index(make_tiny_embedder, tmp_path_factory):
     embedder = Embedder(make_tiny_embedder(texts))
     out = tmp_path_factory.mktemp("tools-index")
     stats = build_index(DOCS, out, embedder, chunk_chars=800, overlap=100)
-    assert stats["n_chunks"] == len(DOCS)
+    assert stats.n_chunks == len(DOCS)
     return SearchIndex.load(out, embedder)
 
 
@@ -87,7 +115,7 @@ def test_conversation_shape(index, questions):
         assert user["content"] == q.question
         (tool_call,) = call["tool_calls"]
         assert tool_call["function"]["name"] == "search"
-        assert isinstance(tool_call["function"]["arguments"], str)  # datasets-safe (STACK-NOTES)
+        assert isinstance(tool_call["function"]["arguments"], str)  # a dict would gain other calls' keys in datasets
         assert json.loads(tool_call["function"]["arguments"]) == {"query": q.query}
         assert tool["content"] == format_hits(index.search(q.query, k=2))  # what the real tool returns
 

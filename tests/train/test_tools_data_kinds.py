@@ -12,8 +12,8 @@ from cogcore.questions import answer_matches, make_question
 from cogcore.recipe import ToolsMix
 from cogcore.retrieval import SEARCH_TOOL, Embedder, SearchIndex, build_index, format_hits, run_search_tool
 from cogcore.runtime import dispatch
-from cogcore.train.chat_template import CHAT_TEMPLATE
 from cogcore.tool_protocol import parse_tool_calls
+from cogcore.train.chat_template import CHAT_TEMPLATE
 from cogcore.train.tools_data import (
     FOLLOW_UP,
     KINDS,
@@ -25,23 +25,54 @@ from cogcore.train.tools_data import (
 
 FILLER = "Safe deposit boxes are rented by the year and opened during branch hours by appointment. "
 DOCS = [
-    {"id": "fees", "source": "fees.md", "meta": {"title": "Account fees"},
-     "text": "The standard account costs 5 USD per month and includes a debit card."},
-    {"id": "cards", "source": "cards.md", "meta": {"title": "Lost cards"},
-     "text": "A replacement card arrives within 7 working days after you call the card line."},
-    {"id": "wires", "source": "wires.md", "meta": {"title": "Wire transfers"},
-     "text": "International wires cost 25 USD and take two to four business days to arrive."},
-    {"id": "atm", "source": "atm.md", "meta": {"title": "Cash machines"},
-     "text": "The daily cash machine withdrawal limit is 1,000 USD for every debit card holder."},
-    {"id": "loans", "source": "loans.md", "meta": {"title": "Personal loans"},
-     "text": "Personal loans carry a fixed yearly rate of 6.5% for terms up to five years."},
+    {
+        "id": "fees",
+        "source": "fees.md",
+        "meta": {"title": "Account fees"},
+        "text": "The standard account costs 5 USD per month and includes a debit card.",
+    },
+    {
+        "id": "cards",
+        "source": "cards.md",
+        "meta": {"title": "Lost cards"},
+        "text": "A replacement card arrives within 7 working days after you call the card line.",
+    },
+    {
+        "id": "wires",
+        "source": "wires.md",
+        "meta": {"title": "Wire transfers"},
+        "text": "International wires cost 25 USD and take two to four business days to arrive.",
+    },
+    {
+        "id": "atm",
+        "source": "atm.md",
+        "meta": {"title": "Cash machines"},
+        "text": "The daily cash machine withdrawal limit is 1,000 USD for every debit card holder.",
+    },
+    {
+        "id": "loans",
+        "source": "loans.md",
+        "meta": {"title": "Personal loans"},
+        "text": "Personal loans carry a fixed yearly rate of 6.5% for terms up to five years.",
+    },
     # The fact sits past the 400 characters a passage shows: in the index, but not in the result.
-    {"id": "boxes", "source": "boxes.md", "meta": {"title": "Safe deposit boxes"},
-     "text": FILLER * 5 + "The safe deposit box fee is 80 USD a year at the head office."},
+    {
+        "id": "boxes",
+        "source": "boxes.md",
+        "meta": {"title": "Safe deposit boxes"},
+        "text": FILLER * 5 + "The safe deposit box fee is 80 USD a year at the head office.",
+    },
 ]
 LOUNGE = "Travel cards give a lounge pass that costs 45 USD per visit at the airport."  # not indexed
-VALUES = {"fees": "5 USD", "cards": "7 working days", "wires": "25 USD", "atm": "1,000 USD", "loans": "6.5%",
-          "boxes": "80 USD", "lounge": "45 USD"}
+VALUES = {
+    "fees": "5 USD",
+    "cards": "7 working days",
+    "wires": "25 USD",
+    "atm": "1,000 USD",
+    "loans": "6.5%",
+    "boxes": "80 USD",
+    "lounge": "45 USD",
+}
 FOUND = {"fees", "cards", "wires", "atm", "loans"}
 
 
@@ -49,15 +80,22 @@ def _fact(doc_id: str, text: str) -> dict:
     value = VALUES[doc_id]
     sentence = text.rsplit(". ", 2)[-1] if doc_id == "boxes" else text
     start = text.index(value)
-    return {"id": f"f-{doc_id}", "doc_id": doc_id, "start": start, "end": start + len(value), "text": value,
-            "kind": {"cards": "duration", "loans": "percent"}.get(doc_id, "money"), "context": sentence}
+    return {
+        "id": f"f-{doc_id}",
+        "doc_id": doc_id,
+        "start": start,
+        "end": start + len(value),
+        "text": value,
+        "kind": {"cards": "duration", "loans": "percent"}.get(doc_id, "money"),
+        "context": sentence,
+    }
 
 
 @pytest.fixture(scope="module")
 def index(make_tiny_embedder, tmp_path_factory):
     embedder = Embedder(make_tiny_embedder([d["text"] for d in DOCS] + [LOUNGE]))
     out = tmp_path_factory.mktemp("kinds-index")
-    assert build_index(DOCS, out, embedder, chunk_chars=800, overlap=100)["n_chunks"] == len(DOCS)
+    assert build_index(DOCS, out, embedder, chunk_chars=800, overlap=100).n_chunks == len(DOCS)
     return SearchIndex.load(out, embedder)
 
 
@@ -93,11 +131,20 @@ def _args(call: dict) -> dict:
 def test_plan_counts_split_the_total_by_the_mix():
     default = plan_counts(64, ToolsMix().model_dump())
     assert default == {"single": 32, "multi": 10, "no_call": 10, "tool_error": 6, "unanswerable": 6}
-    assert plan_counts(7, {"single": 1, "multi": 0, "no_call": 0, "tool_error": 0, "unanswerable": 0}) == \
-        {"single": 7, "multi": 0, "no_call": 0, "tool_error": 0, "unanswerable": 0}
+    assert plan_counts(7, {"single": 1, "multi": 0, "no_call": 0, "tool_error": 0, "unanswerable": 0}) == {
+        "single": 7,
+        "multi": 0,
+        "no_call": 0,
+        "tool_error": 0,
+        "unanswerable": 0,
+    }
     for total in (1, 5, 13, 100):
-        assert sum(plan_counts(total, {"single": 3, "multi": 1, "no_call": 1, "tool_error": 1,
-                                       "unanswerable": 1}).values()) == total
+        assert (
+            sum(
+                plan_counts(total, {"single": 3, "multi": 1, "no_call": 1, "tool_error": 1, "unanswerable": 1}).values()
+            )
+            == total
+        )
 
 
 def test_every_kind_is_made_as_asked_and_each_question_used_once(made):
@@ -155,8 +202,10 @@ def test_tool_error_gets_the_runtime_error_and_retries_once(made, index, questio
     assert answer["content"] == f"{VALUES[doc]} (source: {doc})"
 
 
-@pytest.mark.parametrize("variant, message", [(0, "non-empty string"), (1, "'query' is a required property"),
-                                              (2, "is not of type 'integer'")])
+@pytest.mark.parametrize(
+    "variant, message",
+    [(0, "non-empty string"), (1, "'query' is a required property"), (2, "is not of type 'integer'")],
+)
 def test_each_bad_call_is_one_the_tool_really_refuses(index, questions, variant, message):
     from cogcore.train.tools_data import tool_error
 
@@ -179,8 +228,9 @@ def test_no_call_answers_from_the_conversation(made):
 
 
 def test_short_pools_are_counted_not_faked(index, questions):
-    conversations, requested = synthesize(questions, index, {"single": 9, "multi": 0, "no_call": 0,
-                                                             "tool_error": 0, "unanswerable": 9}, k=len(DOCS))
+    conversations, requested = synthesize(
+        questions, index, {"single": 9, "multi": 0, "no_call": 0, "tool_error": 0, "unanswerable": 9}, k=len(DOCS)
+    )
     assert requested["single"] == {"requested": 9, "made": len(FOUND)}
     assert requested["unanswerable"] == {"requested": 9, "made": 2}
     assert len(conversations) == len(FOUND) + 2

@@ -52,11 +52,14 @@ def test_a_masked_tokens_id_changes_nothing_in_the_gradient(setup):
     masked = _grads(model, tok, docs, original, mask_last_a=True)
     assert _same(masked, _grads(model, tok, docs, other, mask_last_a=True))
     # Unmasked, the changed target changes the gradient ...
-    assert not _same(_grads(model, tok, docs, original, mask_last_a=False),
-                     _grads(model, tok, docs, other, mask_last_a=False))
+    assert not _same(
+        _grads(model, tok, docs, original, mask_last_a=False), _grads(model, tok, docs, other, mask_last_a=False)
+    )
     # ... and masked but without position ids, document B reads the changed token: the test can fail.
-    assert not _same(_grads(model, tok, docs, original, mask_last_a=True, positions=False),
-                     _grads(model, tok, docs, other, mask_last_a=True, positions=False))
+    assert not _same(
+        _grads(model, tok, docs, original, mask_last_a=True, positions=False),
+        _grads(model, tok, docs, other, mask_last_a=True, positions=False),
+    )
 
 
 def test_labels_at_masked_positions_never_reach_the_loss(setup):

@@ -7,15 +7,17 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState, TrainingArguments
 
-from cogcore.eval.cost import ModelShape, flops_per_token
+from cogcore.hardware import ModelShape, flops_per_token
+from cogcore.hardware import peak_flops as peak_for_device
 from cogcore.recipe import RecipeError, validate
 from cogcore.train.cpt_data import build_cpt_rows
-from cogcore.hardware import peak_flops as peak_for_device
 from cogcore.train.throughput import ThroughputCallback, training_flops_per_token
-from cogcore.train.trainer import TrainSettings, check_method, steps_for_tokens, train
+from cogcore.train.trainer import check_method, steps_for_tokens, train
 
 SEQ_LEN = 20
-TEXTS = [f"Transfer {n} of {n * 40} USD clears in {n % 3 + 1} days unless flagged by branch {n % 6}." for n in range(30)]
+TEXTS = [
+    f"Transfer {n} of {n * 40} USD clears in {n % 3 + 1} days unless flagged by branch {n % 6}." for n in range(30)
+]
 HAS_QLORA = torch.cuda.is_available() and __import__("importlib").util.find_spec("bitsandbytes") is not None
 
 
@@ -25,10 +27,16 @@ def llm_dir(make_tiny_llm):
 
 
 @pytest.fixture(scope="module")
+def spec(llm_dir, local_model):
+    return local_model(llm_dir)
+
+
+@pytest.fixture(scope="module")
 def rows(llm_dir):
     tok = AutoTokenizer.from_pretrained(llm_dir)
-    rows, _ = build_cpt_rows(tok, [{"id": str(n), "text": t} for n, t in enumerate(TEXTS)], [], SEQ_LEN, "keep",
-                             packing=True)
+    rows, _ = build_cpt_rows(
+        tok, [{"id": str(n), "text": t} for n, t in enumerate(TEXTS)], [], SEQ_LEN, "keep", packing=True
+    )
     return [r for r in rows if len(r["input_ids"]) == SEQ_LEN]
 
 
@@ -36,15 +44,16 @@ def _load(llm_dir):
     return AutoModelForCausalLM.from_pretrained(llm_dir, dtype=torch.float32), AutoTokenizer.from_pretrained(llm_dir)
 
 
-def test_token_budget_sets_the_steps(llm_dir, rows, tmp_path):
+def test_token_budget_sets_the_steps(llm_dir, spec, rows, tmp_path, train_settings):
     assert steps_for_tokens(100, 20, 2) == 3 and steps_for_tokens(120, 20, 2) == 3 and steps_for_tokens(1, 20, 2) == 1
-    settings = TrainSettings(method="full", max_steps=50, max_tokens=5 * 2 * SEQ_LEN - 1, batch_size=2, save_steps=100)
-    metrics = train(*_load(llm_dir), rows, tmp_path, settings, label="test")
-    assert metrics["steps"] == 5 and metrics["max_tokens"] == 5 * 2 * SEQ_LEN - 1
-    assert metrics["tokens_trained"] == 5 * 2 * SEQ_LEN and metrics["mean_row_tokens"] == SEQ_LEN
+    settings = train_settings(method="full", max_tokens=5 * 2 * SEQ_LEN - 1, batch_size=2, save_steps=100)
+    assert settings.max_steps is None  # the budget sets them
+    metrics = train(*_load(llm_dir), rows, out_dir=tmp_path, settings=settings, label="test", model_spec=spec)
+    assert metrics.steps == 5 and metrics.max_tokens == 5 * 2 * SEQ_LEN - 1
+    assert metrics.tokens_trained == 5 * 2 * SEQ_LEN and metrics.mean_row_tokens == SEQ_LEN
 
 
-def test_gradient_checkpointing_recomputes_and_trains_the_same(llm_dir, rows, tmp_path):
+def test_gradient_checkpointing_recomputes_and_trains_the_same(llm_dir, spec, rows, tmp_path, train_settings):
     def run(checkpointing: bool, out):
         model, tok = _load(llm_dir)
         calls = []
@@ -52,47 +61,66 @@ def test_gradient_checkpointing_recomputes_and_trains_the_same(llm_dir, rows, tm
         mlp = model.model.layers[0].mlp
         plain_forward = mlp.forward
         mlp.forward = lambda *a, **k: (calls.append(1), plain_forward(*a, **k))[1]
-        settings = TrainSettings(method="lora", lora_r=4, lora_alpha=8, max_steps=2, batch_size=2, save_steps=100,
-                                 gradient_checkpointing=checkpointing)
-        return train(model, tok, rows, out, settings, label="test"), len(calls)
+        settings = train_settings(
+            method="lora",
+            lora={"r": 4, "alpha": 8},
+            max_steps=2,
+            batch_size=2,
+            save_steps=100,
+            gradient_checkpointing=checkpointing,
+        )
+        return train(model, tok, rows, out_dir=out, settings=settings, label="test", model_spec=spec), len(calls)
 
     plain, plain_calls = run(False, tmp_path / "plain")
     ckpt, ckpt_calls = run(True, tmp_path / "ckpt")
-    assert ckpt["gradient_checkpointing"] is True and plain_calls == 2
+    assert ckpt.gradient_checkpointing is True and plain_calls == 2
     assert ckpt_calls == 2 * plain_calls  # each layer runs again in backward
-    assert [h["loss"] for h in ckpt["log_history"]] == pytest.approx([h["loss"] for h in plain["log_history"]],
-                                                                      rel=1e-5)
+    assert [h.loss for h in ckpt.log_history] == pytest.approx([h.loss for h in plain.log_history], rel=1e-5)
 
 
 @pytest.mark.skipif(HAS_QLORA, reason="this machine can run qlora: the refusal is not what happens here")
-def test_qlora_refuses_to_start_without_cuda_and_bitsandbytes(llm_dir, rows, tmp_path):
+def test_qlora_refuses_to_start_without_cuda_and_bitsandbytes(llm_dir, spec, rows, tmp_path, train_settings):
     with pytest.raises(RuntimeError, match=r"train\.cpt\.method: qlora .* needs a CUDA GPU and bitsandbytes"):
         check_method("qlora", "train.cpt.method")
     with pytest.raises(RuntimeError, match=r"train\.cpt\.method: qlora"):  # train() checks before it does anything
-        train(*_load(llm_dir), rows, tmp_path, TrainSettings(method="qlora"), label="train.cpt")
+        train(
+            *_load(llm_dir),
+            rows,
+            out_dir=tmp_path,
+            settings=train_settings(method="qlora"),
+            label="train.cpt",
+            model_spec=spec,
+        )
     assert not (tmp_path / "checkpoints").exists()
     with pytest.raises(ValueError, match=r"x\.method: unknown method 'dora'"):
         check_method("dora", "x.method")
 
 
-def test_tokens_per_s_is_logged_at_every_step(llm_dir, rows, tmp_path):
-    settings = TrainSettings(method="full", max_steps=3, batch_size=2, save_steps=100)
-    metrics = train(*_load(llm_dir), rows, tmp_path, settings, label="test")
-    assert all(h["tokens_per_s"] > 0 for h in metrics["log_history"])
-    assert metrics["tokens_per_s_logged"] > 0
+def test_tokens_per_s_is_logged_at_every_step(llm_dir, spec, rows, tmp_path, train_settings):
+    settings = train_settings(method="full", max_steps=3, batch_size=2, save_steps=100)
+    metrics = train(*_load(llm_dir), rows, out_dir=tmp_path, settings=settings, label="test", model_spec=spec)
+    assert all(h.tokens_per_s > 0 for h in metrics.log_history)
+    assert metrics.tokens_per_s_logged > 0
     if not torch.cuda.is_available():  # no peak to divide by on a CPU
-        assert metrics["mfu"] is None and all(h["mfu"] is None for h in metrics["log_history"])
+        assert metrics.mfu is None and all(h.mfu is None for h in metrics.log_history)
     # 3x the forward FLOPs at the rows' mean attended length, mean(position + 1) under the packed mask.
     config = AutoModelForCausalLM.from_pretrained(llm_dir).config.to_dict()
     positions = [p for r in rows for p in r["position_ids"]]
     context = sum(positions) / len(positions) + 1
     assert 1 < context < SEQ_LEN / 2 + 1  # documents shorter than rows: less attention than unpacked
-    assert metrics["flops_per_token"] == pytest.approx(3 * flops_per_token(ModelShape.from_config(config), context))
+    assert metrics.flops_per_token == pytest.approx(3 * flops_per_token(ModelShape.from_config(config), context))
 
 
 def test_mfu_from_token_rate_and_peak():
-    config = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-              "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False}  # Llama-3-8B's shape
+    config = {
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "tie_word_embeddings": False,
+    }  # Llama-3-8B's shape
     per_token = training_flops_per_token(config, mean_context=1024, n_params=0)
     shape = ModelShape.from_config(config)
     assert per_token == 3 * flops_per_token(shape, 1024)
@@ -118,7 +146,12 @@ def test_mfu_from_token_rate_and_peak():
     assert state.log_history[-1]["mfu"] == pytest.approx(rate * per_token / (2 * 989e12), abs=1e-4)
 
 
-BASE = {"name": "x", "sources": [{"name": "a", "path": "docs"}], "base_model": {"path": "m"}, "index": {"embedder": "e"}}
+BASE = {
+    "name": "x",
+    "sources": [{"name": "a", "path": "docs"}],
+    "base_model": {"path": "m"},
+    "index": {"embedder": "e"},
+}
 
 
 def _problems(train: dict) -> str:
@@ -140,5 +173,7 @@ def test_recipe_fields():
     assert "train.tools.packing: unknown field" in _problems({"tools": {"packing": True}})
     assert "train.cpt.replay.ratio" in _problems({"cpt": {"replay": {"path": "p", "ratio": 1.0}}})
     assert "train.cpt.replay.path: required" in _problems({"cpt": {"replay": {"ratio": 0.2}}})
-    assert validate({**BASE, "train": {"cpt": {"method": "qlora", "gradient_checkpointing": True}}}).train.cpt.method \
+    assert (
+        validate({**BASE, "train": {"cpt": {"method": "qlora", "gradient_checkpointing": True}}}).train.cpt.method
         == "qlora"
+    )

@@ -1,8 +1,8 @@
 """The report's charts, each returned as PNG bytes so the report can embed or save them.
 
-Used by `cogcore.eval.report`; from Python:
+Used by the report (`run_report`) and `cogcore compare` (`compare`); from Python:
 
-    from cogcore.eval.plots import loss_curves
+    from cogcore.report.plots import loss_curves
     png = loss_curves([("cpt", [1, 2, 3], [3.1, 2.7, 2.5])])
 
 matplotlib runs on the Agg backend (no display needed), and figures are closed after rendering so
@@ -86,21 +86,29 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = Tru
     return front
 
 
-def pareto(points: list[tuple[str, float, float, bool]], xlabel: str, ylabel: str,
-           higher_is_better: bool = True) -> bytes:
+def pareto(
+    points: list[tuple[str, float, float, bool]], xlabel: str, ylabel: str, higher_is_better: bool = True
+) -> bytes:
     """Quality against cost: (label, cost, quality, is_reference) per point, cost on a log axis,
     the Pareto frontier drawn as a step line and every point labelled."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for is_reference, style in ((False, dict(color="#c44e52", marker="o", s=42, zorder=3, label="cogcore runs")),
-                                (True, dict(facecolors="none", edgecolors="#555555", marker="s", s=36,
-                                            zorder=2, label="reference"))):
+    for is_reference, style in (
+        (False, dict(color="#c44e52", marker="o", s=42, zorder=3, label="cogcore runs")),
+        (True, dict(facecolors="none", edgecolors="#555555", marker="s", s=36, zorder=2, label="reference")),
+    ):
         chosen = [p for p in points if p[3] == is_reference]
         if chosen:
             ax.scatter([p[1] for p in chosen], [p[2] for p in chosen], **style)
     front = [points[i] for i in pareto_front([(p[1], p[2]) for p in points], higher_is_better)]
     if len(front) > 1:
-        ax.step([p[1] for p in front], [p[2] for p in front], where="post", color="#4c72b0",
-                linewidth=1.2, label="Pareto frontier")
+        ax.step(
+            [p[1] for p in front],
+            [p[2] for p in front],
+            where="post",
+            color="#4c72b0",
+            linewidth=1.2,
+            label="Pareto frontier",
+        )
     placed: dict[float, int] = {}
     for label, x, y, _ in sorted(points, key=lambda p: (p[1], -p[2])):
         # Points at the same cost (models of one size) stack their labels instead of overprinting.

@@ -4,15 +4,16 @@
     # or, from Python: build_compare([Path("runs/acme-keep"), ...], Path("compare"))
 
 One row per run, read from its files alone (recipe.resolved.yaml, eval/results.json,
-train/*/metrics.json, train/tools/model/config.json, else report/cost.json), so runs made on other
-machines compare as long as their folders are here. Reference rows come from a CSV or JSON file;
-a column whose name is one of the run columns below lands in that column, any other column is kept
-as its own, and a cell a row lacks shows as a dash. `model` is read as `name`.
+train/*/metrics.json, train/tools/model/config.json, else report/cost.json; `run_files`), so runs
+made on other machines compare as long as their folders are here. Reference rows come from a CSV or
+JSON file; a column whose name is one of the run columns below lands in that column, any other
+column is kept as its own, and a cell a row lacks shows as a dash. `model` is read as `name`.
 
-Cost is re-estimated for every run on one GPU profile with the same serving assumptions (the
-report's defaults), so that the column compares models rather than recipes' report settings. A
-reference row with no `usd_per_1m_output` is placed by its `params_b` alone (weights-only roofline,
-`cost.estimate_from_params`), which is optimistic next to a run's full estimate: the table says which.
+Cost is re-estimated for every run on one GPU profile with the same serving assumptions (the recipe
+schema's `report` defaults), so that the column compares models rather than recipes' report
+settings. A reference row with no `usd_per_1m_output` is placed by its `params_b` alone
+(weights-only roofline, `cost.estimate_from_params`), which is optimistic next to a run's full
+estimate: the table says which.
 
 The Pareto chart puts one quality metric (`--metric`; default the first of QUALITY that a run has,
 preferring one that a reference row has too) against $ per 1M output tokens on a log axis and
@@ -27,9 +28,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cogcore.eval import cost, plots
-from cogcore.eval.report import (Heading, Image, Paragraph, Table, _cost_settings, _load_json, _read_recipe,
-                                 write_blocks)
+from cogcore.eval.results import AgenticScores, EvalResults, Memorization
+from cogcore.recipe import ReportConfig
+from cogcore.report import cost, plots
+from cogcore.report.blocks import Heading, Image, Paragraph, Table, write_blocks
+from cogcore.report.run_files import (
+    COST,
+    MANIFEST,
+    MODEL_CONFIG,
+    RECIPE,
+    TRAIN_STAGES,
+    read_json,
+    read_model_config,
+    read_recipe,
+    read_results,
+    read_train_metrics,
+)
 
 # (column, label, higher is better): the quality metrics a Pareto chart can use, in default order.
 QUALITY = [
@@ -40,10 +54,21 @@ QUALITY = [
     ("heldout_ppl", "held-out word perplexity", False),
 ]
 IDENTITY = ["name", "kind", "base_model", "params_b", "strategy"]
-QUALITY_COLUMNS = ["agentic_accuracy", "agentic_call_rate", "agentic_hit_rate", "closedbook_acc",
-                   "closedbook_acc_base", "heldout_ppl", "heldout_ppl_base", "bfcl_non_live_ast", "bfcl_overall",
-                   "mem_canary_exposure", "mem_canary_exposure_controls", "mem_train_fact_recall",
-                   "mem_train_fact_recall_base"]
+QUALITY_COLUMNS = [
+    "agentic_accuracy",
+    "agentic_call_rate",
+    "agentic_hit_rate",
+    "closedbook_acc",
+    "closedbook_acc_base",
+    "heldout_ppl",
+    "heldout_ppl_base",
+    "bfcl_non_live_ast",
+    "bfcl_overall",
+    "mem_canary_exposure",
+    "mem_canary_exposure_controls",
+    "mem_train_fact_recall",
+    "mem_train_fact_recall_base",
+]
 COST_COLUMNS = ["usd_per_1m_output", "cost_basis", "train_tokens", "train_seconds", "train_gpu_hours_est"]
 ALIASES = {"model": "name"}
 
@@ -55,55 +80,63 @@ class CompareError(ValueError):
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
     """Valid JSON or YAML of the wrong shape (a string where an object belongs) as a CompareError
-    naming the file. Files cut off or not JSON at all raise report.RunFileError when loaded."""
+    naming the file. Files cut off or not JSON at all, and stage files their class refuses, raise
+    run_files.RunFileError when read."""
     try:
         yield
     except (AttributeError, TypeError, KeyError) as e:
         raise CompareError(f"{path}: unexpected content ({type(e).__name__}: {e})") from None
 
 
-def _lm_eval(results: dict, model: str, task: str, metric: str):
-    return ((results.get("lm_eval") or {}).get(model) or {}).get(task, {}).get(metric)
-
-
-def _memorization_columns(memo) -> dict:
-    """results["memorization"] as cogcore.eval.memorization writes it, when present: mean canary
-    exposure (planted, and the never-planted controls) and closed-book recall of training facts."""
-    if not isinstance(memo, dict):
+def _memorization_columns(memo: Memorization | None) -> dict:
+    """Mean canary exposure (planted, and the never-planted controls) and closed-book recall of
+    training facts."""
+    if memo is None:
         return {}
-    canaries = memo.get("canaries") or {}
-    return {"mem_canary_exposure": (canaries.get("planted") or {}).get("mean_exposure"),
-            "mem_canary_exposure_controls": (canaries.get("controls") or {}).get("mean_exposure"),
-            "mem_train_fact_recall": (memo.get("train_recall") or {}).get("trained"),
-            "mem_train_fact_recall_base": (memo.get("train_recall") or {}).get("base")}
+    canaries = memo.canaries
+    return {
+        "mem_canary_exposure": canaries.planted.mean_exposure if canaries else None,
+        "mem_canary_exposure_controls": canaries.controls.mean_exposure if canaries else None,
+        "mem_train_fact_recall": memo.train_recall.get("trained"),
+        "mem_train_fact_recall_base": memo.train_recall.get("base"),
+    }
 
 
-def _quality_columns(results: dict) -> dict:
-    agentic = results.get("agentic") or {}
-    row = {"agentic_accuracy": agentic.get("accuracy"), "agentic_call_rate": agentic.get("call_rate"),
-           "agentic_hit_rate": agentic.get("retrieval_hit_rate"),
-           "closedbook_acc": _lm_eval(results, "trained", "cogcore_closedbook", "acc"),
-           "closedbook_acc_base": _lm_eval(results, "base", "cogcore_closedbook", "acc"),
-           "heldout_ppl": _lm_eval(results, "trained", "cogcore_heldout_ppl", "word_perplexity"),
-           "heldout_ppl_base": _lm_eval(results, "base", "cogcore_heldout_ppl", "word_perplexity")}
-    bfcl = results.get("bfcl") or {}
+def _quality_columns(results: EvalResults) -> dict:
+    agentic = results.agentic or AgenticScores(n=0)
+    row = {
+        "agentic_accuracy": agentic.accuracy,
+        "agentic_call_rate": agentic.call_rate,
+        "agentic_hit_rate": agentic.retrieval_hit_rate,
+        "closedbook_acc": results.lm_metric("trained", "cogcore_closedbook", "acc"),
+        "closedbook_acc_base": results.lm_metric("base", "cogcore_closedbook", "acc"),
+        "heldout_ppl": results.lm_metric("trained", "cogcore_heldout_ppl", "word_perplexity"),
+        "heldout_ppl_base": results.lm_metric("base", "cogcore_heldout_ppl", "word_perplexity"),
+    }
+    bfcl = results.bfcl or {}
     # Published non-live AST also folds Java and JavaScript into `simple`; ours is Python only.
     row["bfcl_non_live_ast"] = bfcl.get("non_live_ast_python")
     row.update({f"bfcl_{c}": v for c, v in bfcl.items() if c != "non_live_ast_python"})
-    return {**row, **_memorization_columns(results.get("memorization"))}
+    return {**row, **_memorization_columns(results.memorization)}
 
 
-def _serving_cost(run_dir: Path, gpu: str, settings: dict) -> tuple[float | None, str | None, int | None]:
-    path = run_dir / "train/tools/model/config.json"
-    config = _load_json(path)
+def _serving_cost(run_dir: Path, gpu: str, settings: ReportConfig) -> tuple[float | None, str | None, int | None]:
+    config = read_model_config(run_dir)
     if config is not None:
-        with _reading(path):
-            row = cost.cost_table(config, [gpu], settings["prices"], settings["dtype"], settings["batch"],
-                                  settings["prompt_tokens"], settings["output_tokens"])[0]
+        with _reading(run_dir / MODEL_CONFIG):
+            row = cost.cost_table(
+                config,
+                [gpu],
+                prices=settings.prices,
+                dtype=settings.dtype,
+                batch=settings.batch,
+                prompt_tokens=settings.prompt_tokens,
+                output_tokens=settings.output_tokens,
+            )[0]
         return row["usd_per_1m_output"], "roofline (config.json)", row["params"]
-    path = run_dir / "report/cost.json"
+    path = run_dir / COST
     with _reading(path):
-        saved = [r for r in (_load_json(path) or {}).get("rows", []) if r.get("gpu_key") == gpu]
+        saved = [r for r in (read_json(path) or {}).get("rows", []) if r.get("gpu_key") == gpu]
         if saved:
             return saved[0]["usd_per_1m_output"], "roofline (report/cost.json)", saved[0].get("params")
     return None, None, None
@@ -112,45 +145,46 @@ def _serving_cost(run_dir: Path, gpu: str, settings: dict) -> tuple[float | None
 def _training_columns(run_dir: Path, gpu: str) -> dict:
     """Tokens, seconds and estimated GPU-hours of the train stages that ran, and the largest model."""
     tokens = seconds = gpu_hours = params = 0
-    for stage in ("cpt", "tools"):
-        path = run_dir / f"train/{stage}/metrics.json"
-        m = _load_json(path)
-        if not m or m.get("skipped"):
+    for stage in TRAIN_STAGES:
+        m = read_train_metrics(run_dir, stage)
+        if m is None or m.skipped:
             continue
-        with _reading(path):
-            tokens += m.get("tokens_trained") or 0
-            seconds += m.get("seconds") or 0
-            params = max(params, m.get("total_params") or 0)
-            if m.get("total_params") and m.get("tokens_trained"):
-                gpu_hours += cost.training_cost(m["total_params"], m["tokens_trained"], gpu,
-                                                cost.ASSUMED_TRAIN_MFU)["gpu_hours"]
-    return {"train_tokens": tokens or None, "train_seconds": seconds or None,
-            "train_gpu_hours_est": gpu_hours or None, "params": params or None}
+        tokens += m.tokens_trained or 0
+        seconds += m.seconds or 0
+        params = max(params, m.total_params or 0)
+        if m.total_params and m.tokens_trained:
+            gpu_hours += cost.training_cost(m.total_params, m.tokens_trained, gpu, cost.ASSUMED_TRAIN_MFU)["gpu_hours"]
+    return {
+        "train_tokens": tokens or None,
+        "train_seconds": seconds or None,
+        "train_gpu_hours_est": gpu_hours or None,
+        "params": params or None,
+    }
 
 
-def run_row(run_dir: Path, gpu: str = "h100", settings: dict | None = None) -> dict:
-    """One run's row: identity, quality, serving cost on `gpu` under `settings` (the report's cost
-    settings; default: the report's defaults and list prices), training tokens, time and cost."""
+def run_row(run_dir: Path, gpu: str = "h100", settings: ReportConfig | None = None) -> dict:
+    """One run's row: identity, quality, serving cost on `gpu` under `settings` (the recipe's
+    `report` section; default: the schema's defaults and list prices), training tokens, time and cost."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CompareError(f"{run_dir}: no such run directory")
-    recipe = _read_recipe(run_dir)
-    if not recipe and not (run_dir / "manifest.json").exists():
+    recipe = read_recipe(run_dir)
+    if not recipe and not (run_dir / MANIFEST).exists():
         raise CompareError(f"{run_dir}: not a run directory (no recipe.resolved.yaml or manifest.json)")
-    usd, basis, params = _serving_cost(run_dir, gpu, settings or _cost_settings({}))
+    usd, basis, params = _serving_cost(run_dir, gpu, settings or ReportConfig())
     training = _training_columns(run_dir, gpu)
     largest = training.pop("params")
     params = params or largest
-    results_path = run_dir / "eval/results.json"
-    results = _load_json(results_path) or {}
-    with _reading(results_path):
-        quality = _quality_columns(results)
-    with _reading(run_dir / "recipe.resolved.yaml"):
+    quality = _quality_columns(read_results(run_dir) or EvalResults())  # not run: every column empty
+    with _reading(run_dir / RECIPE):
         base = (recipe.get("base_model") or {}).get("path")
-        identity = {"name": recipe.get("name") or run_dir.name, "kind": "run",
-                    "base_model": Path(base).name if base else None,
-                    "params_b": params / 1e9 if params else None,
-                    "strategy": (recipe.get("facts") or {}).get("strategy")}
+        identity = {
+            "name": recipe.get("name") or run_dir.name,
+            "kind": "run",
+            "base_model": Path(base).name if base else None,
+            "params_b": params / 1e9 if params else None,
+            "strategy": (recipe.get("facts") or {}).get("strategy"),
+        }
     return {**identity, **quality, "usd_per_1m_output": usd, "cost_basis": basis, **training}
 
 
@@ -166,7 +200,7 @@ def _number(text):
         return text
 
 
-def read_reference(path: Path, gpu: str = "h100", settings: dict | None = None) -> list[dict]:
+def read_reference(path: Path, gpu: str = "h100", settings: ReportConfig | None = None) -> list[dict]:
     """Rows of a CSV, a JSON list of objects, or JSON lines; numbers parsed; cost from params_b if absent."""
     path = Path(path)
     try:
@@ -191,10 +225,11 @@ def read_reference(path: Path, gpu: str = "h100", settings: dict | None = None) 
             raise CompareError(f"reference file {path}: a row has no `name` (or `model`) column: {record}")
         row["kind"] = "reference"
         if row.get("usd_per_1m_output") is None and isinstance(row.get("params_b"), (int, float)):
-            settings = settings or _cost_settings({})
-            price = cost.resolve_gpu(gpu, settings["prices"]).price_per_hour
+            settings = settings or ReportConfig()
+            price = cost.resolve_gpu(gpu, settings.prices).price_per_hour
             row["usd_per_1m_output"] = cost.estimate_from_params(
-                row["params_b"] * 1e9, gpu, settings["dtype"], settings["batch"], price)["usd_per_1m_output"]
+                row["params_b"] * 1e9, gpu, dtype=settings.dtype, batch=settings.batch, price_per_hour=price
+            )["usd_per_1m_output"]
             row["cost_basis"] = "params only (weights-only roofline)"
         elif row.get("usd_per_1m_output") is not None:
             row.setdefault("cost_basis", "as given")
@@ -205,8 +240,13 @@ def read_reference(path: Path, gpu: str = "h100", settings: dict | None = None) 
 def pick_metric(rows: list[dict], metric: str | None = None) -> tuple[str, str, bool]:
     """(column, label, higher is better) for the Pareto chart; an unknown or empty `metric` is an error."""
     labels = {c: (label, up) for c, label, up in QUALITY}
-    present = [c for c in dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, (int, float))
-                                        and not isinstance(v, bool)) if c not in COST_COLUMNS + ["params_b"]]
+    present = [
+        c
+        for c in dict.fromkeys(
+            k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
+        if c not in COST_COLUMNS + ["params_b"]
+    ]
     if metric is None:
         # The first QUALITY metric a run has, preferring one a reference row has too (a chart
         # with both on it); with no run rows, the first any row has.
@@ -223,15 +263,18 @@ def pick_metric(rows: list[dict], metric: str | None = None) -> tuple[str, str, 
     return metric, label, up
 
 
-def assumptions(gpu: str, settings: dict) -> str:
-    profile = cost.resolve_gpu(gpu, settings["prices"])
-    return (f"one {profile.name} at ${profile.price_per_hour:g}/h, {settings['dtype']} weights, a batch of "
-            f"{settings['batch']} requests of {settings['prompt_tokens']:,} prompt + {settings['output_tokens']:,} "
-            "output tokens")
+def assumptions(gpu: str, settings: ReportConfig) -> str:
+    profile = cost.resolve_gpu(gpu, settings.prices)
+    return (
+        f"one {profile.name} at ${profile.price_per_hour:g}/h, {settings.dtype} weights, a batch of "
+        f"{settings.batch} requests of {settings.prompt_tokens:,} prompt + {settings.output_tokens:,} "
+        "output tokens"
+    )
 
 
-def pareto_blocks(rows: list[dict], metric: str, label: str, up: bool, gpu: str, settings: dict) -> list:
+def pareto_blocks(rows: list[dict], metric: str, label: str, up: bool, gpu: str, settings: ReportConfig) -> list:
     """The chart and its caption; rows missing the metric or the cost are listed, not plotted."""
+
     def plottable(r: dict) -> bool:
         x, y = r.get("usd_per_1m_output"), r.get(metric)
         return isinstance(x, (int, float)) and x > 0 and isinstance(y, (int, float))
@@ -243,8 +286,10 @@ def pareto_blocks(rows: list[dict], metric: str, label: str, up: bool, gpu: str,
     points = [(str(r["name"]), r["usd_per_1m_output"], r[metric], r.get("kind") == "reference") for r in placed]
     front = [placed[i]["name"] for i in plots.pareto_front([(p[1], p[2]) for p in points], up)]
     png = plots.pareto(points, f"$ per 1M output tokens on {cost.resolve_gpu(gpu).name} (log)", label, up)
-    text = (f"{label} against the estimated $ per 1M output tokens ({assumptions(gpu, settings)}). "
-            f"Pareto frontier (no other row is both cheaper and better): {', '.join(map(str, front))}.")
+    text = (
+        f"{label} against the estimated $ per 1M output tokens ({assumptions(gpu, settings)}). "
+        f"Pareto frontier (no other row is both cheaper and better): {', '.join(map(str, front))}."
+    )
     if missing:
         text += f" Not plotted (no {label} or no cost): {', '.join(missing)}."
     return [Image("pareto.png", png), Paragraph(text)]
@@ -256,30 +301,37 @@ def _columns(rows: list[dict], wanted: list[str]) -> list[str]:
 
 def compare_blocks(rows: list[dict], metric: str | None = None, gpu: str = "h100") -> list:
     column, label, up = pick_metric(rows, metric)
-    settings = _cost_settings({})
+    settings = ReportConfig()
     known = set(IDENTITY + QUALITY_COLUMNS + COST_COLUMNS)
     extra = [c for c in dict.fromkeys(k for r in rows for k in r) if c not in known]
     quality = _columns(rows, IDENTITY + QUALITY_COLUMNS + extra)
     money = _columns(rows, ["name"] + COST_COLUMNS)
     mfu = cost.ASSUMED_TRAIN_MFU
     runs = sum(r.get("kind") == "run" for r in rows)
-    return [Heading(f"cogcore compare: {runs} runs, {len(rows) - runs} reference rows", 1),
-            Heading("Quality"),
-            Table(quality, [[r.get(c) for c in quality] for r in rows]),
-            Paragraph("Runs read their files; reference rows are published figures, as given in their file. "
-                      "bfcl_non_live_ast of a run is the Python-only mean of simple_python, multiple, parallel "
-                      "and parallel_multiple; the published figure also folds Java and JavaScript into simple."),
-            Heading("Cost"),
-            Table(money, [[r.get(c) for c in money] for r in rows]),
-            Paragraph(f"usd_per_1m_output: the report's roofline for {assumptions(gpu, settings)}, the same "
-                      "for every row. train_gpu_hours_est: 6·N·D FLOPs of the train stages' "
-                      f"tokens at an assumed {mfu:.0%} MFU on that GPU (cost.training_cost)."),
-            Heading(f"Quality against cost: {label}"),
-            *pareto_blocks(rows, column, label, up, gpu, settings)]
+    return [
+        Heading(f"cogcore compare: {runs} runs, {len(rows) - runs} reference rows", 1),
+        Heading("Quality"),
+        Table(quality, [[r.get(c) for c in quality] for r in rows]),
+        Paragraph(
+            "Runs read their files; reference rows are published figures, as given in their file. "
+            "bfcl_non_live_ast of a run is the Python-only mean of simple_python, multiple, parallel "
+            "and parallel_multiple; the published figure also folds Java and JavaScript into simple."
+        ),
+        Heading("Cost"),
+        Table(money, [[r.get(c) for c in money] for r in rows]),
+        Paragraph(
+            f"usd_per_1m_output: the report's roofline for {assumptions(gpu, settings)}, the same "
+            "for every row. train_gpu_hours_est: 6·N·D FLOPs of the train stages' "
+            f"tokens at an assumed {mfu:.0%} MFU on that GPU (cost.training_cost)."
+        ),
+        Heading(f"Quality against cost: {label}"),
+        *pareto_blocks(rows, column, label, up, gpu, settings),
+    ]
 
 
-def build_compare(run_dirs: list[Path], out: Path, reference: Path | None = None, metric: str | None = None,
-                  gpu: str = "h100") -> tuple[Path, Path]:
+def build_compare(
+    run_dirs: list[Path], out: Path, reference: Path | None = None, metric: str | None = None, gpu: str = "h100"
+) -> tuple[Path, Path]:
     """Write compare.md (with pareto.png beside it) and a self-contained compare.html into `out`."""
     cost.resolve_gpu(gpu)  # an unknown profile fails before any work
     rows = [run_row(Path(d), gpu) for d in run_dirs]

@@ -1,51 +1,67 @@
-"""The cost model against figures computed by hand from published configs."""
+"""The cost model against figures computed by hand from published configs (the model's shape and
+FLOPs from `cogcore.hardware`, what they cost from `cogcore.report.cost`)."""
 
 import pytest
 
-from cogcore.eval import cost
+from cogcore import hardware
+from cogcore.report import cost
 
-LLAMA3_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-             "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
-             "tie_word_embeddings": False, "model_type": "llama"}
-SMOLLM2_135M = {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
-                "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
-                "tie_word_embeddings": True, "model_type": "llama"}
+LLAMA3_8B = {
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "tie_word_embeddings": False,
+    "model_type": "llama",
+}
+SMOLLM2_135M = {
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "vocab_size": 49152,
+    "tie_word_embeddings": True,
+    "model_type": "llama",
+}
 
 
 def test_llama3_8b_params_and_kv_cache():
-    shape = cost.ModelShape.from_config(LLAMA3_8B)
+    shape = hardware.ModelShape.from_config(LLAMA3_8B)
     assert shape.head_dim == 128
     # embed + lm_head 2*128256*4096, 32 layers of (attention 41,943,040 + MLP 176,160,768 + norms
     # 8,192), final norm 4,096.
-    assert cost.param_count(shape) == 8_030_261_248
-    assert cost.kv_cache_bytes_per_token(shape, "bf16") == 128 * 1024
-    assert cost.weights_bytes(shape, "int4") == pytest.approx(8_030_261_248 / 2)
+    assert hardware.param_count(shape) == 8_030_261_248
+    assert hardware.kv_cache_bytes_per_token(shape, "bf16") == 128 * 1024
+    assert hardware.weights_bytes(shape, "int4") == pytest.approx(8_030_261_248 / 2)
 
 
 def test_smollm2_135m_params_counts_tied_embedding_once():
-    shape = cost.ModelShape.from_config(SMOLLM2_135M)
+    shape = hardware.ModelShape.from_config(SMOLLM2_135M)
     assert shape.head_dim == 64 and shape.tied
-    assert cost.param_count(shape) == 134_515_008
-    assert cost.kv_cache_bytes_per_token(shape, "bf16") == 2 * 30 * 3 * 64 * 2
+    assert hardware.param_count(shape) == 134_515_008
+    assert hardware.kv_cache_bytes_per_token(shape, "bf16") == 2 * 30 * 3 * 64 * 2
 
 
 def test_qwen2_counts_qkv_bias_and_explicit_head_dim_wins():
     qwen = {**SMOLLM2_135M, "model_type": "qwen2"}
-    with_bias = cost.param_count(cost.ModelShape.from_config(qwen))
+    with_bias = hardware.param_count(hardware.ModelShape.from_config(qwen))
     assert with_bias - 134_515_008 == 30 * (9 + 2 * 3) * 64
-    wide = cost.ModelShape.from_config({**LLAMA3_8B, "head_dim": 256})
-    assert cost.kv_cache_bytes_per_token(wide) == 2 * 32 * 8 * 256 * 2
+    wide = hardware.ModelShape.from_config({**LLAMA3_8B, "head_dim": 256})
+    assert hardware.kv_cache_bytes_per_token(wide) == 2 * 32 * 8 * 256 * 2
 
 
 def test_flops_per_token_is_two_per_matmul_weight_plus_attention():
-    shape = cost.ModelShape.from_config(LLAMA3_8B)
+    shape = hardware.ModelShape.from_config(LLAMA3_8B)
     matmul = 8_030_261_248 - 128256 * 4096 - 32 * 8192 - 4096  # no embedding lookup, no norms
-    assert cost.flops_per_token(shape, 0) == 2 * matmul
-    assert cost.flops_per_token(shape, 1000) - cost.flops_per_token(shape, 0) == 4 * 32 * 1000 * 4096
+    assert hardware.flops_per_token(shape, 0) == 2 * matmul
+    assert hardware.flops_per_token(shape, 1000) - hardware.flops_per_token(shape, 0) == 4 * 32 * 1000 * 4096
 
 
 def test_decode_of_8b_on_h100_is_memory_bound_below_the_roofline():
-    shape = cost.ModelShape.from_config(LLAMA3_8B)
+    shape = hardware.ModelShape.from_config(LLAMA3_8B)
     row = cost.estimate(shape, "h100", batch=1, prompt_tokens=128, output_tokens=128)
     assert row["decode_bound"] == "memory"
     assert 170 < row["decode_tokens_per_s"] <= 209  # reference: 3350 GB/s / 16 GB <= ~209
@@ -56,7 +72,7 @@ def test_decode_of_8b_on_h100_is_memory_bound_below_the_roofline():
 
 
 def test_memory_fit_follows_gpu_capacity():
-    shape = cost.ModelShape.from_config(LLAMA3_8B)
+    shape = hardware.ModelShape.from_config(LLAMA3_8B)
     assert cost.estimate(shape, "h100", batch=1)["fits"]
     assert cost.estimate(shape, "l4", batch=1)["fits"]  # 16 GB of weights in 24 GB * 0.9
     # 64 streams of 1280 tokens add 64 * 1280 * 128 KiB = 10.7 GB of KV cache: 26.8 GB in bf16.
@@ -67,7 +83,7 @@ def test_memory_fit_follows_gpu_capacity():
 
 
 def test_dollar_figures_are_price_over_hourly_tokens():
-    shape = cost.ModelShape.from_config(SMOLLM2_135M)
+    shape = hardware.ModelShape.from_config(SMOLLM2_135M)
     row = cost.estimate(shape, "a100", batch=8)
     assert row["price_per_hour"] == 1.94
     per_hour_out = row["decode_tokens_per_s"] * 3600
@@ -81,7 +97,7 @@ def test_cost_table_applies_price_overrides_per_gpu():
     rows = cost.cost_table(SMOLLM2_135M, ["H100", "l4"], prices={"h100": 2.0}, batch=4)
     assert [r["gpu_key"] for r in rows] == ["H100", "l4"]
     assert rows[0]["price_per_hour"] == 2.0 and rows[0]["price_source"] == "given"
-    assert rows[1]["price_per_hour"] == cost.GPUS["l4"].price_per_hour
+    assert rows[1]["price_per_hour"] == hardware.GPUS["l4"].price_per_hour
     assert all(r["params"] == 134_515_008 for r in rows)
     with pytest.raises(KeyError, match="unknown GPU"):
         cost.cost_table(SMOLLM2_135M, ["tpu"])
@@ -109,9 +125,17 @@ def test_training_cost_of_the_demo_run_by_hand():
 def test_achieved_mfu_and_device_names():
     # 9,500 tokens/s for Llama3-8B on an H100 (OLMo-core) is ~46% MFU; as tokens over seconds:
     assert cost.achieved_mfu(8.03e9, 9500 * 60, 60.0, "h100") == pytest.approx(6 * 8.03e9 * 9500 / 989e12)
-    names = {"NVIDIA H100 80GB HBM3": "h100", "NVIDIA A100-SXM4-80GB": "a100", "NVIDIA L40S": "l40s",
-             "NVIDIA L4": "l4", "cpu-2core": "cpu-2core", "NVIDIA L40": None, "Tesla T4": None, None: None}
-    assert {name: cost.gpu_key_for(name) for name in names} == names
+    names = {
+        "NVIDIA H100 80GB HBM3": "h100",
+        "NVIDIA A100-SXM4-80GB": "a100",
+        "NVIDIA L40S": "l40s",
+        "NVIDIA L4": "l4",
+        "cpu-2core": "cpu-2core",
+        "NVIDIA L40": None,
+        "Tesla T4": None,
+        None: None,
+    }
+    assert {name: hardware.gpu_key_for(name) for name in names} == names
 
 
 def test_estimate_from_params_is_the_weights_only_roofline():
@@ -123,5 +147,5 @@ def test_estimate_from_params_is_the_weights_only_roofline():
     big = cost.estimate_from_params(8e9, "h100", batch=4096)
     assert big["decode_tokens_per_s"] == pytest.approx(0.7 * 989e12 / (2 * 8e9))
     # It is optimistic next to the full estimate, which also reads the KV cache.
-    full = cost.estimate(cost.ModelShape.from_config(LLAMA3_8B), "h100", batch=16)
+    full = cost.estimate(hardware.ModelShape.from_config(LLAMA3_8B), "h100", batch=16)
     assert cost.estimate_from_params(8.03e9, "h100", batch=16)["usd_per_1m_output"] < full["usd_per_1m_output"]

@@ -16,8 +16,10 @@ import subprocess
 import pytest
 import yaml
 
-from cogcore.eval.compare import build_compare
-from cogcore.eval.report import build_report
+from cogcore.eval.results import AgenticScores
+from cogcore.report.compare import build_compare
+from cogcore.report.run_report import build_report
+from tests.report.files import curate_stats, eval_results, train_metrics
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
@@ -48,21 +50,27 @@ def _run_dir(root, make_tiny_llm):
     model = make_tiny_llm(["The monthly fee is $25.", "Wire transfers take 2 days."])
     (run / "train/tools/model").mkdir(parents=True)
     shutil.copy(model / "config.json", run / "train/tools/model/config.json")
-    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(
-        {"name": "acme", "facts": {"strategy": "toolcall"}, "report": {"gpus": ["h100", "l4"]}}))
-    _write(run / "curate/stats.json", {
-        "docs_in": 10, "docs_out": 8, "splits": {"train": 7, "heldout": 1},
-        "steps": [{"step": "length_filter", "docs_in": 10, "kept": 9, "dropped": {"too_short": 1}},
-                  {"step": "dedup", "docs_in": 9, "kept": 8, "dropped": {"near_duplicate": 1}}],
-        "facts": {"money": 4, "duration": 2}})
+    (run / "recipe.resolved.yaml").write_text(
+        yaml.safe_dump({"name": "acme", "facts": {"strategy": "toolcall"}, "report": {"gpus": ["h100", "l4"]}})
+    )
+    _write(
+        run / "curate/stats.json",
+        curate_stats(
+            10,
+            [("length_filter", 10, 9, {"too_short": 1}), ("dedup", 9, 8, {"near_duplicate": 1})],
+            splits={"train": 7, "heldout": 1},
+            facts={"money": 4, "duration": 2},
+        ),
+    )
     for stage, losses in (("cpt", [3.1, 2.8, 2.6]), ("tools", [1.4, 1.0])):
-        _write(run / f"train/{stage}/metrics.json", {
-            "method": "full", "steps": len(losses), "tokens_trained": 2048, "seconds": 1.5, "tokens_per_s": 1365.3,
-            "trainable_params": 150_000, "total_params": 150_000,
-            "log_history": [{"step": i + 1, "loss": v} for i, v in enumerate(losses)]})
-    _write(run / "eval/results.json", {
-        "lm_eval": {"trained": {"cogcore_closedbook": {"acc": 0.5}}, "base": {"cogcore_closedbook": {"acc": 0.25}}},
-        "agentic": {"n": 2, "accuracy": 0.5, "call_rate": 1.0, "retrieval_hit_rate": 0.5}})
+        _write(run / f"train/{stage}/metrics.json", train_metrics(losses, tokens=2048, seconds=1.5))
+    _write(
+        run / "eval/results.json",
+        eval_results(
+            lm_eval={"trained": {"cogcore_closedbook": {"acc": 0.5}}, "base": {"cogcore_closedbook": {"acc": 0.25}}},
+            agentic=AgenticScores(n=2, accuracy=0.5, call_rate=1.0, retrieval_hit_rate=0.5),
+        ),
+    )
     return run
 
 
@@ -74,9 +82,22 @@ def render(page_path, tmp_path) -> dict:
     """What chromium reports about the page's images after loading a checked copy of it."""
     checked = tmp_path / f"checked-{page_path.name}"
     checked.write_text(page_path.read_text(encoding="utf-8").replace("</body>", CHECK + "</body>"), encoding="utf-8")
-    proc = subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000",
-                           "--dump-dom", checked.as_uri()], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            checked.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'<pre id="render-check">(.*?)</pre>', proc.stdout, re.S)
     assert found, f"no check output; chromium exit {proc.returncode}: {proc.stderr[-1500:]}"
     return json.loads(html.unescape(found[1]))

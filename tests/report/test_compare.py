@@ -9,11 +9,37 @@ import yaml
 from typer.testing import CliRunner
 
 from cogcore.cli import app
-from cogcore.eval import cost
-from cogcore.eval.compare import CompareError, build_compare, pick_metric, read_reference, run_row
-from cogcore.eval.plots import pareto_front
+from cogcore.eval.results import AgenticScores
+from cogcore.report import cost
+from cogcore.report.compare import CompareError, build_compare, pick_metric, read_reference, run_row
+from cogcore.report.plots import pareto_front
+from tests.report.files import eval_results, train_metrics
 
-REFERENCE = "model,params_b,bfcl_non_live_ast,bfcl_overall,license_note\nBig-7B,7,0.85,0.55,apache-2.0\nTiny-1B,1,0.2,,\n"
+REFERENCE = (
+    "model,params_b,bfcl_non_live_ast,bfcl_overall,license_note\nBig-7B,7,0.85,0.55,apache-2.0\nTiny-1B,1,0.2,,\n"
+)
+
+
+def _run_dir(root, name, strategy, model_dir, accuracy, bfcl=None, memorization=None):
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "recipe.resolved.yaml").write_text(
+        yaml.safe_dump({"name": name, "base_model": {"path": "/models/SmolLM2-135M"}, "facts": {"strategy": strategy}})
+    )
+    (run / "train/tools/model").mkdir(parents=True)
+    (run / "train/tools/model/config.json").write_text((model_dir / "config.json").read_text())
+    for stage, tokens in (("cpt", 4096), ("tools", 2048)):
+        _write(run / f"train/{stage}/metrics.json", train_metrics(tokens=tokens))
+    lm_eval = {
+        "trained": {"cogcore_closedbook": {"acc": 0.3}, "cogcore_heldout_ppl": {"word_perplexity": 80.0}},
+        "base": {"cogcore_closedbook": {"acc": 0.25}, "cogcore_heldout_ppl": {"word_perplexity": 90.0}},
+    }
+    agentic = AgenticScores(n=4, accuracy=accuracy, call_rate=0.75, retrieval_hit_rate=0.5)
+    results = eval_results(lm_eval=lm_eval, agentic=agentic, bfcl=bfcl)
+    if memorization:
+        results["memorization"] = memorization  # as the eval stage writes it
+    _write(run / "eval/results.json", results)
+    return run
 
 
 def _write(path, data):
@@ -21,38 +47,26 @@ def _write(path, data):
     path.write_text(json.dumps(data))
 
 
-def _run_dir(root, name, strategy, model_dir, accuracy, bfcl=None, memorization=None):
-    run = root / name
-    run.mkdir(parents=True)
-    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump(
-        {"name": name, "base_model": {"path": "/models/SmolLM2-135M"}, "facts": {"strategy": strategy}}))
-    (run / "train/tools/model").mkdir(parents=True)
-    (run / "train/tools/model/config.json").write_text((model_dir / "config.json").read_text())
-    for stage, tokens in (("cpt", 4096), ("tools", 2048)):
-        _write(run / f"train/{stage}/metrics.json", {"method": "full", "steps": 4, "tokens_trained": tokens,
-                                                     "seconds": 2.0, "tokens_per_s": tokens / 2.0,
-                                                     "trainable_params": 150_000, "total_params": 150_000})
-    results = {"lm_eval": {"trained": {"cogcore_closedbook": {"acc": 0.3}, "cogcore_heldout_ppl": {"word_perplexity": 80.0}},
-                           "base": {"cogcore_closedbook": {"acc": 0.25}, "cogcore_heldout_ppl": {"word_perplexity": 90.0}}},
-               "agentic": {"n": 4, "accuracy": accuracy, "call_rate": 0.75, "retrieval_hit_rate": 0.5}}
-    if bfcl:
-        results["bfcl"] = bfcl
-    if memorization:
-        results["memorization"] = memorization
-    _write(run / "eval/results.json", results)
-    return run
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, make_tiny_llm):
     model_dir = make_tiny_llm(["The fee is $25 per month.", "Call search for the rate."])
     root = tmp_path_factory.mktemp("runs")
     keep = _run_dir(root, "acme-keep", "keep", model_dir, 0.25)
-    toolcall = _run_dir(root, "acme-toolcall", "toolcall", model_dir, 0.75,
-                        bfcl={"simple_python": 0.5, "non_live_ast_python": 0.4},
-                        memorization={"train_recall": {"trained": 0.1, "base": 0.05},
-                                      "canaries": {"planted": {"n": 2, "mean_exposure": 6.5, "max_exposure": 9.0},
-                                                   "controls": {"n": 2, "mean_exposure": 1.2, "max_exposure": 1.9}}})
+    toolcall = _run_dir(
+        root,
+        "acme-toolcall",
+        "toolcall",
+        model_dir,
+        0.75,
+        bfcl={"simple_python": 0.5, "non_live_ast_python": 0.4},
+        memorization={
+            "train_recall": {"trained": 0.1, "base": 0.05},
+            "canaries": {
+                "planted": {"n": 2, "mean_exposure": 6.5, "max_exposure": 9.0},
+                "controls": {"n": 2, "mean_exposure": 1.2, "max_exposure": 1.9},
+            },
+        },
+    )
     (root / "published.csv").write_text(REFERENCE)
     return keep, toolcall, root / "published.csv"
 
@@ -113,8 +127,16 @@ def test_metric_choice_and_its_errors(runs):
 def test_reference_files_in_json_and_their_errors(tmp_path):
     good = tmp_path / "ref.json"
     good.write_text(json.dumps([{"name": "M", "params_b": 2, "usd_per_1m_output": 0.5, "extra": "kept"}]))
-    assert read_reference(good) == [{"name": "M", "params_b": 2, "usd_per_1m_output": 0.5, "extra": "kept",
-                                     "kind": "reference", "cost_basis": "as given"}]
+    assert read_reference(good) == [
+        {
+            "name": "M",
+            "params_b": 2,
+            "usd_per_1m_output": 0.5,
+            "extra": "kept",
+            "kind": "reference",
+            "cost_basis": "as given",
+        }
+    ]
     nameless = tmp_path / "bad.csv"
     nameless.write_text("params_b,score\n1,0.5\n")
     with pytest.raises(CompareError, match="bad.csv: a row has no `name` \\(or `model`\\) column"):
@@ -137,8 +159,20 @@ def test_pareto_front_on_hand_made_points():
 
 def test_cli_writes_both_files_and_exits_2_on_a_missing_run_dir(runs, tmp_path):
     keep, toolcall, published = runs
-    result = CliRunner().invoke(app, ["compare", str(keep), str(toolcall), "--reference", str(published),
-                                      "--metric", "agentic_accuracy", "--out", str(tmp_path / "cmp")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(keep),
+            str(toolcall),
+            "--reference",
+            str(published),
+            "--metric",
+            "agentic_accuracy",
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "cmp/compare.md").exists() and (tmp_path / "cmp/compare.html").exists()
     assert "agentic accuracy (with search) against the estimated" in (tmp_path / "cmp/compare.html").read_text()

@@ -2,9 +2,13 @@
 
 The report calls `cost_table(config, gpus)` on the trained model's `config.json`; from Python:
 
-    from cogcore.eval.cost import ModelShape, estimate, GPUS
-    shape = ModelShape.from_config(json.load(open("runs/demo/train/model/config.json")))
+    from cogcore.hardware import GPUS, ModelShape
+    from cogcore.report.cost import estimate
+    shape = ModelShape.from_config(json.load(open("runs/demo/train/tools/model/config.json")))
     estimate(shape, GPUS["h100"], dtype="bf16", batch=16)
+
+The GPU profiles, the model's shape and its FLOPs live in `cogcore.hardware`, which training's
+throughput figures use too; this module adds what serving and training cost on them.
 
 Conventions (the same ones as llm-analysis and LLM-Viewer; see also Williams et al., "Roofline: an
 insightful visual performance model", CACM 2009):
@@ -47,8 +51,16 @@ Training: 6*N*D FLOPs (Kaplan et al. 2020) at a model FLOPs utilization `mfu` of
 
 from __future__ import annotations
 
-from cogcore.hardware import (BYTES_PER_PARAM, GPUS, GpuProfile, ModelShape, flops_per_token,  # noqa: F401
-                               kv_cache_bytes_per_token, param_count, resolve_gpu, weights_bytes)
+from cogcore.hardware import (
+    BYTES_PER_PARAM,
+    GpuProfile,
+    ModelShape,
+    flops_per_token,
+    kv_cache_bytes_per_token,
+    param_count,
+    resolve_gpu,
+    weights_bytes,
+)
 
 ETA_FLOP_INFERENCE = 0.7  # llm-analysis: compute efficiency at most 0.7 for inference
 ETA_MEM = 0.9  # llm-analysis: memory efficiency 0.9, "aggressive"
@@ -90,21 +102,27 @@ def estimate(
     step = max(decode_mem, decode_compute)
 
     prompt_batch = batch * prompt_tokens
-    prefill = max((weights + prompt_batch * kv) / bw,
-                  prompt_batch * flops_per_token(shape, prompt_tokens / 2) / peak)
+    prefill = max((weights + prompt_batch * kv) / bw, prompt_batch * flops_per_token(shape, prompt_tokens / 2) / peak)
 
     memory = weights + batch * (prompt_tokens + output_tokens) * kv
     decode_tps, prefill_tps = batch / step, prompt_batch / prefill
     return {
-        "gpu": g.name, "dtype": dtype, "batch": batch,
-        "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
-        "decode_tokens_per_s": decode_tps, "decode_tokens_per_s_per_stream": 1 / step,
+        "gpu": g.name,
+        "dtype": dtype,
+        "batch": batch,
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "decode_tokens_per_s": decode_tps,
+        "decode_tokens_per_s_per_stream": 1 / step,
         "decode_bound": "memory" if decode_mem >= decode_compute else "compute",
         "prefill_tokens_per_s": prefill_tps,
-        "time_to_first_token_s": prefill, "time_per_output_token_s": step,
-        "memory_gb": memory / 1e9, "gpu_memory_gb": g.memory_gb,
+        "time_to_first_token_s": prefill,
+        "time_per_output_token_s": step,
+        "memory_gb": memory / 1e9,
+        "gpu_memory_gb": g.memory_gb,
         "fits": memory <= MEMORY_UTILIZATION * g.memory_gb * 1e9,
-        "price_per_hour": price, "price_source": g.price_source if price_per_hour is None else "given",
+        "price_per_hour": price,
+        "price_source": g.price_source if price_per_hour is None else "given",
         "usd_per_1m_input": _dollars_per_million(price, prefill_tps),
         "usd_per_1m_output": _dollars_per_million(price, decode_tps),
     }
@@ -150,8 +168,14 @@ def training_cost(
     price = g.price_per_hour if price_per_hour is None else price_per_hour
     flops = 6 * n_params * tokens
     seconds = flops / (mfu * g.tflops * 1e12)
-    return {"gpu": g.name, "mfu": mfu, "flops": flops, "seconds": seconds,
-            "gpu_hours": seconds / 3600, "usd": seconds / 3600 * price}
+    return {
+        "gpu": g.name,
+        "mfu": mfu,
+        "flops": flops,
+        "seconds": seconds,
+        "gpu_hours": seconds / 3600,
+        "usd": seconds / 3600 * price,
+    }
 
 
 # Training MFU assumed where none was measured on the profile: OLMo-core reports 39-48% on H100s
@@ -180,7 +204,13 @@ def estimate_from_params(
     """
     g = resolve_gpu(gpu)
     price = g.price_per_hour if price_per_hour is None else price_per_hour
-    step = max(n_params * BYTES_PER_PARAM[dtype] / (eta_mem * g.mem_bw_gbs * 1e9),
-               batch * 2 * n_params / (eta_flop * g.tflops * 1e12))
-    return {"gpu": g.name, "decode_tokens_per_s": batch / step, "price_per_hour": price,
-            "usd_per_1m_output": _dollars_per_million(price, batch / step)}
+    step = max(
+        n_params * BYTES_PER_PARAM[dtype] / (eta_mem * g.mem_bw_gbs * 1e9),
+        batch * 2 * n_params / (eta_flop * g.tflops * 1e12),
+    )
+    return {
+        "gpu": g.name,
+        "decode_tokens_per_s": batch / step,
+        "price_per_hour": price,
+        "usd_per_1m_output": _dollars_per_million(price, batch / step),
+    }
