@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM ?= false
 .PHONY: install demo test clean-runs help
 
 help:
-	@echo "make demo   - set up .venv and run recipes/demo.yaml end to end (CPU, ~10 min)"
+	@echo "make demo   - set up .venv and run recipes/demo.yaml end to end (CPU, ~7 min)"
 	@echo "make test   - set up .venv and run the test suite"
 	@echo "make install - set up .venv only"
 
