@@ -52,7 +52,7 @@ Force = Annotated[
     typer.Option(
         "--force",
         "-f",
-        help="re-run this stage even if unchanged: curate, index, train, train.cpt, train.tools, "
+        help="re-run this stage even if unchanged: curate, index, select, train, train.cpt, train.tools, "
         "eval, report (repeatable)",
     ),
 ]
@@ -180,6 +180,13 @@ def curate(recipe: RecipeArg, override: Overrides = None, force: Force = None) -
     _execute(recipe, override, ["curate"], force)
 
 
+@app.command(name="select")
+def select_(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
+    """Value the training documents (the recipe's scorers) and choose what continued pretraining
+    sees within a budget. Writes RUN_DIR/select/."""
+    _execute(recipe, override, ["select"], force)
+
+
 @app.command()
 def index(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
     """Chunk and embed the curated documents into a faiss index. Writes RUN_DIR/index/."""
@@ -188,9 +195,10 @@ def index(recipe: RecipeArg, override: Overrides = None, force: Force = None) ->
 
 @app.command()
 def train(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
-    """Continued pretraining (facts kept, masked or replaced by search calls), then tool-use
-    fine-tuning. Writes RUN_DIR/train/."""
-    _execute(recipe, override, ["train.cpt", "train.tools"], force)
+    """Continued pretraining (facts kept, masked or replaced by search calls) on what the select stage
+    chose (every training document when select is off), then tool-use fine-tuning. Writes
+    RUN_DIR/select/ and RUN_DIR/train/."""
+    _execute(recipe, override, ["select", "train.cpt", "train.tools"], force)
 
 
 @app.command(name="eval")
@@ -354,9 +362,12 @@ def inspect(
         str | None,
         typer.Option(help="show a document exactly as the model is trained on it (masked spans, search calls)"),
     ] = None,
+    selection: Annotated[
+        bool, typer.Option("--selection", help="what the select stage chose and left, with scores and samples")
+    ] = False,
 ) -> None:
-    """What curation removed and why (drop reasons, samples, duplicate groups), and how a document
-    reads in training."""
+    """What curation removed and why (drop reasons, samples, duplicate groups), what selection chose,
+    and how a document reads in training."""
     from cogcore.curate.inspect import CurateFileError, cluster_lines, reason_lines, summary_lines
     from cogcore.runner import StageError
     from cogcore.stage_files import RunFileError
@@ -364,6 +375,10 @@ def inspect(
     try:
         if doc:
             lines = [_training_view(run_dir, doc)]
+        elif selection:
+            from cogcore.valuation.inspect import selection_lines
+
+            lines = selection_lines(run_dir)
         elif reason:
             lines = reason_lines(run_dir / "curate", reason)
         elif cluster_of:

@@ -529,6 +529,121 @@ class DistributedConfig(Section):
         return self
 
 
+class ProxyConfig(Section):
+    """A small decoder trained from scratch to value data (cogcore.valuation.proxy): ~0.8M
+    non-embedding parameters at the defaults, a few thousand tokens/s on 2 CPU cores; on a GPU,
+    100-300M-parameter shapes are the published choice. Its own BPE tokenizer is trained on the
+    corpus (`vocab_size`), so the output layer does not dominate a CPU's time."""
+
+    hidden: int = Field(128, ge=16, le=8192)
+    layers: int = Field(4, ge=1, le=64)
+    heads: int = Field(4, ge=1, le=128)
+    intermediate: int = Field(512, ge=16, le=32768)
+    seq_len: int = Field(128, ge=16, le=8192, description="tokens per row; a document is valued by its first seq_len")
+    vocab_size: int = Field(4096, ge=256, le=262_144, description="tokens of the proxy's own BPE tokenizer")
+    steps: int = Field(200, ge=1, le=1_000_000, description="optimizer steps per proxy")
+    batch_size: int = Field(16, ge=1, le=1024)
+    lr: float = Field(3e-3, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ProxyConfig:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        return self
+
+
+class ScorerConfig(Section):
+    enabled: bool = False
+
+
+class NgramScorerConfig(ScorerConfig):
+    buckets: int = Field(10_000, ge=16, le=4_000_000, description="hashed uni- and bigram slots")
+
+
+class ImportanceConfig(NgramScorerConfig):
+    """Target importance (DSIR): log p_target(n-grams) - log p_raw(n-grams) per document."""
+
+    per_ngram: bool = Field(True, description="divide by the document's n-grams (length-fair); false = DSIR's sum")
+
+
+class ClassifierConfig(NgramScorerConfig):
+    """A classifier of target text against raw text on hashed n-grams (DCLM's idea): P(target)."""
+
+    l2: float = Field(1e-3, gt=0, le=10)
+    raw_per_target: int = Field(4, ge=1, le=100, description="raw training documents sampled per target document")
+
+
+class PerplexityConfig(ScorerConfig):
+    """Loss under a proxy trained on the corpus itself; with `band`, only documents whose loss is in
+    that quantile band are selected (the rest: `outside_perplexity_band`)."""
+
+    band: tuple[float, float] = Field((0.0, 1.0), description="[low, high] quantiles of the loss to keep")
+
+    @model_validator(mode="after")
+    def _ordered_band(self) -> PerplexityConfig:
+        low, high = self.band
+        if not 0 <= low < high <= 1:
+            raise ValueError("band must be [low, high] with 0 <= low < high <= 1")
+        return self
+
+
+SCORERS = ("importance", "classifier", "perplexity", "excess_loss")
+
+
+class SelectConfig(Section):
+    """Data valuation and selection between curation and training: which training documents
+    continued pretraining sees. The index still covers every curated document."""
+
+    enabled: bool = False
+    target: str = Field(
+        "heldout",
+        description="what the data is valued toward: 'heldout' (the held-out split; "
+        "then the eval set is also the target), 'source:NAME' (a recipe source), or files (a path or "
+        "glob read like a source)",
+    )
+    importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    perplexity: PerplexityConfig = Field(default_factory=PerplexityConfig)
+    excess_loss: ScorerConfig = Field(
+        default_factory=ScorerConfig,
+        description="RHO-LOSS: loss under a proxy "
+        "trained on the corpus minus loss under a reference proxy trained on the target",
+    )
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    rank_by: Literal["importance", "classifier", "perplexity", "excess_loss"] | None = Field(
+        None,
+        description="the score that orders documents for the budget (higher first; perplexity: lower first); "
+        "default: the first enabled of importance, classifier, excess_loss, perplexity",
+    )
+    fraction: float | None = Field(None, gt=0, le=1, description="budget: share of the training documents")
+    tokens: int | None = Field(None, ge=1, description="budget: training tokens (base model's tokenizer)")
+    method: Literal["top_k", "gumbel"] = Field("top_k", description="gumbel: sample by exp(score / temperature)")
+    temperature: float = Field(1.0, gt=0, le=1000)
+    quotas: dict[str, float] = Field(
+        default_factory=dict, description="source name -> at most this share of the budget"
+    )
+
+    @model_validator(mode="after")
+    def _usable(self) -> SelectConfig:
+        if not self.enabled:
+            return self
+        enabled = [name for name in SCORERS if getattr(self, name).enabled]
+        if not enabled:
+            raise ValueError(f"enabled, but no scorer is: enable one of {', '.join(SCORERS)}")
+        if self.rank_by is not None and self.rank_by not in enabled:
+            raise ValueError(f"rank_by: {self.rank_by!r} is not enabled; enabled: {', '.join(enabled)}")
+        if (self.fraction is None) == (self.tokens is None):
+            raise ValueError("set exactly one budget: fraction (a share of the documents) or tokens")
+        bad = {k: v for k, v in self.quotas.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"quotas must be shares in [0, 1]: {bad}")
+        return self
+
+    def ranking_scorer(self) -> str:
+        order = ("importance", "classifier", "excess_loss", "perplexity")
+        return self.rank_by or next(name for name in order if getattr(self, name).enabled)
+
+
 class TrainConfig(Section):
     cpt: CptTrainConfig = Field(default_factory=CptTrainConfig)
     tools: ToolsTrainConfig = Field(default_factory=ToolsTrainConfig)
@@ -682,6 +797,7 @@ class Recipe(Section):
     curate: CurateConfig = Field(default_factory=CurateConfig)
     facts: FactsConfig = Field(default_factory=FactsConfig)
     index: IndexConfig
+    select: SelectConfig = Field(default_factory=SelectConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
@@ -695,6 +811,19 @@ class Recipe(Section):
         if repeated:
             raise ValueError(f"tool name(s) {repeated} declared more than once")
         return v
+
+    @model_validator(mode="after")
+    def _select_names_sources(self) -> Recipe:
+        names = [s.name for s in self.sources]
+        unknown = sorted(set(self.select.quotas) - set(names))
+        if unknown:
+            raise ValueError(f"select.quotas: {unknown} are not source names; sources: {', '.join(names)}")
+        target = self.select.target
+        if target.startswith("source:") and target.removeprefix("source:") not in names:
+            raise ValueError(
+                f"select.target: no source named {target.removeprefix('source:')!r}; sources: {', '.join(names)}"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -727,6 +856,9 @@ class Recipe(Section):
             replay["path"] = resolve_path(replay["path"], base, glob_ok=True)
         tools = data["train"]["tools"]
         tools["conversation_files"] = [resolve_path(f, base) for f in tools["conversation_files"]]
+        target = data["select"]["target"]
+        if target != "heldout" and not target.startswith("source:"):
+            data["select"]["target"] = resolve_path(target, base, glob_ok=True)
         data["run_dir"] = str(self.run_path(cwd).parent)
         if data["report"]["reference"] is not None:
             data["report"]["reference"] = resolve_path(data["report"]["reference"], cwd)
@@ -943,6 +1075,12 @@ def check_recipe_paths(recipe: Recipe, base: Path) -> None:
             resolve_path(recipe.train.cpt.replay.path, base, glob_ok=True)
     except ResourceError as e:
         problems.append(f"train.cpt.replay.path: {e}")
+    target = recipe.select.target
+    if target != "heldout" and not target.startswith("source:"):
+        try:
+            resolve_path(target, base, glob_ok=True)
+        except ResourceError as e:
+            problems.append(f"select.target: {e}")
     for i, f in enumerate(recipe.train.tools.conversation_files):
         try:
             resolve_path(f, base)

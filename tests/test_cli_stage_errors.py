@@ -174,6 +174,7 @@ def test_stages_declare_whether_they_resume(recipe, tmp_path):
     assert {s.name: s.resumes for s in stages} == {
         "curate": True,
         "index": False,
+        "select": True,
         "train.cpt": True,
         "train.tools": True,
         "eval": False,

@@ -21,7 +21,7 @@ from pathlib import Path
 import cogcore
 
 ROOT = Path(cogcore.__file__).parent
-STAGE_PACKAGES = {"curate", "retrieval", "train", "eval"}
+STAGE_PACKAGES = {"curate", "retrieval", "valuation", "train", "eval"}
 SHARED_READS_STAGE_PACKAGES = {"cogcore.recipe": {"curate", "eval"}}  # the names it validates against
 # The search tool's definition and its hits: what every stage (and the model's runtime) searches with.
 SEARCH_TOOL = {"cogcore.retrieval.tool", "cogcore.retrieval.hits"}

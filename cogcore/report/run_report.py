@@ -38,11 +38,13 @@ from cogcore.report.run_files import (
     read_model_config,
     read_recipe,
     read_results,
+    read_select_stats,
     read_train_metrics,
     report_settings,
 )
 from cogcore.resources import ResourceError, resolve_path
 from cogcore.train.metrics import LoggedStep, TrainMetrics
+from cogcore.valuation.selection_files import SelectStats
 
 NOT_RUN = "Not run: {} is missing from the run directory."
 
@@ -144,6 +146,55 @@ def _funnel_row(step) -> list:
         step.seconds,
         holds,
     ]
+
+
+def _select_section(stats: SelectStats | None) -> list:
+    """What the select stage valued and chose: only where it ran with `select.enabled`."""
+    if stats is None or not stats.enabled:
+        return []
+    budget = ", ".join(f"{k} {v}" for k, v in stats.budget.items())
+    reasons = ", ".join(f"{r}: {n}" for r, n in stats.not_selected.items()) or "none"
+    blocks = [
+        Heading("Data valuation"),
+        Paragraph(
+            f"{format_value(stats.docs_in)} training documents in, {format_value(stats.selected)} selected "
+            f"({format_value(stats.tokens_selected)} of {format_value(stats.tokens_in)} tokens), ranked by "
+            f"{stats.rank_by} toward {stats.target} ({format_value(stats.target_docs)} documents); budget: {budget}; "
+            f"not selected: {reasons}. Every document is accounted for: in = selected + not selected. "
+            f"Samples: cogcore inspect RUN --selection."
+        ),
+        Table(
+            ["source", "documents", "selected", "share selected"],
+            [
+                [s, c["in"], c["selected"], f"{c['selected'] / c['in']:.0%}" if c["in"] else "–"]
+                for s, c in stats.by_source.items()
+            ],
+        ),
+    ]
+    rows = [[name, source, *q] for name, by_source in stats.quantiles.items() for source, q in by_source.items() if q]
+    if rows:
+        blocks.append(Heading("Scores by source (min, quartiles, max)", 3))
+        blocks.append(Table(["scorer", "source", "min", "25%", "median", "75%", "max"], rows))
+    proxies = [
+        [
+            name,
+            role,
+            log.get("docs"),
+            log.get("tokens"),
+            log.get("tokens_per_s"),
+            log.get("first_loss"),
+            log.get("final_loss"),
+        ]
+        for name, info in stats.scorers.items()
+        if isinstance(info, dict)
+        for role, log in info.items()
+        if role in ("proxy", "reference") and isinstance(log, dict) and "tokens" in log
+    ]
+    if proxies:
+        blocks.append(
+            Table(["scorer", "proxy", "documents", "tokens", "tokens/s", "first loss", "final loss"], proxies)
+        )
+    return blocks
 
 
 def _facts_blocks(facts: dict) -> list:
@@ -677,6 +728,7 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     settings = report_settings(recipe, run_dir / RECIPE)
     manifest = read_manifest(run_dir)
     stats = read_curate_stats(run_dir)
+    selection = read_select_stats(run_dir)
     train = {stage: read_train_metrics(run_dir, stage) for stage in TRAIN_STAGES}
     results = read_results(run_dir)
     config = read_model_config(run_dir)
@@ -693,6 +745,7 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     ]
     blocks += _guarded("Stages", lambda: _stage_section(manifest))
     blocks += _guarded("Data", lambda: _curate_section(stats))
+    blocks += _guarded("Data valuation", lambda: _select_section(selection))
     blocks += _guarded("Training", lambda: _training_section(train, settings))
     blocks += _guarded("Evaluation", lambda: _eval_section(results))
     cost_data = {"rows": []}

@@ -20,11 +20,12 @@ from cogcore.curate.readers import list_files
 from cogcore.recipe import Recipe
 from cogcore.runner import Stage, file_stamp
 
-ORDER = ("curate", "index", "train.cpt", "train.tools", "eval", "report")
+ORDER = ("curate", "index", "select", "train.cpt", "train.tools", "eval", "report")
 COMMAND_STAGES = {
     "curate": ["curate"],
     "index": ["index"],
-    "train": ["train.cpt", "train.tools"],
+    "select": ["select"],
+    "train": ["select", "train.cpt", "train.tools"],  # select is what train.cpt trains on (off: a one-line record)
     "eval": ["eval"],
     "report": ["report"],
 }
@@ -43,9 +44,16 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         ),  # a killed run skips the shards it finished
         # A killed index build embeds every chunk again (nothing is kept between batches).
         Stage("index", "index", ("curate",), _runs("index", recipe, run), index_inputs(recipe)),
+        # Each scorer's scores and each proxy are kept as they finish: a killed run computes the rest.
+        Stage("select", "select", ("curate",), _runs("select", recipe, run), select_inputs(recipe), resumes=True),
         Stage(
-            "train.cpt", "train/cpt", ("curate",), _runs("cpt", recipe, run), cpt_inputs(recipe), resumes=True
-        ),  # from its last checkpoint
+            "train.cpt",
+            "train/cpt",
+            ("curate", "select"),
+            _runs("cpt", recipe, run),
+            cpt_inputs(recipe),
+            resumes=True,  # from its last checkpoint
+        ),
         Stage(
             "train.tools",
             "train/tools",
@@ -65,7 +73,7 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         Stage(
             "report",
             "report",
-            ("curate", "index", "train.cpt", "train.tools", "eval"),
+            ("curate", "index", "select", "train.cpt", "train.tools", "eval"),
             _runs("report", recipe, run),
             {"report": recipe.report.model_dump(mode="json")},
         ),
@@ -97,6 +105,18 @@ def index_inputs(recipe: Recipe) -> dict:
     if index.reranker:
         stamps["reranker"] = file_stamp(index.reranker)
     return {"index": index.model_dump(mode="json"), **stamps}
+
+
+def select_inputs(recipe: Recipe) -> dict:
+    select = recipe.select
+    inputs = {
+        "select": select.model_dump(mode="json"),
+        "seed": recipe.seed,
+        "base_model": recipe.base_model.model_dump(mode="json"),
+    }  # its tokenizer counts the budget
+    if select.enabled and select.target != "heldout" and not select.target.startswith("source:"):
+        inputs["target_files"] = [file_stamp(f) for f in list_files(select.target)]
+    return inputs
 
 
 def cpt_inputs(recipe: Recipe) -> dict:

@@ -27,6 +27,7 @@ from cogcore.train.metrics import METRICS_FILE, TrainMetrics
 from cogcore.train.toolformer import select_calls
 from cogcore.train.trainer import TrainSettings, check_method
 from cogcore.train.training_docs import TRAINING_DOCS_FILE, write_training_docs
+from cogcore.valuation.selection_files import selected_ids
 
 
 def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
@@ -44,6 +45,10 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         **cpt_inputs(recipe),
         "docs": file_sha256(run_dir / "curate" / "docs.jsonl"),
         "facts": file_sha256(run_dir / "curate" / "facts.jsonl"),
+        # what the select stage chose (it may be off: then its stats say so)
+        "selection": [
+            file_sha256(f) for f in sorted((run_dir / "select").glob("*.*")) if f.suffix in (".json", ".parquet")
+        ],
     }
     rows, counts = cached_rows(folder, key, lambda counts: training_rows(recipe, run_dir, folder, model, tok, counts))
     # 3. Train (here, or in several processes), then record what was trained on.
@@ -88,6 +93,9 @@ def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
     filter's calls chosen, rebalancing's repeats made; what changed is written for `cogcore inspect`."""
     corpus = load_corpus(run_dir)
     docs, facts = corpus.split(TRAIN), corpus.facts_in(TRAIN)
+    chosen = selected_ids(run_dir / "select")  # None: the select stage is off, every training document
+    if chosen is not None:
+        docs, facts = [d for d in docs if d["id"] in chosen], [f for f in facts if f["doc_id"] in chosen]
     if recipe.facts.canaries.count:
         docs, facts = plant_canaries(recipe, docs, facts, folder, counts)
     calls = None

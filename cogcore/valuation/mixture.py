@@ -1,0 +1,155 @@
+"""Mixture weights over groups of documents (sources, clusters, replay), moved by what helps the
+held-out target, with guards against the ways such loops fail.
+
+One update rule, two signals. Each `every` steps the weights take an exponentiated-gradient step,
+w_g <- w_g * exp(eta * s_g) (normalized), where the signal s_g says how much group g is worth now:
+
+- `alignment` (online, the bi-level loop; DoGE, Fan et al. 2023): the dot product of the gradient
+  of group g's loss with the gradient of the held-out target loss, i.e. the first-order estimate of
+  how much a step on g lowers the held-out loss. The inner loop trains on the mixture; this outer
+  step moves it toward the groups whose gradients point where the target wants to go.
+- `excess_loss` (DoReMi, Xie et al. 2023): the proxy's loss on g minus a reference model's,
+  clipped at 0: how much the model still has to learn on g that is learnable.
+
+Known failure modes, from the users of these methods: weights that collapse to one group (one-hot),
+that oscillate without converging, and that do not transfer to another model or tokenizer. Guards:
+signals are standardized before the step (a scale-free eta); every step mixes in `smoothing` of the
+uniform mixture (DoReMi's c); no weight falls below `floor`; the weights returned for later use are
+the average over the trajectory, not the last step (DoReMi's choice, which damps oscillation); the
+whole trajectory is kept for the report. Transfer across tokenizers is not guarded here: the signals
+are per group, not per token, and the report shows the weights so a user can judge.
+
+    mix = OnlineMixture(["bank", "web", "junk"], eta=0.5, floor=0.05)
+    sampler = GroupSampler(rows_by_group, mix, batch_size=16, seed=0)
+    ... every N steps: mix.update(alignment_signal(model, probe_batches, heldout_rows))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+SIGNALS = ("alignment", "excess_loss")
+
+
+def guarded(weights: np.ndarray, floor: float, smoothing: float) -> np.ndarray:
+    """Weights mixed with uniform, then lifted to `floor`, summing to 1."""
+    k = len(weights)
+    if floor * k > 1:
+        raise ValueError(f"a floor of {floor} for {k} groups sums past 1; at most {1 / k:.3f}")
+    w = (1 - smoothing) * weights / weights.sum() + smoothing / k
+    for _ in range(k):  # lifting some to the floor shrinks the others; a few rounds settle it
+        low = w < floor
+        if not low.any():
+            break
+        free = 1 - floor * low.sum()
+        w = np.where(low, floor, w * free / w[~low].sum())
+    return w
+
+
+@dataclass
+class OnlineMixture:
+    groups: list[str]
+    eta: float = 0.5
+    floor: float = 0.02
+    smoothing: float = 0.05
+    weights: np.ndarray | None = None
+    trajectory: list[list[float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.weights is None:
+            self.weights = np.full(len(self.groups), 1 / len(self.groups))
+        self.weights = guarded(np.asarray(self.weights, dtype=np.float64), self.floor, self.smoothing)
+        self.trajectory.append(self.weights.tolist())
+
+    def update(self, signal: dict[str, float]) -> np.ndarray:
+        """One exponentiated-gradient step on standardized signals (groups missing from `signal` get 0)."""
+        s = np.array([signal.get(g, 0.0) for g in self.groups], dtype=np.float64)
+        spread = s.std()
+        s = (s - s.mean()) / spread if spread > 0 else np.zeros_like(s)
+        self.weights = guarded(self.weights * np.exp(self.eta * s), self.floor, self.smoothing)
+        self.trajectory.append(self.weights.tolist())
+        return self.weights
+
+    def average(self) -> dict[str, float]:
+        """The mean of the trajectory: the weights to hand on (see the module docstring)."""
+        return dict(zip(self.groups, np.mean(self.trajectory, axis=0).tolist()))
+
+    def current(self) -> dict[str, float]:
+        return dict(zip(self.groups, self.weights.tolist()))
+
+
+class GroupSampler:
+    """Batches whose rows are drawn group by group in the mixture's current weights; each group's rows
+    are read in a seeded shuffled order, epoch after epoch. The weights are read at every batch, so a
+    mixture updated between steps takes effect at once."""
+
+    def __init__(
+        self, rows: dict[str, np.ndarray], mixture: OnlineMixture | dict[str, float], batch_size: int, seed: int = 0
+    ):
+        empty = [g for g, r in rows.items() if len(r) == 0]
+        if empty:
+            raise ValueError(f"groups with no rows: {', '.join(empty)}")
+        self.rows, self.mixture, self.batch_size = rows, mixture, batch_size
+        self.rng = np.random.default_rng(seed)
+        self._orders = {g: iter(()) for g in rows}
+        self.drawn = dict.fromkeys(rows, 0)
+
+    def _weights(self) -> tuple[list[str], np.ndarray]:
+        current = self.mixture.current() if isinstance(self.mixture, OnlineMixture) else self.mixture
+        groups = [g for g in self.rows if current.get(g, 0) > 0]
+        w = np.array([current[g] for g in groups], dtype=np.float64)
+        return groups, w / w.sum()
+
+    def _next_row(self, group: str) -> np.ndarray:
+        i = next(self._orders[group], None)
+        if i is None:
+            self._orders[group] = iter(self.rng.permutation(len(self.rows[group])).tolist())
+            i = next(self._orders[group])
+        self.drawn[group] += 1
+        return self.rows[group][i]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        groups, w = self._weights()
+        picks = self.rng.choice(len(groups), size=self.batch_size, p=w)
+        return np.stack([self._next_row(groups[i]) for i in picks])
+
+
+def _flat_grad(model, rows: np.ndarray) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    batch = torch.from_numpy(rows)
+    model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss.backward()
+    grad = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+    model.zero_grad(set_to_none=True)
+    return grad
+
+
+def alignment_signal(model, probes: dict[str, np.ndarray], heldout: np.ndarray) -> dict[str, float]:
+    """Per group: <grad of its loss, grad of the held-out loss> on a probe batch of each (DoGE)."""
+    was_training = model.training
+    model.train()
+    target = _flat_grad(model, heldout)
+    signal = {g: float(_flat_grad(model, rows) @ target) for g, rows in probes.items()}
+    model.train(was_training)
+    return signal
+
+
+def excess_loss_signal(losses: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """Per group: max(proxy loss - reference loss, 0) (DoReMi)."""
+    return {g: max(losses[g] - reference[g], 0.0) for g in losses}
+
+
+def probe_batches(rows: dict[str, np.ndarray], size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {g: r[rng.choice(len(r), size=min(size, len(r)), replace=False)] for g, r in rows.items()}
+
+
+def stratified(groups: Sequence[str], counts: dict[str, int]) -> dict[str, float]:
+    """Weights proportional to each group's size: the natural mixture."""
+    total = sum(counts[g] for g in groups)
+    return {g: counts[g] / total for g in groups}
