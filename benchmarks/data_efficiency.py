@@ -16,11 +16,14 @@ The corpus, built offline and deterministically:
 
 Every arm trains the same proxy (4,096-token BPE tokenizer, a small Llama, cogcore.valuation.proxy)
 for the same number of steps on the documents it chose, where each arm may choose `--budget` of the
-pool's tokens. Arms: `uniform` (a random sample), `stratified` (equal tokens per source), `oracle`
-(junk removed, banking first), `dsir` (target importance), `classifier` (target vs raw), `rho`
-(excess loss: a proxy trained on a uniform sample minus a reference proxy trained on the target
-examples), `online` (the whole pool by source, mixture weights moved every 10 steps by gradient
-alignment with the target examples' loss: the bi-level loop), and `classifier+online`.
+pool's tokens (by default what the steps train on: one epoch). Arms: `uniform` (a random sample),
+`stratified` (equal tokens per source), `oracle` (what labels would buy: junk removed, banking
+first, at most 20% general text), `dsir` (target importance), `classifier` (target vs raw),
+`classifier+quotas` (the classifier's best of each source, the sources kept in the pool's
+proportions), `rho` (excess loss: a proxy trained on a uniform sample minus a reference proxy
+trained on the target examples), `online` (the whole pool by source, mixture weights moved every
+10 steps by gradient alignment with the target examples' loss: the bi-level loop), and
+`classifier+online`.
 
 Printed per arm: final held-out target loss (mean over seeds, and per seed), tokens to reach the
 uniform arm's final target loss (as a share of the budget, with and without the valuation's own
@@ -55,8 +58,19 @@ from cogcore.valuation.selection import Budget, select_documents  # noqa: E402
 BANKING = "package:inspect_evals/tau2/data/domains/banking_knowledge/documents.json.gz"
 GENERAL_DIRS = ["/usr/share/doc/python3.11/html/library", "/usr/share/doc/postgresql-doc-15/html"]
 SHAPE = ProxyShape(hidden=96, layers=3, heads=4, intermediate=384, seq_len=128)
-ARMS = ("uniform", "stratified", "oracle", "dsir", "classifier", "rho", "online", "classifier+online")
+ARMS = (
+    "uniform",
+    "stratified",
+    "oracle",
+    "dsir",
+    "classifier",
+    "classifier+quotas",
+    "rho",
+    "online",
+    "classifier+online",
+)
 EVAL_EVERY = 10
+ORACLE_GENERAL_SHARE = 0.2  # the oracle's "target-heavy mix": at most this share of its budget is general text
 
 
 def _bucket(key: str) -> float:
@@ -154,15 +168,17 @@ def select(arm: str, corpus: dict, tok, tokens: np.ndarray, args, seed: int) -> 
         quotas = None
     elif arm == "stratified":
         choice, quotas = rng.random(len(pool)), {"bank": 0.5, "docs": 0.5}
-    elif arm == "oracle":
-        choice = np.array([-1.0 if d.get("junk") else (2.0 if d["source"] == "bank" else 1.0) for d in pool])
+    elif arm == "oracle":  # what labels would buy: no junk, the target's own source first, a little general text
+        choice = np.array([np.nan if d.get("junk") else (2.0 if d["source"] == "bank" else 1.0) for d in pool])
         choice = choice + rng.random(len(pool)) * 0.1
-        quotas = None
+        quotas = {"docs": ORACLE_GENERAL_SHARE}
     elif arm == "dsir":
         choice, quotas = ImportanceModel.fit(target, texts).score(texts, per_ngram=True), None
-    elif arm in ("classifier", "classifier+online"):
+    elif arm in ("classifier", "classifier+online", "classifier+quotas"):
         raw = [texts[i] for i in rng.choice(len(texts), size=min(len(texts), 4 * len(target)), replace=False)]
         choice, quotas = QualityClassifier.fit(target, raw).score(texts), None
+        if arm == "classifier+quotas":  # the best of each source, in the pool's own proportions
+            quotas = {g: float(tokens[[x == g for x in groups]].sum() / tokens.sum()) for g in set(groups)}
     elif arm == "rho":
         choice, cost_tokens = (
             rho_scores(tok, texts, target, args, seed),
@@ -258,7 +274,12 @@ def main() -> None:
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--steps", type=int, default=120, help="optimizer steps per arm (batch x 128 tokens each)")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--budget", type=float, default=0.35, help="share of the pool's tokens an arm may choose")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="share of the pool's tokens an arm may choose (default: what the steps train on, one epoch)",
+    )
     p.add_argument("--proxy-steps", type=int, default=60, help="steps of each proxy the rho scorer trains")
     p.add_argument("--pages", type=int, default=150, help="documentation pages per folder")
     p.add_argument("--work", type=Path, default=Path("runs/bench-data-efficiency"))
@@ -270,6 +291,8 @@ def main() -> None:
     junk = np.array([bool(d.get("junk")) for d in pool])
     tok = train_tokenizer([d["text"] for d in pool + corpus["target"]], vocab_size=4096)
     tokens = np.array([len(ids) for ids in tok([d["text"] for d in pool], add_special_tokens=False)["input_ids"]])
+    if args.budget is None:
+        args.budget = min(1.0, args.steps * args.batch * SHAPE.seq_len / tokens.sum())
     evals = {
         "target": token_rows(tok, [d["text"] for d in corpus["held_target"]], SHAPE.seq_len)[:64],
         "general": token_rows(tok, [d["text"] for d in corpus["held_general"]], SHAPE.seq_len)[:64],

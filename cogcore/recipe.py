@@ -590,6 +590,21 @@ class PerplexityConfig(ScorerConfig):
 SCORERS = ("importance", "classifier", "perplexity", "excess_loss")
 
 
+class MixtureConfig(Section):
+    """Weights over groups (the sources) learned on a proxy: the inner loop trains on the mixture, the
+    outer loop moves the weights every `every` steps (`alignment`: toward the groups whose gradient
+    agrees with the target's, DoGE; `excess_loss`: toward the groups where the proxy trails a
+    reference trained on the natural mix, DoReMi). train.cpt then resamples its documents so each
+    group's share of the tokens follows the weights (averaged over the run)."""
+
+    method: Literal["none", "alignment", "excess_loss"] = "none"
+    every: int = Field(10, ge=1, le=100_000, description="proxy steps between weight updates")
+    eta: float = Field(0.5, gt=0, le=100, description="step size on standardized signals")
+    floor: float = Field(0.05, ge=0, lt=1, description="no group's weight falls below this")
+    smoothing: float = Field(0.05, ge=0, le=1, description="share of the uniform mixture mixed in at every update")
+    max_repeat: int = Field(4, ge=1, le=100, description="train.cpt repeats a group's documents at most this often")
+
+
 class SelectConfig(Section):
     """Data valuation and selection between curation and training: which training documents
     continued pretraining sees. The index still covers every curated document."""
@@ -622,26 +637,31 @@ class SelectConfig(Section):
     quotas: dict[str, float] = Field(
         default_factory=dict, description="source name -> at most this share of the budget"
     )
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)
 
     @model_validator(mode="after")
     def _usable(self) -> SelectConfig:
         if not self.enabled:
             return self
         enabled = [name for name in SCORERS if getattr(self, name).enabled]
-        if not enabled:
-            raise ValueError(f"enabled, but no scorer is: enable one of {', '.join(SCORERS)}")
+        mixing = self.mixture.method != "none"
+        if not enabled and not mixing:
+            raise ValueError(f"enabled, but no scorer is: enable one of {', '.join(SCORERS)} (or a mixture)")
         if self.rank_by is not None and self.rank_by not in enabled:
-            raise ValueError(f"rank_by: {self.rank_by!r} is not enabled; enabled: {', '.join(enabled)}")
-        if (self.fraction is None) == (self.tokens is None):
+            raise ValueError(f"rank_by: {self.rank_by!r} is not enabled; enabled: {', '.join(enabled) or 'none'}")
+        if enabled and (self.fraction is None) == (self.tokens is None):
             raise ValueError("set exactly one budget: fraction (a share of the documents) or tokens")
+        if not enabled and (self.fraction, self.tokens) not in ((None, None), (1.0, None)):
+            raise ValueError("a budget needs a scorer to rank by: enable one, or leave fraction and tokens unset")
         bad = {k: v for k, v in self.quotas.items() if not 0 <= v <= 1}
         if bad:
             raise ValueError(f"quotas must be shares in [0, 1]: {bad}")
         return self
 
-    def ranking_scorer(self) -> str:
+    def ranking_scorer(self) -> str | None:
+        """The scorer that orders documents; None when no scorer is on (every document is kept)."""
         order = ("importance", "classifier", "excess_loss", "perplexity")
-        return self.rank_by or next(name for name in order if getattr(self, name).enabled)
+        return self.rank_by or next((name for name in order if getattr(self, name).enabled), None)
 
 
 class TrainConfig(Section):

@@ -23,12 +23,13 @@ from cogcore.eval.results import RESULTS_FILE, EvalResults
 from cogcore.recipe import ReportConfig
 from cogcore.stage_files import RunFileError, read_json_object
 from cogcore.train.metrics import METRICS_FILE, TrainMetrics
-from cogcore.valuation.selection_files import SelectStats
+from cogcore.valuation.selection_files import MixtureRecord, SelectStats
 
 RECIPE = "recipe.resolved.yaml"
 MANIFEST = "manifest.json"
 CURATE_STATS = f"curate/{STATS_FILE}"
 SELECT_STATS = "select/stats.json"
+SELECT_MIXTURE = "select/mixture.json"
 TRAIN_STAGES = ("cpt", "tools")
 MODEL_CONFIG = "train/tools/model/config.json"  # the final model's, as transformers wrote it
 RESULTS = f"eval/{RESULTS_FILE}"
@@ -86,6 +87,10 @@ def read_curate_stats(run_dir: Path) -> CurateStats | None:
 
 def read_select_stats(run_dir: Path) -> SelectStats | None:
     return SelectStats.read(run_dir / SELECT_STATS)
+
+
+def read_mixture(run_dir: Path) -> MixtureRecord | None:
+    return MixtureRecord.read(run_dir / SELECT_MIXTURE)
 
 
 def read_train_metrics(run_dir: Path, stage: str) -> TrainMetrics | None:

@@ -35,6 +35,7 @@ from cogcore.report.run_files import (
     read_curate_stats,
     read_json,
     read_manifest,
+    read_mixture,
     read_model_config,
     read_recipe,
     read_results,
@@ -44,7 +45,7 @@ from cogcore.report.run_files import (
 )
 from cogcore.resources import ResourceError, resolve_path
 from cogcore.train.metrics import LoggedStep, TrainMetrics
-from cogcore.valuation.selection_files import SelectStats
+from cogcore.valuation.selection_files import MixtureRecord, SelectStats
 
 NOT_RUN = "Not run: {} is missing from the run directory."
 
@@ -195,6 +196,23 @@ def _select_section(stats: SelectStats | None) -> list:
             Table(["scorer", "proxy", "documents", "tokens", "tokens/s", "first loss", "final loss"], proxies)
         )
     return blocks
+
+
+def _mixture_blocks(record: MixtureRecord | None) -> list:
+    """Group weights learned on a proxy (select.mixture): natural, first update, average, last."""
+    if record is None:
+        return []
+    first = dict(zip(record.groups, record.trajectory[1] if len(record.trajectory) > 1 else record.trajectory[0]))
+    rows = [[g, record.natural.get(g), first[g], record.weights[g], record.final[g]] for g in record.groups]
+    return [
+        Heading(f"Mixture weights ({record.method})", 3),
+        Table(["source", "natural share", "after the first update", "average (used)", "last"], rows),
+        Paragraph(
+            f"{len(record.trajectory) - 1} updates on a proxy ({record.proxy.get('tokens'):,} tokens, "
+            f"loss {record.proxy.get('first_loss'):.3f} to {record.proxy.get('final_loss'):.3f}); train.cpt resampled "
+            f"each source to the average weights (at most {record.settings.get('max_repeat')} repeats)."
+        ),
+    ]
 
 
 def _facts_blocks(facts: dict) -> list:
@@ -729,6 +747,7 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     manifest = read_manifest(run_dir)
     stats = read_curate_stats(run_dir)
     selection = read_select_stats(run_dir)
+    mixture = read_mixture(run_dir)
     train = {stage: read_train_metrics(run_dir, stage) for stage in TRAIN_STAGES}
     results = read_results(run_dir)
     config = read_model_config(run_dir)
@@ -745,7 +764,7 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     ]
     blocks += _guarded("Stages", lambda: _stage_section(manifest))
     blocks += _guarded("Data", lambda: _curate_section(stats))
-    blocks += _guarded("Data valuation", lambda: _select_section(selection))
+    blocks += _guarded("Data valuation", lambda: _select_section(selection) + _mixture_blocks(mixture))
     blocks += _guarded("Training", lambda: _training_section(train, settings))
     blocks += _guarded("Evaluation", lambda: _eval_section(results))
     cost_data = {"rows": []}

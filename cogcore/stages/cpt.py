@@ -27,7 +27,8 @@ from cogcore.train.metrics import METRICS_FILE, TrainMetrics
 from cogcore.train.toolformer import select_calls
 from cogcore.train.trainer import TrainSettings, check_method
 from cogcore.train.training_docs import TRAINING_DOCS_FILE, write_training_docs
-from cogcore.valuation.selection_files import selected_ids
+from cogcore.valuation.mixture import resample_by_weight
+from cogcore.valuation.selection_files import MIXTURE_FILE, MixtureRecord, document_tokens, selected_ids
 
 
 def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
@@ -96,6 +97,17 @@ def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
     chosen = selected_ids(run_dir / "select")  # None: the select stage is off, every training document
     if chosen is not None:
         docs, facts = [d for d in docs if d["id"] in chosen], [f for f in facts if f["doc_id"] in chosen]
+    mixture = MixtureRecord.read(run_dir / "select" / MIXTURE_FILE)
+    if mixture is not None:  # each source's share of the tokens moved to the learned weights
+        tokens = document_tokens(run_dir / "select")
+        docs, counts["mixture"] = resample_by_weight(
+            docs,
+            [tokens[d["id"]] for d in docs],
+            mixture.weights,
+            group_of=lambda d: d["source"],
+            seed=recipe.seed,
+            max_repeat=mixture.settings["max_repeat"],
+        )
     if recipe.facts.canaries.count:
         docs, facts = plant_canaries(recipe, docs, facts, folder, counts)
     calls = None

@@ -18,9 +18,16 @@ from cogcore.models import ModelSpec
 from cogcore.recipe import Recipe
 from cogcore.stages.corpus import HELDOUT, TRAIN, load_corpus
 from cogcore.stages.inputs import check_training_split, curated_splits
-from cogcore.valuation.scoring import ProxySettings, ScorerSettings, score_documents
+from cogcore.valuation.scoring import ProxySettings, ScorerSettings, learn_group_weights, score_documents
 from cogcore.valuation.selection import SELECTED, Budget, select_documents
-from cogcore.valuation.selection_files import SCORES_FILE, STATS_FILE, SelectStats, write_scores
+from cogcore.valuation.selection_files import (
+    MIXTURE_FILE,
+    SCORES_FILE,
+    STATS_FILE,
+    MixtureRecord,
+    SelectStats,
+    write_scores,
+)
 
 OUTSIDE_BAND = "outside_perplexity_band"
 
@@ -39,10 +46,36 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     tokens = _token_counts(recipe, texts)
     target = target_texts(recipe, corpus)
     # 2. Every enabled scorer (each saved as it finishes: a killed stage resumes after the last).
-    scorers = ScorerSettings.from_section(cfg)
-    scores, cost = score_documents(texts, target, scorers, ProxySettings.from_section(cfg.proxy), folder, recipe.seed)
+    proxy = ProxySettings.from_section(cfg.proxy)
+    scores, cost = score_documents(texts, target, ScorerSettings.from_section(cfg), proxy, folder, recipe.seed)
     # 3. The budget spent in the order of the ranking score, every document accounted for.
+    selected, reasons = choose(recipe, docs, tokens, scores)
+    # 4. Group weights for what was chosen, learned on a proxy (train.cpt resamples by them).
+    if cfg.mixture.method != "none":
+        by_group: dict[str, list[str]] = {}
+        for d, keep in zip(docs, selected):
+            if keep:
+                by_group.setdefault(d["source"], []).append(d["text"])
+        learned = learn_group_weights(by_group, target, cfg.mixture, proxy, folder, recipe.seed)
+        MixtureRecord(method=cfg.mixture.method, settings=cfg.mixture.model_dump(mode="json"), **learned).write(
+            folder / MIXTURE_FILE
+        )
+    columns = {"doc_id": [d["id"] for d in docs], "source": [d["source"] for d in docs], "tokens": tokens.tolist()}
+    columns.update({name: values.tolist() for name, values in scores.items()})
+    columns.update(selected=selected.tolist(), reason=reasons)
+    write_scores(folder / SCORES_FILE, columns)
+    _stats(recipe, docs, tokens, target, scores, cost, selected, reasons, time.perf_counter() - began).write(
+        folder / STATS_FILE
+    )
+
+
+def choose(recipe: Recipe, docs: list[dict], tokens: np.ndarray, scores: dict[str, np.ndarray]):
+    """(selected mask, reason per document): the budget spent in the order of the ranking score; with
+    no scorer on (a mixture alone), every document."""
+    cfg = recipe.select
     rank_by = cfg.ranking_scorer()
+    if rank_by is None:
+        return np.ones(len(docs), dtype=bool), [SELECTED] * len(docs)
     ranking = scores[rank_by] if rank_by != "perplexity" else -scores[rank_by]  # lower loss first
     ranking = np.where(_outside_band(cfg, scores), np.nan, ranking)
     chosen = select_documents(
@@ -56,13 +89,7 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         seed=recipe.seed,
     )
     reasons = [OUTSIDE_BAND if np.isnan(ranking[i]) and r != SELECTED else r for i, r in enumerate(chosen.reasons)]
-    columns = {"doc_id": [d["id"] for d in docs], "source": [d["source"] for d in docs], "tokens": tokens.tolist()}
-    columns.update({name: values.tolist() for name, values in scores.items()})
-    columns.update(selected=chosen.selected.tolist(), reason=reasons)
-    write_scores(folder / SCORES_FILE, columns)
-    _stats(recipe, docs, tokens, target, scores, cost, chosen.selected, reasons, time.perf_counter() - began).write(
-        folder / STATS_FILE
-    )
+    return chosen.selected, reasons
 
 
 def target_texts(recipe: Recipe, corpus) -> list[str]:
@@ -111,7 +138,7 @@ def _stats(recipe: Recipe, docs, tokens, target, scores, cost, selected, reasons
     }
     settings = cfg.model_dump(mode="json")
     scorers = {name: {"settings": settings.get(name), **cost.get(name, {})} for name in scores}
-    budget = {"fraction": cfg.fraction} if cfg.fraction is not None else {"tokens": cfg.tokens}
+    budget = {k: v for k, v in {"fraction": cfg.fraction, "tokens": cfg.tokens}.items() if v is not None}
     return SelectStats(
         enabled=True,
         docs_in=len(docs),

@@ -153,3 +153,77 @@ def stratified(groups: Sequence[str], counts: dict[str, int]) -> dict[str, float
     """Weights proportional to each group's size: the natural mixture."""
     total = sum(counts[g] for g in groups)
     return {g: counts[g] / total for g in groups}
+
+
+def learn_mixture(
+    rows: dict[str, np.ndarray],
+    target: np.ndarray,
+    train,
+    signal: str,
+    steps: int,
+    batch_size: int,
+    every: int,
+    mixture: OnlineMixture,
+    seed: int,
+    reference_losses: dict[str, float] | None = None,
+) -> OnlineMixture:
+    """Train a proxy on the groups' rows in the mixture's weights (the inner loop), moving the weights
+    every `every` steps by `signal` (the outer loop). `train(batches, steps, on_step)` trains the
+    proxy (cogcore.valuation.proxy.train_proxy with its shape bound); `target` holds the rows of the
+    held-out target (alignment) and `reference_losses` the reference model's loss per group
+    (excess_loss)."""
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown mixture signal {signal!r}; allowed: {', '.join(SIGNALS)}")
+    if signal == "excess_loss" and reference_losses is None:
+        raise ValueError("the excess_loss signal needs the reference model's loss per group")
+    rng = np.random.default_rng(seed)
+
+    def outer(step: int, model) -> None:
+        if (step + 1) % every:
+            return
+        probes = probe_batches(rows, batch_size, rng)
+        if signal == "alignment":
+            held = target[rng.choice(len(target), size=min(len(target), batch_size), replace=False)]
+            mixture.update(alignment_signal(model, probes, held))
+        else:
+            mixture.update(excess_loss_signal(group_losses(model, probes), reference_losses))
+
+    train(GroupSampler(rows, mixture, batch_size, seed=seed), steps, outer)
+    return mixture
+
+
+def group_losses(model, probes: dict[str, np.ndarray]) -> dict[str, float]:
+    out = {}
+    with torch.inference_mode():
+        for g, rows in probes.items():
+            batch = torch.from_numpy(rows)
+            out[g] = float(model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss)
+    return out
+
+
+def resample_by_weight(
+    docs: list[dict], tokens: list[int], weights: dict[str, float], group_of, seed: int, max_repeat: int = 4
+) -> tuple[list[dict], dict]:
+    """The documents again, each group's share of the tokens moved toward `weights`: a group over
+    its weight keeps a seeded subset, one under it is repeated (whole passes, then a seeded subset),
+    at most `max_repeat` times (a floor against overfitting a small group). Returns the documents
+    and, per group, the tokens before and after."""
+    rng = np.random.default_rng(seed)
+    total = sum(tokens)
+    by_group: dict[str, list[int]] = {}
+    for i, d in enumerate(docs):
+        by_group.setdefault(group_of(d), []).append(i)
+    out, report = [], {}
+    for g, idx in sorted(by_group.items()):
+        have = sum(tokens[i] for i in idx)
+        want = min(weights.get(g, 0.0) * total, max_repeat * have)
+        chosen = [i for _ in range(int(want // have)) for i in idx] if have else []
+        rest = want - sum(tokens[i] for i in chosen)
+        for i in rng.permutation(idx):
+            if rest <= 0:
+                break
+            chosen.append(int(i))
+            rest -= tokens[i]
+        out += [docs[i] for i in chosen]
+        report[g] = {"tokens_before": have, "tokens_after": sum(tokens[i] for i in chosen), "weight": weights.get(g)}
+    return out, report

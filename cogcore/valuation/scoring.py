@@ -172,3 +172,74 @@ def _proxy(tok, texts, role: str, proxy: ProxySettings, folder: Path, seed: int)
     replace_folder_atomic(path, save)
     torch.set_grad_enabled(True)
     return model, summary
+
+
+def learn_group_weights(
+    texts_by_group: dict[str, list[str]], target: Sequence[str], settings, proxy: ProxySettings, folder: Path, seed: int
+) -> dict:
+    """Group weights from a proxy trained on the mixture while the mixture moves (see
+    cogcore.valuation.mixture); `settings` is the recipe's select.mixture. Returns the fields of a
+    MixtureRecord."""
+    from cogcore.valuation.mixture import OnlineMixture, learn_mixture, stratified
+
+    texts = [t for group in texts_by_group.values() for t in group]
+    tok = _tokenizer(texts, target, proxy, folder)
+    rows = {g: token_rows(tok, ts, proxy.shape.seq_len) for g, ts in sorted(texts_by_group.items())}
+    rows = {g: r for g, r in rows.items() if len(r)}  # a group shorter than one row cannot be sampled
+    natural = stratified(list(rows), {g: len(r) for g, r in rows.items()})
+    target_rows = token_rows(tok, list(target), proxy.shape.seq_len)
+    reference = None
+    if settings.method == "excess_loss":  # DoReMi's reference: a proxy trained on the natural mix
+        from cogcore.valuation.mixture import GroupSampler, group_losses
+
+        ref, _ = train_proxy(
+            GroupSampler(rows, natural, proxy.batch_size, seed=seed),
+            proxy.shape,
+            len(tok),
+            proxy.steps,
+            proxy.batch_size,
+            lr=proxy.lr,
+            seed=seed,
+        )
+        reference = group_losses(ref, {g: r[: 4 * proxy.batch_size] for g, r in rows.items()})
+    mixture = OnlineMixture(
+        list(rows),
+        eta=settings.eta,
+        floor=settings.floor,
+        smoothing=settings.smoothing,
+        weights=np.array([natural[g] for g in rows]),
+    )
+    log: dict = {}
+
+    def train(batches, steps, on_step):
+        _, log["proxy"] = train_proxy(
+            batches, proxy.shape, len(tok), steps, proxy.batch_size, lr=proxy.lr, seed=seed, on_step=on_step
+        )
+
+    learn_mixture(
+        rows,
+        target_rows,
+        train,
+        settings.method,
+        proxy.steps,
+        proxy.batch_size,
+        settings.every,
+        mixture,
+        seed,
+        reference_losses=reference,
+    )
+    p = log["proxy"]
+    return {
+        "groups": list(rows),
+        "weights": mixture.average(),
+        "final": mixture.current(),
+        "natural": natural,
+        "trajectory": mixture.trajectory,
+        "proxy": {
+            "tokens": p["tokens"],
+            "seconds": round(p["seconds"], 2),
+            "tokens_per_s": round(p["tokens_per_s"], 1),
+            "first_loss": p["loss"][0],
+            "final_loss": float(np.mean(p["loss"][-10:])),
+        },
+    }

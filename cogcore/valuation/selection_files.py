@@ -78,6 +78,12 @@ def read_scores(path: Path) -> dict[str, list]:
         raise RunFileError(f"{path}: not a readable parquet table ({e}); {rerun(STAGE)}") from None
 
 
+def document_tokens(folder: Path) -> dict[str, int]:
+    """doc id -> its length in the base model's tokens, as the select stage counted it."""
+    table = read_scores(folder / SCORES_FILE)
+    return dict(zip(table["doc_id"], table["tokens"]))
+
+
 def selected_ids(folder: Path) -> set[str] | None:
     """The ids of the documents the select stage chose; None when it did not select (off, or not run)."""
     stats = SelectStats.read(folder / STATS_FILE)
@@ -85,3 +91,36 @@ def selected_ids(folder: Path) -> set[str] | None:
         return None
     table = read_scores(folder / SCORES_FILE)
     return {doc for doc, chosen in zip(table["doc_id"], table["selected"]) if chosen}
+
+
+MIXTURE_FILE = "mixture.json"
+
+
+@dataclass(frozen=True)
+class MixtureRecord:
+    """select/mixture.json: group weights learned on a proxy; train.cpt resamples by `weights`."""
+
+    method: str  # alignment | excess_loss
+    groups: list[str]
+    weights: dict[str, float]  # the average over the trajectory: what train.cpt uses
+    final: dict[str, float]
+    natural: dict[str, float]  # each group's share of the selected tokens before mixing
+    trajectory: list[list[float]]  # weights after each update, in `groups` order
+    settings: dict[str, Any]
+    proxy: dict[str, Any]  # the mixing proxy's training log
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict, where: str | Path) -> MixtureRecord:
+        check_fields(cls, data, where=where, stage=STAGE)
+        return cls(**data)
+
+    @classmethod
+    def read(cls, path: Path) -> MixtureRecord | None:
+        data = read_json_object(path)
+        return None if data is None else cls.from_json(data, path)
+
+    def write(self, path: Path) -> None:
+        write_json_atomic(path, self.to_json())
