@@ -201,6 +201,39 @@ def train(recipe: RecipeArg, override: Overrides = None, force: Force = None) ->
     _execute(recipe, override, ["select", "train.cpt", "train.tools"], force)
 
 
+@app.command()
+def ablate(
+    recipe: RecipeArg,
+    by: Annotated[str, typer.Option(help="what to leave out, one group at a time: source")] = "source",
+    override: Overrides = None,
+) -> None:
+    """Train a proxy without each source in turn and report each one's contribution to the held-out
+    target loss (`select.target`, `select.proxy`). Needs curation; writes RUN_DIR/ablate/BY.json."""
+    from cogcore.runner import RunDir, StageError
+    from cogcore.stages.ablate import run_ablation
+
+    loaded = _load(recipe, override).resolved(recipe.parent.resolve())
+    run_dir = RunDir(loaded.run_path(), log=_log)
+    if "curate" not in run_dir.manifest()["stages"]:
+        err.print(
+            f"[red]error[/red] {_shown(run_dir.path)} has no finished curation: run `cogcore curate RECIPE` first"
+        )
+        raise typer.Exit(2)
+    try:
+        with run_dir.lock():
+            rows, path = run_ablation(loaded, run_dir.path, by)
+    except (ValueError, StageError) as e:
+        err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print("group | documents | target loss | contribution (loss without it - loss with all)", highlight=False)
+    for row in rows:
+        out.print(
+            f"{_shown(row['group'])} | {row['documents']} | {row['target_loss']:.4f} | {row['contribution']:+.4f}",
+            highlight=False,
+        )
+    out.print(f"wrote {_shown(path)}", highlight=False)
+
+
 @app.command(name="eval")
 def eval_(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
     """lm-eval tasks (closed- and open-book facts, cloze, memorization, perplexity), canary

@@ -89,6 +89,16 @@ def read_select_stats(run_dir: Path) -> SelectStats | None:
     return SelectStats.read(run_dir / SELECT_STATS)
 
 
+def read_ablations(run_dir: Path) -> dict[str, dict]:
+    """`cogcore ablate` results by grouping ({"source": {"rows": [...], ...}}); {} when none ran."""
+    out = {}
+    for path in sorted((run_dir / "ablate").glob("*.json")):
+        data = read_json(path)
+        if data is not None:
+            out[path.stem] = data
+    return out
+
+
 def read_mixture(run_dir: Path) -> MixtureRecord | None:
     return MixtureRecord.read(run_dir / SELECT_MIXTURE)
 

@@ -32,6 +32,7 @@ from cogcore.report.run_files import (
     RECIPE,
     RESULTS,
     TRAIN_STAGES,
+    read_ablations,
     read_curate_stats,
     read_json,
     read_manifest,
@@ -213,6 +214,19 @@ def _mixture_blocks(record: MixtureRecord | None) -> list:
             f"each source to the average weights (at most {record.settings.get('max_repeat')} repeats)."
         ),
     ]
+
+
+def _ablation_blocks(ablations: dict[str, dict]) -> list:
+    """`cogcore ablate` tables: each group's contribution to the held-out target loss."""
+    blocks = []
+    for by, data in ablations.items():
+        rows = [[r["group"], r["documents"], r["target_loss"], r["contribution"]] for r in data.get("rows", [])]
+        blocks += [
+            Heading(f"Ablation by {by}", 3),
+            Table([by, "documents", "target loss", "contribution (loss without it - with all)"], rows),
+            Paragraph(f"A proxy trained without each {by} in turn, toward {data.get('target')}; positive: it helps."),
+        ]
+    return blocks
 
 
 def _facts_blocks(facts: dict) -> list:
@@ -748,6 +762,7 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     stats = read_curate_stats(run_dir)
     selection = read_select_stats(run_dir)
     mixture = read_mixture(run_dir)
+    ablations = read_ablations(run_dir)
     train = {stage: read_train_metrics(run_dir, stage) for stage in TRAIN_STAGES}
     results = read_results(run_dir)
     config = read_model_config(run_dir)
@@ -764,7 +779,9 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     ]
     blocks += _guarded("Stages", lambda: _stage_section(manifest))
     blocks += _guarded("Data", lambda: _curate_section(stats))
-    blocks += _guarded("Data valuation", lambda: _select_section(selection) + _mixture_blocks(mixture))
+    blocks += _guarded(
+        "Data valuation", lambda: _select_section(selection) + _mixture_blocks(mixture) + _ablation_blocks(ablations)
+    )
     blocks += _guarded("Training", lambda: _training_section(train, settings))
     blocks += _guarded("Evaluation", lambda: _eval_section(results))
     cost_data = {"rows": []}

@@ -117,7 +117,7 @@ def _score(name: str, texts, target, scorers: ScorerSettings, proxy: ProxySettin
         raw = [texts[i] for i in rng.choice(len(texts), size=size, replace=False)]
         clf = QualityClassifier.fit(list(target), raw, buckets=s["buckets"], l2=s["l2"])
         return clf.score(list(texts)), {"target_docs": len(target), "raw_docs": len(raw)}
-    tok = _tokenizer(texts, target, proxy, folder)
+    tok = proxy_tokenizer(texts, target, proxy, folder)
     corpus_model, corpus_log = _proxy(tok, texts, "corpus", proxy, folder, seed)
     corpus_loss = document_losses(corpus_model, tok, list(texts), proxy.shape.seq_len)
     if name == "perplexity":
@@ -127,7 +127,8 @@ def _score(name: str, texts, target, scorers: ScorerSettings, proxy: ProxySettin
     return corpus_loss - reference_loss, {"proxy": corpus_log, "reference": reference_log}
 
 
-def _tokenizer(texts, target, proxy: ProxySettings, folder: Path):
+def proxy_tokenizer(texts, target, proxy: ProxySettings, folder: Path):
+    """The proxies' BPE tokenizer, trained once per run on the documents and the target."""
     from transformers import PreTrainedTokenizerFast
 
     path = folder / "proxies" / f"tokenizer-{proxy.vocab_size}"
@@ -183,7 +184,7 @@ def learn_group_weights(
     from cogcore.valuation.mixture import OnlineMixture, learn_mixture, stratified
 
     texts = [t for group in texts_by_group.values() for t in group]
-    tok = _tokenizer(texts, target, proxy, folder)
+    tok = proxy_tokenizer(texts, target, proxy, folder)
     rows = {g: token_rows(tok, ts, proxy.shape.seq_len) for g, ts in sorted(texts_by_group.items())}
     rows = {g: r for g, r in rows.items() if len(r)}  # a group shorter than one row cannot be sampled
     natural = stratified(list(rows), {g: len(r) for g, r in rows.items()})

@@ -96,3 +96,58 @@ def test_a_learned_mixture_reaches_continued_pretraining(tmp_path, make_tiny_llm
     report = cli.invoke(app, ["report", str(tmp_path / "runs" / "mix")], catch_exceptions=False)
     assert report.exit_code == 0, report.output
     assert "Mixture weights (alignment)" in (tmp_path / "runs" / "mix" / "report" / "report.md").read_text()
+
+
+def test_ablation_by_source_reports_what_each_source_contributes(tmp_path, make_tiny_llm, make_tiny_embedder):
+    rng = random.Random(1)
+    bank = [
+        {
+            "id": f"bank{i}",
+            "text": f"The Gold plan costs {rng.randint(1, 99)} USD a month and settles in {rng.randint(1, 9)} days.",
+        }
+        for i in range(40)
+    ]
+    noise = [
+        {"id": f"noise{i}", "text": " ".join(rng.choice(["qx", "zv", "wk"]) * 3 for _ in range(30))} for i in range(40)
+    ]
+    (tmp_path / "bank.jsonl").write_text("".join(json.dumps(d) + "\n" for d in bank))
+    (tmp_path / "noise.jsonl").write_text("".join(json.dumps(d) + "\n" for d in noise))
+    target = [
+        {"text": f"The Gold plan costs {rng.randint(1, 99)} USD a month and settles in {rng.randint(1, 9)} days."}
+        for _ in range(20)
+    ]
+    (tmp_path / "target.jsonl").write_text("".join(json.dumps(d) + "\n" for d in target))
+    texts = [d["text"] for d in bank + noise]
+    recipe = {
+        "name": "abl",
+        "run_dir": str(tmp_path / "runs"),
+        "sources": [
+            {"name": "bank", "path": "bank.jsonl", "id_field": "id"},
+            {"name": "noise", "path": "noise.jsonl", "id_field": "id"},
+        ],
+        "base_model": {"path": str(make_tiny_llm(texts))},
+        "curate": {
+            "min_chars": 20,
+            "heldout_fraction": 0.3,
+            "boilerplate": {"enabled": False},
+            "dedup": {"minhash": {"enabled": False}},
+            "warn_drop_fraction": None,
+        },
+        "index": {"embedder": str(make_tiny_embedder(texts))},
+        "select": {"target": "target.jsonl", "proxy": PROXY},
+    }
+    path = tmp_path / "abl.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    cli = CliRunner()
+    early = cli.invoke(app, ["ablate", str(path)], catch_exceptions=False)
+    assert early.exit_code == 2 and "cogcore curate" in early.output
+    assert cli.invoke(app, ["curate", str(path)], catch_exceptions=False).exit_code == 0
+    result = cli.invoke(app, ["ablate", str(path), "--by", "source"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {
+        r["group"]: r for r in json.loads((tmp_path / "runs" / "abl" / "ablate" / "source.json").read_text())["rows"]
+    }
+    # the target is banking text: leaving banking out hurts, leaving the noise out does not
+    assert rows["bank"]["contribution"] > 0.2 > rows["noise"]["contribution"]
+    assert cli.invoke(app, ["report", str(tmp_path / "runs" / "abl")], catch_exceptions=False).exit_code == 0
+    assert "### Ablation by source" in (tmp_path / "runs" / "abl" / "report" / "report.md").read_text()

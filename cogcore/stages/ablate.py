@@ -1,0 +1,39 @@
+"""`cogcore ablate RECIPE --by source`: each source left out of a proxy's training in turn, and what
+that does to the held-out target loss; writes RUN_DIR/ablate/<by>.json. Runs after curation, with
+the recipe's `select.target` and `select.proxy` (a proxy per group plus one on everything).
+
+    cogcore ablate recipes/valuation.yaml --by source
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cogcore.io import write_json_atomic
+from cogcore.recipe import Recipe
+from cogcore.runner import claim_folder
+from cogcore.stages.corpus import TRAIN, load_corpus
+from cogcore.stages.select import target_texts
+from cogcore.valuation.ablation import ablate
+from cogcore.valuation.scoring import ProxySettings
+
+GROUPINGS = ("source",)
+
+
+def run_ablation(recipe: Recipe, run_dir: Path, by: str) -> tuple[list[dict], Path]:
+    if by not in GROUPINGS:
+        raise ValueError(f"--by {by!r}: allowed: {', '.join(GROUPINGS)}")
+    corpus = load_corpus(run_dir)
+    groups: dict[str, list[str]] = {}
+    for d in corpus.split(TRAIN):
+        groups.setdefault(d["source"], []).append(d["text"])
+    folder = run_dir / "ablate"
+    claim_folder(folder)
+    rows = ablate(
+        groups, target_texts(recipe, corpus), ProxySettings.from_section(recipe.select.proxy), folder, recipe.seed
+    )
+    path = folder / f"{by}.json"
+    write_json_atomic(
+        path, {"by": by, "target": recipe.select.target, "proxy": recipe.select.proxy.model_dump(), "rows": rows}
+    )
+    return rows, path
