@@ -638,6 +638,13 @@ class SelectConfig(Section):
         default_factory=dict, description="source name -> at most this share of the budget"
     )
     mixture: MixtureConfig = Field(default_factory=MixtureConfig)
+    curriculum: Literal["none", "ascending", "descending", "anneal"] = Field(
+        "none",
+        description="the order train.cpt reads the chosen documents in, by the ranking score: ascending "
+        "(most valuable last), descending, or anneal (shuffled, then the most valuable again for the last "
+        "anneal_fraction of the tokens); none: shuffled",
+    )
+    anneal_fraction: float = Field(0.15, gt=0, lt=1, description="anneal: the share of training tokens at the end")
 
     @model_validator(mode="after")
     def _usable(self) -> SelectConfig:
@@ -651,6 +658,8 @@ class SelectConfig(Section):
             raise ValueError(f"rank_by: {self.rank_by!r} is not enabled; enabled: {', '.join(enabled) or 'none'}")
         if enabled and (self.fraction is None) == (self.tokens is None):
             raise ValueError("set exactly one budget: fraction (a share of the documents) or tokens")
+        if self.curriculum != "none" and not enabled:
+            raise ValueError(f"curriculum: {self.curriculum!r} orders by a score: enable a scorer")
         if not enabled and (self.fraction, self.tokens) not in ((None, None), (1.0, None)):
             raise ValueError("a budget needs a scorer to rank by: enable one, or leave fraction and tokens unset")
         bad = {k: v for k, v in self.quotas.items() if not 0 <= v <= 1}

@@ -129,6 +129,8 @@ def cpt_inputs(recipe: Recipe) -> dict:
             k: facts[k] for k in ("strategy", "max_calls_per_doc", "train_copied_facts", "toolformer", "canaries")
         },
         "seed": recipe.seed,
+        # read by train.cpt, not by the select stage: the order its documents train in
+        "curriculum": [recipe.select.curriculum, recipe.select.anneal_fraction] if recipe.select.enabled else None,
     }
     replay = recipe.train.cpt.replay
     if replay is not None:

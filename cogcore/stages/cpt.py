@@ -25,10 +25,17 @@ from cogcore.train.distributed import plan_from_recipe
 from cogcore.train.launch import launch_stage
 from cogcore.train.metrics import METRICS_FILE, TrainMetrics
 from cogcore.train.toolformer import select_calls
-from cogcore.train.trainer import TrainSettings, check_method
+from cogcore.train.trainer import TrainSettings, check_method, rows_read
 from cogcore.train.training_docs import TRAINING_DOCS_FILE, write_training_docs
+from cogcore.valuation.curriculum import curriculum_order, trim
 from cogcore.valuation.mixture import resample_by_weight
-from cogcore.valuation.selection_files import MIXTURE_FILE, MixtureRecord, document_tokens, selected_ids
+from cogcore.valuation.selection_files import (
+    MIXTURE_FILE,
+    MixtureRecord,
+    document_ranks,
+    document_tokens,
+    selected_ids,
+)
 
 
 def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
@@ -52,15 +59,23 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         ],
     }
     rows, counts = cached_rows(folder, key, lambda counts: training_rows(recipe, run_dir, folder, model, tok, counts))
-    # 3. Train (here, or in several processes), then record what was trained on.
+    # 3. Train (here, or in several processes), then record what was trained on. A curriculum reads
+    # the rows in order, and keeps the part it puts its weight on when the steps read fewer.
+    curriculum = recipe.select.curriculum if recipe.select.enabled else "none"
+    settings = TrainSettings.from_section(cfg, seed=recipe.seed, ordered=curriculum != "none")
+    plan = plan_from_recipe(recipe.train.distributed)
+    if settings.ordered:
+        kept = trim(len(rows), rows_read(settings, rows, plan.world_size), curriculum)
+        counts.setdefault("curriculum", {})["rows_read"] = len(kept)
+        rows = rows.select(kept) if len(kept) < len(rows) else rows
     metrics = launch_stage(
         model,
         tok,
         rows,
         folder=folder,
-        settings=TrainSettings.from_section(cfg, seed=recipe.seed),
+        settings=settings,
         label="train.cpt",
-        plan=plan_from_recipe(recipe.train.distributed),
+        plan=plan,
         model_spec=spec,
     )
     if metrics is not None:  # None on a machine other than machine_rank 0, which records the run
@@ -93,21 +108,7 @@ def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
     """(documents, facts, calls) of the training split as trained: canaries planted, the Toolformer
     filter's calls chosen, rebalancing's repeats made; what changed is written for `cogcore inspect`."""
     corpus = load_corpus(run_dir)
-    docs, facts = corpus.split(TRAIN), corpus.facts_in(TRAIN)
-    chosen = selected_ids(run_dir / "select")  # None: the select stage is off, every training document
-    if chosen is not None:
-        docs, facts = [d for d in docs if d["id"] in chosen], [f for f in facts if f["doc_id"] in chosen]
-    mixture = MixtureRecord.read(run_dir / "select" / MIXTURE_FILE)
-    if mixture is not None:  # each source's share of the tokens moved to the learned weights
-        tokens = document_tokens(run_dir / "select")
-        docs, counts["mixture"] = resample_by_weight(
-            docs,
-            [tokens[d["id"]] for d in docs],
-            mixture.weights,
-            group_of=lambda d: d["source"],
-            seed=recipe.seed,
-            max_repeat=mixture.settings["max_repeat"],
-        )
+    docs, facts = selection(recipe, run_dir, corpus.split(TRAIN), corpus.facts_in(TRAIN), counts)
     if recipe.facts.canaries.count:
         docs, facts = plant_canaries(recipe, docs, facts, folder, counts)
     calls = None
@@ -117,7 +118,38 @@ def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
         write_training_docs(folder / TRAINING_DOCS_FILE, docs, facts, calls)
     # Rebalancing may ask for a thin cluster's documents to be repeated (meta.upsample).
     docs = [d for d in docs for _ in range(d["meta"].get("upsample", 1))]
+    if recipe.select.enabled and recipe.select.curriculum != "none":
+        select = run_dir / "select"
+        docs, counts["curriculum"] = curriculum_order(
+            docs,
+            document_ranks(select),
+            document_tokens(select),
+            recipe.select.curriculum,
+            anneal_fraction=recipe.select.anneal_fraction,
+            seed=recipe.seed,
+        )
     return docs, facts, calls
+
+
+def selection(recipe: Recipe, run_dir: Path, docs: list[dict], facts: list[dict], counts: dict):
+    """The training documents the select stage chose (all when it is off), each source resampled to
+    its learned mixture weight when it learned one."""
+    select = run_dir / "select"
+    chosen = selected_ids(select)  # None: the select stage is off, every training document
+    if chosen is not None:
+        docs, facts = [d for d in docs if d["id"] in chosen], [f for f in facts if f["doc_id"] in chosen]
+    mixture = MixtureRecord.read(select / MIXTURE_FILE)
+    if mixture is not None:
+        tokens = document_tokens(select)
+        docs, counts["mixture"] = resample_by_weight(
+            docs,
+            [tokens[d["id"]] for d in docs],
+            mixture.weights,
+            group_of=lambda d: d["source"],
+            seed=recipe.seed,
+            max_repeat=mixture.settings["max_repeat"],
+        )
+    return docs, facts
 
 
 def plant_canaries(recipe: Recipe, docs: list[dict], facts: list[dict], folder: Path, counts: dict):

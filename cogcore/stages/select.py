@@ -49,7 +49,8 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     proxy = ProxySettings.from_section(cfg.proxy)
     scores, cost = score_documents(texts, target, ScorerSettings.from_section(cfg), proxy, folder, recipe.seed)
     # 3. The budget spent in the order of the ranking score, every document accounted for.
-    selected, reasons = choose(recipe, docs, tokens, scores)
+    ranking = ranking_key(recipe, scores, len(docs))
+    selected, reasons = choose(recipe, docs, tokens, ranking)
     # 4. Group weights for what was chosen, learned on a proxy (train.cpt resamples by them).
     if cfg.mixture.method != "none":
         by_group: dict[str, list[str]] = {}
@@ -62,22 +63,30 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         )
     columns = {"doc_id": [d["id"] for d in docs], "source": [d["source"] for d in docs], "tokens": tokens.tolist()}
     columns.update({name: values.tolist() for name, values in scores.items()})
-    columns.update(selected=selected.tolist(), reason=reasons)
+    columns.update(rank=ranking.tolist(), selected=selected.tolist(), reason=reasons)
     write_scores(folder / SCORES_FILE, columns)
     _stats(recipe, docs, tokens, target, scores, cost, selected, reasons, time.perf_counter() - began).write(
         folder / STATS_FILE
     )
 
 
-def choose(recipe: Recipe, docs: list[dict], tokens: np.ndarray, scores: dict[str, np.ndarray]):
-    """(selected mask, reason per document): the budget spent in the order of the ranking score; with
-    no scorer on (a mixture alone), every document."""
+def ranking_key(recipe: Recipe, scores: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Per document, the value it is ranked by (higher first; NaN outside the perplexity band); all
+    NaN when no scorer is on."""
     cfg = recipe.select
     rank_by = cfg.ranking_scorer()
     if rank_by is None:
-        return np.ones(len(docs), dtype=bool), [SELECTED] * len(docs)
+        return np.full(n, np.nan)
     ranking = scores[rank_by] if rank_by != "perplexity" else -scores[rank_by]  # lower loss first
-    ranking = np.where(_outside_band(cfg, scores), np.nan, ranking)
+    return np.where(_outside_band(cfg, scores), np.nan, ranking)
+
+
+def choose(recipe: Recipe, docs: list[dict], tokens: np.ndarray, ranking: np.ndarray):
+    """(selected mask, reason per document): the budget spent in the order of `ranking`; with no
+    scorer on (a mixture alone), every document."""
+    cfg = recipe.select
+    if cfg.ranking_scorer() is None:
+        return np.ones(len(docs), dtype=bool), [SELECTED] * len(docs)
     chosen = select_documents(
         ranking,
         tokens,

@@ -68,9 +68,10 @@ class TrainSettings:
     seed: int
     max_tokens: int | None  # train.cpt's token budget (see steps_for_tokens)
     gradient_checkpointing: bool
+    ordered: bool  # rows train in the order given (a curriculum), not shuffled
 
     @classmethod
-    def from_section(cls, section, seed: int) -> TrainSettings:
+    def from_section(cls, section, seed: int, ordered: bool = False) -> TrainSettings:
         """From a `train.cpt` or `train.tools` recipe section (`CptTrainConfig`, `StageTrainConfig`)."""
         lora = section.lora
         targets = lora.target_modules
@@ -90,6 +91,7 @@ class TrainSettings:
             seed=seed,
             max_tokens=getattr(section, "max_tokens", None),  # train.tools has no token budget
             gradient_checkpointing=section.gradient_checkpointing,
+            ordered=ordered,
         )
 
     @classmethod
@@ -208,6 +210,7 @@ def _training_arguments(out_dir: Path, settings: TrainSettings, max_steps: int, 
         save_total_limit=2,
         seed=settings.seed,
         data_seed=settings.seed,
+        train_sampling_strategy="sequential" if settings.ordered else "random",
         report_to="none",
         use_cpu=not gpu,
         # CPUs train in fp32: bf16 autocast on a CPU without native bf16 ran ~5x slower, measured
@@ -323,6 +326,15 @@ def check_method(method: str, field: str) -> None:
             f"{field}: qlora (LoRA on 4-bit NF4 weights) needs a CUDA GPU and bitsandbytes, but "
             f"{' and '.join(missing)}; use method lora or full on this machine"
         )
+
+
+def rows_read(settings: TrainSettings, rows: Dataset, processes: int = 1) -> int:
+    """How many rows a run of these settings reads from `rows` (every row at most once counted)."""
+    steps = settings.max_steps
+    if settings.max_tokens:
+        row_tokens, n_rows = _token_total(rows)
+        steps = steps_for_tokens(settings.max_tokens, row_tokens / max(n_rows, 1), settings.batch_size)
+    return min(len(rows), steps * settings.batch_size * settings.grad_accum * processes)
 
 
 def steps_for_tokens(max_tokens: int, tokens_per_row: float, rows_per_step: int) -> int:

@@ -1,7 +1,8 @@
 """What the select stage writes for train.cpt, `cogcore inspect` and the report.
 
 - `select/scores.parquet`: one row per training document: `doc_id`, `source`, `tokens` (the base
-  model's tokenizer), one column per scorer, `selected` and `reason` (why not, or "selected");
+  model's tokenizer), one column per scorer, `rank` (the value it was ranked by, higher first),
+  `selected` and `reason` (why not, or "selected");
 - `select/stats.json`: `SelectStats`: the accounting (`in == selected + sum(not_selected)`), the
   budget, the ranking scorer and the settings of every scorer, what each cost, per-source counts
   and score quantiles.
@@ -82,6 +83,12 @@ def document_tokens(folder: Path) -> dict[str, int]:
     """doc id -> its length in the base model's tokens, as the select stage counted it."""
     table = read_scores(folder / SCORES_FILE)
     return dict(zip(table["doc_id"], table["tokens"]))
+
+
+def document_ranks(folder: Path) -> dict[str, float]:
+    """doc id -> the value it was ranked by (higher is better; NaN where it had none)."""
+    table = read_scores(folder / SCORES_FILE)
+    return dict(zip(table["doc_id"], table["rank"]))
 
 
 def selected_ids(folder: Path) -> set[str] | None:
