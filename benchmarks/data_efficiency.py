@@ -23,7 +23,8 @@ first, at most 20% general text), `dsir` (target importance), `classifier` (targ
 proportions), `rho` (excess loss: a proxy trained on a uniform sample minus a reference proxy
 trained on the target examples), `online` (the whole pool by source, mixture weights moved every
 10 steps by gradient alignment with the target examples' loss: the bi-level loop), and
-`classifier+online`.
+`classifier+online`, and `quotas+mixed-online` (the classifier's best of each source, then the
+online mixture moved toward what lowers the loss of target and general examples alike).
 
 `--transfer ARM` then checks that a choice carries to a real model: SmolLM2-135M continued
 pretraining (LoRA, `--transfer-steps` of 4 x 256 tokens) on the arm's choice and on a uniform
@@ -73,6 +74,7 @@ ARMS = (
     "rho",
     "online",
     "classifier+online",
+    "quotas+mixed-online",
 )
 EVAL_EVERY = 10
 ORACLE_GENERAL_SHARE = 0.2  # the oracle's "target-heavy mix": at most this share of its budget is general text
@@ -155,11 +157,20 @@ def build_corpus(args) -> dict:
     pool_bank = [d for d in bank if _bucket(d["id"]) >= 0.3]
     held_general = [d for d in general if _bucket(d["id"]) < 0.1]
     pool_general = [d for d in general if _bucket(d["id"]) >= 0.1][: len(pool_bank) * 2]
+    # General examples for an outer objective that guards the general text: clean pool documents (as
+    # a team would name a few pages it cares about), never the general evaluation set.
+    general_probe = random.Random(99).sample(pool_general, min(len(pool_general), len(target)))
     rng = random.Random(1234)
     clean = pool_bank + pool_general
     junk = junk_docs(pool_bank, pool_general, int(len(clean) * 0.3 / 0.7), rng)
     pool = sorted(clean + junk, key=lambda d: d["id"])
-    return {"pool": pool, "target": target, "held_target": held_bank, "held_general": held_general}
+    return {
+        "pool": pool,
+        "target": target,
+        "held_target": held_bank,
+        "held_general": held_general,
+        "general_probe": general_probe,
+    }
 
 
 def select(arm: str, corpus: dict, tok, tokens: np.ndarray, args, seed: int) -> tuple[np.ndarray, dict]:
@@ -179,10 +190,10 @@ def select(arm: str, corpus: dict, tok, tokens: np.ndarray, args, seed: int) -> 
         quotas = {"docs": ORACLE_GENERAL_SHARE}
     elif arm == "dsir":
         choice, quotas = ImportanceModel.fit(target, texts).score(texts, per_ngram=True), None
-    elif arm in ("classifier", "classifier+online", "classifier+quotas"):
+    elif arm in ("classifier", "classifier+online", "classifier+quotas", "quotas+mixed-online"):
         raw = [texts[i] for i in rng.choice(len(texts), size=min(len(texts), 4 * len(target)), replace=False)]
         choice, quotas = QualityClassifier.fit(target, raw).score(texts), None
-        if arm == "classifier+quotas":  # the best of each source, in the pool's own proportions
+        if arm in ("classifier+quotas", "quotas+mixed-online"):  # the best of each source, in the pool's proportions
             quotas = {g: float(tokens[[x == g for x in groups]].sum() / tokens.sum()) for g in set(groups)}
     elif arm == "rho":
         choice, cost_tokens = (
@@ -230,6 +241,9 @@ def train_arm(arm: str, mask: np.ndarray, corpus: dict, tok, evals: dict, args, 
         mix = OnlineMixture(sorted(rows), eta=0.5, floor=0.05)
         probe_rng = np.random.default_rng(seed)
         probe = token_rows(tok, [d["text"] for d in corpus["target"]], SHAPE.seq_len)
+        if arm == "quotas+mixed-online":  # the outer objective guards the general text too: half of each
+            general = token_rows(tok, [d["text"] for d in corpus["general_probe"]], SHAPE.seq_len)
+            probe = np.concatenate([probe, general[: len(probe)]])
 
         def step_hook(step: int, model) -> None:
             record(step, model)

@@ -591,13 +591,22 @@ SCORERS = ("importance", "classifier", "perplexity", "excess_loss")
 
 
 class MixtureConfig(Section):
-    """Weights over groups (the sources) learned on a proxy: the inner loop trains on the mixture, the
-    outer loop moves the weights every `every` steps (`alignment`: toward the groups whose gradient
-    agrees with the target's, DoGE; `excess_loss`: toward the groups where the proxy trails a
-    reference trained on the natural mix, DoReMi). train.cpt then resamples its documents so each
-    group's share of the tokens follows the weights (averaged over the run)."""
+    """Weights over groups (the sources) learned on proxies. Online: the inner loop trains on the
+    mixture, the outer loop moves the weights every `every` steps (`alignment`: toward the groups whose
+    gradient agrees with the target's, DoGE; `excess_loss`: toward the groups where the proxy trails a
+    reference trained on the natural mix, DoReMi); the average over the run is kept. Offline
+    (`regmix`): many short runs on random mixtures and a regression of the target loss on the weights.
+    train.cpt then resamples its documents so each group's share of the tokens follows the weights."""
 
-    method: Literal["none", "alignment", "excess_loss"] = "none"
+    method: Literal["none", "alignment", "excess_loss", "regmix"] = Field(
+        "none",
+        description="alignment (online, DoGE), excess_loss (online, DoReMi), regmix (offline: `runs` short "
+        "proxy runs on random mixtures, a regression, the best-predicted mixture)",
+    )
+    runs: int = Field(16, ge=4, le=1000, description="regmix: proxy runs on random mixtures")
+    run_steps: int | None = Field(
+        None, ge=1, le=1_000_000, description="regmix: steps per run (default: a quarter of proxy.steps)"
+    )
     every: int = Field(10, ge=1, le=100_000, description="proxy steps between weight updates")
     eta: float = Field(0.5, gt=0, le=100, description="step size on standardized signals")
     floor: float = Field(0.05, ge=0, lt=1, description="no group's weight falls below this")

@@ -200,18 +200,31 @@ def _select_section(stats: SelectStats | None) -> list:
 
 
 def _mixture_blocks(record: MixtureRecord | None) -> list:
-    """Group weights learned on a proxy (select.mixture): natural, first update, average, last."""
+    """Group weights learned on proxies (select.mixture): natural, after the first update, used, last."""
     if record is None:
         return []
     first = dict(zip(record.groups, record.trajectory[1] if len(record.trajectory) > 1 else record.trajectory[0]))
     rows = [[g, record.natural.get(g), first[g], record.weights[g], record.final[g]] for g in record.groups]
+    if record.method == "regmix":
+        best = min(record.runs, key=lambda r: r["target_loss"]) if record.runs else None
+        how = (
+            f"{len(record.runs)} proxy runs of {record.proxy.get('steps_per_run')} steps on random mixtures "
+            f"({record.proxy.get('tokens'):,} tokens); the best run's target loss "
+            f"{best['target_loss']:.3f}; weights: the mean of the mixtures the regression predicts best"
+            if best
+            else "no runs"
+        )
+    else:
+        how = (
+            f"{len(record.trajectory) - 1} updates on a proxy ({record.proxy.get('tokens'):,} tokens, loss "
+            f"{record.proxy.get('first_loss'):.3f} to {record.proxy.get('final_loss'):.3f}); weights: the average"
+        )
     return [
         Heading(f"Mixture weights ({record.method})", 3),
-        Table(["source", "natural share", "after the first update", "average (used)", "last"], rows),
+        Table(["source", "natural share", "after the first update", "used", "last"], rows),
         Paragraph(
-            f"{len(record.trajectory) - 1} updates on a proxy ({record.proxy.get('tokens'):,} tokens, "
-            f"loss {record.proxy.get('first_loss'):.3f} to {record.proxy.get('final_loss'):.3f}); train.cpt resampled "
-            f"each source to the average weights (at most {record.settings.get('max_repeat')} repeats)."
+            f"{how}; train.cpt resampled each source to the weights used (at most "
+            f"{record.settings.get('max_repeat')} repeats)."
         ),
     ]
 

@@ -26,7 +26,7 @@ are per group, not per token, and the report shows the weights so a user can jud
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -227,3 +227,41 @@ def resample_by_weight(
         out += [docs[i] for i in chosen]
         report[g] = {"tokens_before": have, "tokens_after": sum(tokens[i] for i in chosen), "weight": weights.get(g)}
     return out, report
+
+
+def regmix_weights(
+    groups: list[str],
+    run: Callable[[dict[str, float]], float],
+    runs: int,
+    seed: int,
+    floor: float,
+    candidates: int = 20_000,
+    top: int = 100,
+) -> tuple[dict[str, float], list[dict]]:
+    """RegMix (Liu et al. 2024): `runs` short proxy runs on mixtures drawn from a Dirichlet, a regression
+    of the target loss on the weights (linear and pairwise terms, least squares with a small ridge),
+    and the mean of the `top` best-predicted of `candidates` random mixtures (above `floor`). `run(w)`
+    trains a proxy on mixture w (dict) and returns its target loss. Returns the weights and the runs."""
+    rng = np.random.default_rng(seed)
+    k = len(groups)
+    if k < 2:
+        raise ValueError("a mixture needs at least two groups")
+    tried = [np.full(k, 1 / k)] + [guarded(rng.dirichlet(np.ones(k)), floor, 0.0) for _ in range(runs - 1)]
+    losses = [run(dict(zip(groups, w.tolist()))) for w in tried]
+    x, y = np.array(tried), np.array(losses)
+    coef = _ridge(_features(x), y)
+    pool = np.array([guarded(w, floor, 0.0) for w in rng.dirichlet(np.ones(k), size=candidates)])
+    best = pool[np.argsort(_features(pool) @ coef)[:top]].mean(axis=0)
+    records = [{"weights": dict(zip(groups, w.tolist())), "target_loss": loss} for w, loss in zip(tried, losses)]
+    return dict(zip(groups, guarded(best, floor, 0.0).tolist())), records
+
+
+def _features(w: np.ndarray) -> np.ndarray:
+    """Weights, their pairwise products and a bias: enough for a smooth loss surface on the simplex."""
+    k = w.shape[1]
+    pairs = [w[:, i] * w[:, j] for i in range(k) for j in range(i, k)]
+    return np.column_stack([np.ones(len(w)), w, *pairs])
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float = 1e-3) -> np.ndarray:
+    return np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y)

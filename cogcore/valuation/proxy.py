@@ -79,7 +79,9 @@ def token_rows(tokenizer, texts: Sequence[str], seq_len: int) -> np.ndarray:
     """The texts' tokens, each document ended by EOS, packed end to end into rows of seq_len + 1
     (inputs and the next-token targets); the tail that does not fill a row is dropped."""
     eos = tokenizer.eos_token_id
-    stream = [i for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"] for i in (*ids, eos)]
+    texts = list(texts)
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    stream = [i for ids in encoded for i in (*ids, eos)]
     n = len(stream) // (seq_len + 1)
     return np.asarray(stream[: n * (seq_len + 1)], dtype=np.int64).reshape(n, seq_len + 1)
 

@@ -23,7 +23,7 @@ import torch
 from cogcore.io import replace_folder_atomic, write_atomic, write_json_atomic
 from cogcore.valuation.classifier import QualityClassifier
 from cogcore.valuation.importance import ImportanceModel
-from cogcore.valuation.proxy import ProxyShape, document_losses, token_rows, train_proxy, train_tokenizer
+from cogcore.valuation.proxy import ProxyShape, document_losses, rows_loss, token_rows, train_proxy, train_tokenizer
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,8 @@ def learn_group_weights(
             seed=seed,
         )
         reference = group_losses(ref, {g: r[: 4 * proxy.batch_size] for g, r in rows.items()})
+    if settings.method == "regmix":
+        return _regmix(rows, target_rows, natural, settings, proxy, len(tok), seed)
     mixture = OnlineMixture(
         list(rows),
         eta=settings.eta,
@@ -243,4 +245,38 @@ def learn_group_weights(
             "first_loss": p["loss"][0],
             "final_loss": float(np.mean(p["loss"][-10:])),
         },
+    }
+
+
+def _regmix(rows: dict, target_rows, natural: dict, settings, proxy: ProxySettings, vocab: int, seed: int) -> dict:
+    """RegMix's weights: short proxy runs on random mixtures, each scored on the target's rows."""
+    from cogcore.valuation.mixture import GroupSampler, regmix_weights
+
+    steps = settings.run_steps or max(1, proxy.steps // 4)
+    tokens = 0
+
+    def run(weights: dict[str, float]) -> float:
+        nonlocal tokens
+        model, log = train_proxy(
+            GroupSampler(rows, weights, proxy.batch_size, seed=seed),
+            proxy.shape,
+            vocab,
+            steps,
+            proxy.batch_size,
+            lr=proxy.lr,
+            seed=seed,
+        )
+        tokens += log["tokens"]
+        return rows_loss(model, target_rows)
+
+    weights, runs = regmix_weights(list(rows), run, settings.runs, seed, settings.floor)
+    groups = list(rows)
+    return {
+        "groups": groups,
+        "weights": weights,
+        "final": weights,
+        "natural": natural,
+        "trajectory": [[natural[g] for g in groups], [weights[g] for g in groups]],
+        "runs": runs,
+        "proxy": {"tokens": tokens, "runs": settings.runs, "steps_per_run": steps},
     }

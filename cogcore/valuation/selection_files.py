@@ -115,6 +115,7 @@ class MixtureRecord:
     trajectory: list[list[float]]  # weights after each update, in `groups` order
     settings: dict[str, Any]
     proxy: dict[str, Any]  # the mixing proxy's training log
+    runs: list[dict[str, Any]] = field(default_factory=list)  # regmix: each tried mixture and its target loss
 
     def to_json(self) -> dict:
         return asdict(self)

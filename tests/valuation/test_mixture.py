@@ -58,3 +58,17 @@ def test_alignment_moves_weight_toward_the_group_like_the_held_out_target():
     assert mix.current()["bank"] > 0.6 and mix.current()["noise"] >= 0.05
     assert sampler.drawn["bank"] > sampler.drawn["noise"]
     assert np.isfinite(rows_loss(model, heldout))
+
+
+def test_regmix_finds_the_mixture_a_known_loss_surface_prefers():
+    from cogcore.valuation.mixture import regmix_weights
+
+    best = np.array([0.7, 0.2, 0.1])
+
+    def run(w: dict) -> float:  # a smooth bowl around `best`, as a proxy's target loss would be
+        x = np.array([w["a"], w["b"], w["c"]])
+        return float(3.0 + 4 * ((x - best) ** 2).sum())
+
+    weights, runs = regmix_weights(["a", "b", "c"], run, runs=16, seed=0, floor=0.02)
+    assert len(runs) == 16 and runs[0]["weights"] == {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}
+    assert abs(weights["a"] - 0.7) < 0.1 and min(weights.values()) >= 0.02 - 1e-9

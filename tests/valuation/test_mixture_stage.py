@@ -151,3 +151,52 @@ def test_ablation_by_source_reports_what_each_source_contributes(tmp_path, make_
     assert rows["bank"]["contribution"] > 0.2 > rows["noise"]["contribution"]
     assert cli.invoke(app, ["report", str(tmp_path / "runs" / "abl")], catch_exceptions=False).exit_code == 0
     assert "### Ablation by source" in (tmp_path / "runs" / "abl" / "report" / "report.md").read_text()
+
+
+def test_regmix_weights_from_short_runs_reach_the_report(tmp_path, make_tiny_llm, make_tiny_embedder):
+    rng = random.Random(2)
+    bank = [
+        {
+            "id": f"bank{i}",
+            "text": f"The Gold plan costs {rng.randint(1, 99)} USD a month and settles in {rng.randint(1, 9)} days.",
+        }
+        for i in range(40)
+    ]
+    noise = [
+        {"id": f"noise{i}", "text": " ".join(rng.choice(["qx", "zv", "wk"]) * 3 for _ in range(30))} for i in range(40)
+    ]
+    (tmp_path / "bank.jsonl").write_text("".join(json.dumps(d) + "\n" for d in bank))
+    (tmp_path / "noise.jsonl").write_text("".join(json.dumps(d) + "\n" for d in noise))
+    texts = [d["text"] for d in bank + noise]
+    recipe = {
+        "name": "reg",
+        "run_dir": str(tmp_path / "runs"),
+        "sources": [
+            {"name": "bank", "path": "bank.jsonl", "id_field": "id"},
+            {"name": "noise", "path": "noise.jsonl", "id_field": "id"},
+        ],
+        "base_model": {"path": str(make_tiny_llm(texts))},
+        "curate": {
+            "min_chars": 20,
+            "heldout_fraction": 0.2,
+            "boilerplate": {"enabled": False},
+            "dedup": {"minhash": {"enabled": False}},
+            "warn_drop_fraction": None,
+        },
+        "index": {"embedder": str(make_tiny_embedder(texts))},
+        "select": {
+            "enabled": True,
+            "target": "source:bank",
+            "proxy": PROXY,
+            "mixture": {"method": "regmix", "runs": 6, "run_steps": 10},
+        },
+    }
+    path = tmp_path / "reg.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    cli = CliRunner()
+    for command in (["curate", str(path)], ["select", str(path)], ["report", str(tmp_path / "runs" / "reg")]):
+        result = cli.invoke(app, command, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    record = MixtureRecord.read(tmp_path / "runs" / "reg" / "select" / MIXTURE_FILE)
+    assert record.method == "regmix" and len(record.runs) == 6 and record.weights["bank"] > record.natural["bank"]
+    assert "Mixture weights (regmix)" in (tmp_path / "runs" / "reg" / "report" / "report.md").read_text()
