@@ -56,7 +56,13 @@ def resolve_path(spec: str, base: Path | None = None, glob_ok: bool = False, hub
     Relative paths resolve against `base` (the recipe's folder).
     """
     if spec.startswith(PACKAGE_PREFIX):
-        return str(_package_path(spec[len(PACKAGE_PREFIX) :]))
+        rest = spec[len(PACKAGE_PREFIX) :]
+        if glob_ok and _has_glob(rest):  # a glob inside the package: its fixed part must stay inside it
+            pattern = str(_package_path(rest, must_exist=False))
+            if next(walk_files(pattern), None) is None:
+                raise ResourceError(f"the glob {spec!r} matches no file")
+            return pattern
+        return str(_package_path(rest))
     path = Path(spec).expanduser()
     if not path.is_absolute() and base is not None:
         path = base / path  # relative paths are relative to the recipe file, not the shell
@@ -78,7 +84,7 @@ def _has_glob(spec: str) -> bool:
     return any(ch in spec for ch in "*?[")
 
 
-def _package_path(rest: str) -> Path:
+def _package_path(rest: str, must_exist: bool = True) -> Path:
     pkg, _, sub = rest.partition("/")
     if not pkg:
         raise ResourceError("package: needs a package name, as in package:PKG/path/in/package")
@@ -100,7 +106,7 @@ def _package_path(rest: str) -> Path:
             f"{sub!r} leads outside package {pkg!r} (its folder is {root}); "
             f"name a file inside it, or give the path without package:"
         )
-    if not path.exists():
+    if must_exist and not path.exists():
         raise ResourceError(f"{sub!r} is not in package {pkg!r} (looked in {root})")
     return path
 

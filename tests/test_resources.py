@@ -104,3 +104,20 @@ def test_a_glob_over_a_link_loop_resolves_without_hanging(tmp_path):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_glob_inside_a_package_resolves_and_cannot_leave_it(tmp_path, monkeypatch):
+    pkg = tmp_path / "cogcore_glob_pkg"
+    (pkg / "docs").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "docs" / "a.txt").write_text("a")
+    (pkg / "docs" / "b.toml").write_text("b")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pattern = resolve_path("package:cogcore_glob_pkg/docs/*.txt", glob_ok=True)
+    assert pattern == str(pkg / "docs" / "*.txt")
+    with pytest.raises(ResourceError, match="matches no file"):
+        resolve_path("package:cogcore_glob_pkg/docs/*.md", glob_ok=True)
+    with pytest.raises(ResourceError, match="leads outside package"):
+        resolve_path("package:cogcore_glob_pkg/../*.txt", glob_ok=True)
+    with pytest.raises(ResourceError):  # no glob where the field takes none
+        resolve_path("package:cogcore_glob_pkg/docs/*.txt")

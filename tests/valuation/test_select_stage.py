@@ -21,17 +21,6 @@ from cogcore.valuation.selection_files import SCORES_FILE, STATS_FILE, SelectSta
 
 BANK = "The {p} plan costs {n} USD a month; transfers from it settle within {d} business days of the request."
 JUNK = "Home | About | Careers | Blog | Contact | Sign in | Register | Cookie settings | Sitemap {n} {d}"
-PROXY = {
-    "hidden": 32,
-    "layers": 2,
-    "heads": 2,
-    "intermediate": 64,
-    "seq_len": 32,
-    "vocab_size": 300,
-    "steps": 20,
-    "batch_size": 8,
-    "lr": 0.01,
-}
 
 
 def _docs() -> list[dict]:
@@ -49,7 +38,7 @@ def _docs() -> list[dict]:
 
 
 @pytest.fixture()
-def recipe(tmp_path, make_tiny_llm, make_tiny_embedder):
+def recipe(tmp_path, make_tiny_llm, make_tiny_embedder, tiny_proxy):
     docs = _docs()
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     texts = [d["text"] for d in docs]
@@ -71,7 +60,7 @@ def recipe(tmp_path, make_tiny_llm, make_tiny_embedder):
             "importance": {"enabled": True},
             "classifier": {"enabled": True},
             "excess_loss": {"enabled": True},
-            "proxy": PROXY,
+            "proxy": {**tiny_proxy, "steps": 20},
             "rank_by": "classifier",
             "fraction": 0.5,
         },
