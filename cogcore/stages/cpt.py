@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cogcore.canaries import CANARIES_FILE, plant_in_training
 from cogcore.curate.facts import FactDetector
-from cogcore.curate.readers import Unreadable, read_source
+from cogcore.curate.readers import ReadLimits, Unreadable, read_source
 from cogcore.io import file_sha256
 from cogcore.models import ModelSpec
 from cogcore.recipe import Recipe
@@ -99,7 +99,13 @@ def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
         progress=True,
     )
     if cfg.replay is not None:
-        replay = read_replay(cfg.replay.path, fmt=cfg.replay.format, text_field=cfg.replay.text_field, counts=counts)
+        replay = read_replay(
+            cfg.replay.path,
+            fmt=cfg.replay.format,
+            text_field=cfg.replay.text_field,
+            counts=counts,
+            limits=ReadLimits(**recipe.curate.limits.model_dump()),
+        )
         encoded = with_replay(encoded, tok, replay, ratio=cfg.replay.ratio, counts=counts, progress=True)
     yield from pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts=counts)
 
@@ -197,11 +203,11 @@ def choose_calls(recipe: Recipe, docs: list[dict], facts: list[dict], folder: Pa
     return calls
 
 
-def read_replay(path: str, fmt: str, text_field: str, counts: dict):
+def read_replay(path: str, fmt: str, text_field: str, counts: dict, limits: ReadLimits | None = None):
     """Documents of the replay source, read lazily (a big general corpus is read only as far as
-    needed) and as a curation source is read; unreadable files and records are counted in
-    `replay_unreadable` and skipped."""
-    for item in read_source(path, name="replay", fmt=fmt, text_field=text_field):
+    needed) and as a curation source is read (within `limits`, the recipe's curate.limits);
+    unreadable files and records are counted in `replay_unreadable` and skipped."""
+    for item in read_source(path, name="replay", fmt=fmt, text_field=text_field, limits=limits or ReadLimits()):
         if isinstance(item, Unreadable):
             counts["replay_unreadable"] = counts.get("replay_unreadable", 0) + item.count
             continue

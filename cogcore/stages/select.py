@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cogcore.curate.readers import Unreadable, read_source
+from cogcore.curate.readers import ReadLimits, Unreadable, read_source
 from cogcore.models import ModelSpec
 from cogcore.recipe import Recipe
 from cogcore.stages.corpus import HELDOUT, TRAIN, load_corpus
@@ -109,7 +109,10 @@ def target_texts(recipe: Recipe, corpus) -> list[str]:
     if target.startswith("source:"):
         name = target.removeprefix("source:")
         return [d["text"] for d in corpus.docs if d["source"] == name]
-    return [item["text"] for item in read_source(target, name="target") if not isinstance(item, Unreadable)]
+    limits = ReadLimits(**recipe.curate.limits.model_dump())  # read as the sources are: within the recipe's caps
+    return [
+        item["text"] for item in read_source(target, name="target", limits=limits) if not isinstance(item, Unreadable)
+    ]
 
 
 def _token_counts(recipe: Recipe, texts: list[str]) -> np.ndarray:

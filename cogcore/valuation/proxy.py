@@ -80,7 +80,8 @@ def token_rows(tokenizer, texts: Sequence[str], seq_len: int) -> np.ndarray:
     (inputs and the next-token targets); the tail that does not fill a row is dropped."""
     eos = tokenizer.eos_token_id
     texts = list(texts)
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    # split_special_tokens: a document's "<eos>" is text, never the token that ends a document.
+    encoded = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"] if texts else []
     stream = [i for ids in encoded for i in (*ids, eos)]
     n = len(stream) // (seq_len + 1)
     return np.asarray(stream[: n * (seq_len + 1)], dtype=np.int64).reshape(n, seq_len + 1)
@@ -164,7 +165,8 @@ def rows_loss(model, rows: np.ndarray, batch_size: int = 32) -> float:
 def document_losses(model, tokenizer, texts: Sequence[str], seq_len: int, batch_size: int = 32) -> np.ndarray:
     """Mean next-token loss (nats per token) of each document's first seq_len tokens; NaN for a
     document of fewer than two tokens (nothing to predict)."""
-    encoded = [ids[:seq_len] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    ids_of = tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    encoded = [ids[:seq_len] for ids in ids_of]
     targets = [[False] + [True] * (len(ids) - 1) for ids in encoded]
     usable = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
     sums = token_nll(model, [encoded[i] for i in usable], [targets[i] for i in usable], batch_size)

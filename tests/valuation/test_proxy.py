@@ -37,3 +37,11 @@ def test_a_proxy_learns_and_values_learned_text_above_junk():
     assert np.nanmean(clean) < np.nanmean(shuffled) - 0.5
     assert rows_loss(model, token_rows(tok, held, TINY.seq_len)) < log["loss"][0]
     assert np.isnan(document_losses(model, tok, ["a"], TINY.seq_len)[0])  # one token: nothing to predict
+
+
+def test_special_token_text_in_a_document_is_text_to_the_proxy():
+    texts = _texts(50, seed=2)
+    tok = train_tokenizer(texts, vocab_size=300)
+    stream = token_rows(tok, ["plain <eos> text <pad> here"] * 3, seq_len=4).ravel().tolist()
+    # one end-of-document token per document at most (the separator), none from the text itself
+    assert stream.count(tok.eos_token_id) <= 3 and tok.pad_token_id not in stream
