@@ -603,6 +603,12 @@ class MixtureConfig(Section):
         description="alignment (online, DoGE), excess_loss (online, DoReMi), regmix (offline: `runs` short "
         "proxy runs on random mixtures, a regression, the best-predicted mixture)",
     )
+    where: Literal["proxy", "training"] = Field(
+        "proxy",
+        description="alignment only: learn the weights on a proxy in the select stage (then train.cpt "
+        "resamples), or inside train.cpt on the model being trained (the bi-level loop: rows drawn by the current "
+        "weights, which move every `every` steps; one process, no replay, no curriculum)",
+    )
     runs: int = Field(16, ge=4, le=1000, description="regmix: proxy runs on random mixtures")
     run_steps: int | None = Field(
         None, ge=1, le=1_000_000, description="regmix: steps per run (default: a quarter of proxy.steps)"
@@ -667,6 +673,10 @@ class SelectConfig(Section):
             raise ValueError(f"rank_by: {self.rank_by!r} is not enabled; enabled: {', '.join(enabled) or 'none'}")
         if enabled and (self.fraction is None) == (self.tokens is None):
             raise ValueError("set exactly one budget: fraction (a share of the documents) or tokens")
+        if self.mixture.where == "training" and self.mixture.method != "alignment":
+            raise ValueError("mixture.where: training runs the alignment signal only (set mixture.method: alignment)")
+        if self.mixture.where == "training" and self.curriculum != "none":
+            raise ValueError("curriculum and mixture.where: training both decide the order rows train in; pick one")
         if self.curriculum != "none" and not enabled:
             raise ValueError(f"curriculum: {self.curriculum!r} orders by a score: enable a scorer")
         if not enabled and (self.fraction, self.tokens) not in ((None, None), (1.0, None)):
@@ -849,6 +859,15 @@ class Recipe(Section):
         if repeated:
             raise ValueError(f"tool name(s) {repeated} declared more than once")
         return v
+
+    @model_validator(mode="after")
+    def _online_mixture_alone(self) -> Recipe:
+        if self.select.enabled and self.select.mixture.where == "training" and self.select.mixture.method != "none":
+            if self.train.cpt.replay is not None:
+                raise ValueError("select.mixture.where: training does not mix replay text yet; drop train.cpt.replay")
+            if self.train.distributed.processes * self.train.distributed.nodes > 1:
+                raise ValueError("select.mixture.where: training runs in one process (each would move its own weights)")
+        return self
 
     @model_validator(mode="after")
     def _select_names_sources(self) -> Recipe:

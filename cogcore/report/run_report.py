@@ -229,6 +229,25 @@ def _mixture_blocks(record: MixtureRecord | None) -> list:
     ]
 
 
+def _online_mixture_blocks(metrics: TrainMetrics | None) -> list:
+    """The bi-level loop inside train.cpt (select.mixture.where: training): its weights over training."""
+    online = (metrics.data or {}).get("online_mixture") if metrics is not None and not metrics.skipped else None
+    if not online:
+        return []
+    start = dict(zip(online["groups"], online["trajectory"][0]))
+    rows = [
+        [g, start[g], online["average"][g], online["final"][g], online["rows_drawn"].get(g)] for g in online["groups"]
+    ]
+    return [
+        Heading("Mixture weights moved during continued pretraining (alignment)", 3),
+        Table(["source", "start (natural share)", "average", "last", "rows drawn"], rows),
+        Paragraph(
+            f"{len(online['trajectory']) - 1} updates, one every {online['every']} optimizer steps, each toward the "
+            "sources whose gradient agreed with the target's on the model being trained."
+        ),
+    ]
+
+
 def _ablation_blocks(ablations: dict[str, dict]) -> list:
     """`cogcore ablate` tables: each group's contribution to the held-out target loss."""
     blocks = []
@@ -793,7 +812,13 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     blocks += _guarded("Stages", lambda: _stage_section(manifest))
     blocks += _guarded("Data", lambda: _curate_section(stats))
     blocks += _guarded(
-        "Data valuation", lambda: _select_section(selection) + _mixture_blocks(mixture) + _ablation_blocks(ablations)
+        "Data valuation",
+        lambda: (
+            _select_section(selection)
+            + _mixture_blocks(mixture)
+            + _online_mixture_blocks(train.get("cpt"))
+            + _ablation_blocks(ablations)
+        ),
     )
     blocks += _guarded("Training", lambda: _training_section(train, settings))
     blocks += _guarded("Evaluation", lambda: _eval_section(results))

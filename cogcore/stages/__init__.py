@@ -129,8 +129,12 @@ def cpt_inputs(recipe: Recipe) -> dict:
             k: facts[k] for k in ("strategy", "max_calls_per_doc", "train_copied_facts", "toolformer", "canaries")
         },
         "seed": recipe.seed,
-        # read by train.cpt, not by the select stage: the order its documents train in
+        # read by train.cpt, not by the select stage: the order its documents train in, and the
+        # mixture it moves itself when the bi-level loop runs in training
         "curriculum": [recipe.select.curriculum, recipe.select.anneal_fraction] if recipe.select.enabled else None,
+        "online_mixture": recipe.select.mixture.model_dump(mode="json")
+        if recipe.select.enabled and recipe.select.mixture.where == "training"
+        else None,
     }
     replay = recipe.train.cpt.replay
     if replay is not None:

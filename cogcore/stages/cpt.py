@@ -10,20 +10,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from cogcore.canaries import CANARIES_FILE, plant_in_training
 from cogcore.curate.facts import FactDetector
 from cogcore.curate.readers import ReadLimits, Unreadable, read_source
 from cogcore.io import file_sha256
+from cogcore.mixture_weights import OnlineMixture
 from cogcore.models import ModelSpec
 from cogcore.recipe import Recipe
 from cogcore.stages import cpt_inputs
 from cogcore.stages.corpus import TRAIN, load_corpus
 from cogcore.stages.inputs import check_training_split, curated_splits
+from cogcore.stages.select import target_texts
 from cogcore.train.cpt_data import encode_documents, pack_rows, with_replay
 from cogcore.train.data_cache import cached_rows
 from cogcore.train.distributed import plan_from_recipe
 from cogcore.train.launch import launch_stage
 from cogcore.train.metrics import METRICS_FILE, TrainMetrics
+from cogcore.train.mixing import OnlineMixing
 from cogcore.train.toolformer import select_calls
 from cogcore.train.trainer import TrainSettings, check_method, rows_read
 from cogcore.train.training_docs import TRAINING_DOCS_FILE, write_training_docs
@@ -68,6 +73,7 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         kept = trim(len(rows), rows_read(settings, rows, plan.world_size), curriculum)
         counts.setdefault("curriculum", {})["rows_read"] = len(kept)
         rows = rows.select(kept) if len(kept) < len(rows) else rows
+    mixing = online_mixing(recipe, run_dir, tok, rows) if trains_online(recipe) else None
     metrics = launch_stage(
         model,
         tok,
@@ -77,9 +83,36 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         label="train.cpt",
         plan=plan,
         model_spec=spec,
+        mixing=mixing,
     )
+    if mixing is not None:
+        counts["online_mixture"] = mixing.record()
     if metrics is not None:  # None on a machine other than machine_rank 0, which records the run
         metrics.with_data(counts).write(folder / METRICS_FILE)
+
+
+def trains_online(recipe: Recipe) -> bool:
+    """The bi-level loop runs inside this stage (select.mixture.where: training)."""
+    mixture = recipe.select.mixture
+    return recipe.select.enabled and mixture.method == "alignment" and mixture.where == "training"
+
+
+def online_mixing(recipe: Recipe, run_dir: Path, tok, rows) -> OnlineMixing:
+    """The mixture over the rows' groups (the sources), starting from their natural shares, and the
+    target's rows its outer step aligns with."""
+    cfg, mixture = recipe.train.cpt, recipe.select.mixture
+    row_groups = list(rows["group"]) if hasattr(rows, "column_names") else [r["group"] for r in rows]
+    groups = sorted(set(row_groups))
+    natural = np.array([row_groups.count(g) for g in groups], dtype=np.float64)
+    target = [{"id": f"target-{i}", "text": t} for i, t in enumerate(target_texts(recipe, load_corpus(run_dir)))]
+    encoded = encode_documents(tok, target, [], strategy="keep", counts={})
+    target_rows = list(pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts={}))
+    weights = OnlineMixture(
+        groups, eta=mixture.eta, floor=mixture.floor, smoothing=mixture.smoothing, weights=natural / natural.sum()
+    )
+    return OnlineMixing(
+        weights, row_groups, target_rows, every=mixture.every, probe_size=cfg.batch_size, seed=recipe.seed
+    )
 
 
 def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, counts: dict):
@@ -87,6 +120,9 @@ def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
     packed; `counts` filled on the way (for metrics.json's `data`)."""
     cfg, facts_cfg = recipe.train.cpt, recipe.facts
     docs, facts, calls = training_text(recipe, run_dir, folder, model, tok, counts)
+    if trains_online(recipe):
+        yield from rows_by_group(recipe, tok, docs, facts, calls, counts)
+        return
     encoded = encode_documents(
         tok,
         docs,
@@ -108,6 +144,30 @@ def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
         )
         encoded = with_replay(encoded, tok, replay, ratio=cfg.replay.ratio, counts=counts, progress=True)
     yield from pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts=counts)
+
+
+def rows_by_group(recipe: Recipe, tok, docs: list[dict], facts: list[dict], calls, counts: dict):
+    """Rows that each pack documents of one source only, tagged with it (`group`): what the online
+    mixture draws by. Counts add up over the groups."""
+    cfg, f = recipe.train.cpt, recipe.facts
+    counts["rows"] = 0
+    for group in sorted({d["source"] for d in docs}):
+        members = [d for d in docs if d["source"] == group]
+        ids = {d["id"] for d in members}
+        encoded = encode_documents(
+            tok,
+            members,
+            [x for x in facts if x["doc_id"] in ids],
+            strategy=f.strategy,
+            counts=counts,
+            max_calls_per_doc=f.max_calls_per_doc,
+            calls=calls,
+            train_copied_facts=f.train_copied_facts,
+        )
+        packed: dict = {}
+        for row in pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts=packed):
+            yield {**row, "group": group}
+        counts["rows"] += packed.get("rows", 0)
 
 
 def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, counts: dict):

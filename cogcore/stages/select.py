@@ -52,7 +52,7 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     ranking = ranking_key(recipe, scores, len(docs))
     selected, reasons = choose(recipe, docs, tokens, ranking)
     # 4. Group weights for what was chosen, learned on a proxy (train.cpt resamples by them).
-    if cfg.mixture.method != "none":
+    if cfg.mixture.method != "none" and cfg.mixture.where == "proxy":
         by_group: dict[str, list[str]] = {}
         for d, keep in zip(docs, selected):
             if keep:

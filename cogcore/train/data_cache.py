@@ -83,7 +83,10 @@ def _write_stream(rows: Iterable[dict], path: Path) -> int:
 
 def _flush(batch: list[dict], path: Path, writer):
     names = [c for c in COLUMNS if c in batch[0]]
-    table = pa.table({c: pa.array([r[c] for r in batch], type=pa.list_(pa.int32())) for c in names})
+    columns = {c: pa.array([r[c] for r in batch], type=pa.list_(pa.int32())) for c in names}
+    if "group" in batch[0]:  # the source a row packs (the online mixture draws by it)
+        columns["group"] = pa.array([r["group"] for r in batch], type=pa.string())
+    table = pa.table(columns)
     if writer is None:
         writer = pa.ipc.new_stream(str(path), table.schema)
     writer.write_table(table)

@@ -30,6 +30,7 @@ from cogcore.io import write_json_atomic
 from cogcore.models import ModelSpec
 from cogcore.train.distributed import DistributedPlan, write_accelerate_config
 from cogcore.train.metrics import METRICS_FILE, TrainMetrics
+from cogcore.train.mixing import OnlineMixing
 from cogcore.train.trainer import TrainSettings, check_positions, no_rows_message, train
 
 SPEC_NAME = "spec.json"
@@ -87,12 +88,17 @@ def launch_stage(
     label: str,
     plan: DistributedPlan,
     model_spec: ModelSpec,
+    mixing: OnlineMixing | None = None,
 ) -> TrainMetrics | None:
     """Train a stage's rows: in-process on `model` (loaded as `model_spec` says) when the plan is one
     plain process, else under accelerate. None on a machine other than machine_rank 0 (that one
     writes the model and the metrics)."""
     if not plan.needs_launcher:
-        return train(model, tokenizer, rows, out_dir=folder, settings=settings, label=label, model_spec=model_spec)
+        return train(
+            model, tokenizer, rows, out_dir=folder, settings=settings, label=label, model_spec=model_spec, mixing=mixing
+        )
+    if mixing is not None:
+        raise ValueError(f"{label}: the online mixture trains in one process; set train.distributed.processes: 1")
     if not len(rows):
         raise ValueError(no_rows_message(label))
     if model is not None:  # before the rows are written and the workers load the model (they check too)

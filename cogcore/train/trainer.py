@@ -37,6 +37,7 @@ from cogcore.model_limits import positions_limit
 from cogcore.models import ModelSpec, count_params, save_model
 from cogcore.train.distributed import final_model
 from cogcore.train.metrics import METRICS_FILE, TOKENS_PER_S_NOTE, LoggedStep, TrainMetrics
+from cogcore.train.mixing import OnlineMixing
 from cogcore.train.packing import IGNORE_INDEX, packed_collator
 from cogcore.train.throughput import ThroughputCallback, gpu_peak_flops, training_flops_per_token
 
@@ -128,6 +129,7 @@ def train(
     settings: TrainSettings,
     label: str,
     model_spec: ModelSpec,
+    mixing: OnlineMixing | None = None,
 ) -> TrainMetrics:
     """Train on rows of {input_ids, labels} (plus `position_ids` when packed), a list or a datasets
     Dataset (e.g. `load_from_disk` of a token cache); save the merged model to out_dir/model and
@@ -147,13 +149,21 @@ def train(
     # 3. Train, or resume from the last complete checkpoint.
     throughput = _throughput_callback(model, dataset, params[1])
     packed = "position_ids" in dataset.column_names
-    trainer = Trainer(
+    collate = _collator(model, tokenizer, packed)
+    callbacks, sampler = [throughput], None
+    if mixing is not None:  # the bi-level loop: rows drawn by the mixture, its weights moved as training goes
+        rows_needed = max_steps * settings.batch_size * settings.grad_accum
+        sampler, outer = mixing.attach(dataset, collate, rows_needed)
+        callbacks.append(outer)
+    trainer = (_MixtureTrainer if sampler is not None else Trainer)(
         model=model,
         args=_training_arguments(out_dir, settings, max_steps=max_steps, packed=packed),
         train_dataset=dataset,
-        data_collator=_collator(model, tokenizer, packed),
-        callbacks=[throughput],
+        data_collator=collate,
+        callbacks=callbacks,
     )
+    if sampler is not None:
+        trainer.mixture_sampler = sampler
     run = _run_or_resume(trainer, max_steps)
     model.config.use_cache = use_cache
     # 4. Merge, save and record (the main process only).
@@ -192,6 +202,15 @@ def _max_steps(settings: TrainSettings, dataset: Dataset, label: str) -> int:
         row_tokens / n_rows,
     )
     return steps
+
+
+class _MixtureTrainer(Trainer):
+    """A Trainer that draws its rows from the online mixture's sampler (cogcore.train.mixing)."""
+
+    mixture_sampler = None
+
+    def _get_train_sampler(self, train_dataset=None):
+        return self.mixture_sampler
 
 
 def _training_arguments(out_dir: Path, settings: TrainSettings, max_steps: int, packed: bool) -> TrainingArguments:

@@ -27,59 +27,13 @@ are per group, not per token, and the report shows the weights so a user can jud
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from cogcore.mixture_weights import OnlineMixture, guarded
+
 SIGNALS = ("alignment", "excess_loss")
-
-
-def guarded(weights: np.ndarray, floor: float, smoothing: float) -> np.ndarray:
-    """Weights mixed with uniform, then lifted to `floor`, summing to 1."""
-    k = len(weights)
-    if floor * k > 1:
-        raise ValueError(f"a floor of {floor} for {k} groups sums past 1; at most {1 / k:.3f}")
-    w = (1 - smoothing) * weights / weights.sum() + smoothing / k
-    for _ in range(k):  # lifting some to the floor shrinks the others; a few rounds settle it
-        low = w < floor
-        if not low.any():
-            break
-        free = 1 - floor * low.sum()
-        w = np.where(low, floor, w * free / w[~low].sum())
-    return w
-
-
-@dataclass
-class OnlineMixture:
-    groups: list[str]
-    eta: float = 0.5
-    floor: float = 0.02
-    smoothing: float = 0.05
-    weights: np.ndarray | None = None
-    trajectory: list[list[float]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.weights is None:
-            self.weights = np.full(len(self.groups), 1 / len(self.groups))
-        self.weights = guarded(np.asarray(self.weights, dtype=np.float64), self.floor, self.smoothing)
-        self.trajectory.append(self.weights.tolist())
-
-    def update(self, signal: dict[str, float]) -> np.ndarray:
-        """One exponentiated-gradient step on standardized signals (groups missing from `signal` get 0)."""
-        s = np.array([signal.get(g, 0.0) for g in self.groups], dtype=np.float64)
-        spread = s.std()
-        s = (s - s.mean()) / spread if spread > 0 else np.zeros_like(s)
-        self.weights = guarded(self.weights * np.exp(self.eta * s), self.floor, self.smoothing)
-        self.trajectory.append(self.weights.tolist())
-        return self.weights
-
-    def average(self) -> dict[str, float]:
-        """The mean of the trajectory: the weights to hand on (see the module docstring)."""
-        return dict(zip(self.groups, np.mean(self.trajectory, axis=0).tolist()))
-
-    def current(self) -> dict[str, float]:
-        return dict(zip(self.groups, self.weights.tolist()))
 
 
 class GroupSampler:

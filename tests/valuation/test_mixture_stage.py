@@ -81,3 +81,44 @@ def test_ablation_by_source_reports_what_each_source_contributes(two_sources, ti
     assert rows["bank"]["contribution"] > 0.2 > rows["noise"]["contribution"]
     _run(["report", tmp_path / "runs" / "abl"])
     assert "### Ablation by source" in (tmp_path / "runs" / "abl" / "report" / "report.md").read_text()
+
+
+def test_the_bi_level_loop_runs_inside_continued_pretraining(two_sources, tiny_proxy, tmp_path):
+    path = two_sources(
+        "online",
+        select={
+            "enabled": True,
+            "target": "target.jsonl",
+            "proxy": tiny_proxy,
+            "mixture": {"method": "alignment", "where": "training", "every": 2, "floor": 0.1, "eta": 2.0},
+        },
+        train={"cpt": {"max_steps": 6, "seq_len": 64, "batch_size": 2, "save_steps": 100}, "tools": {"enabled": False}},
+    )
+    _run(["curate", path], ["index", path], ["train", path])
+    run = tmp_path / "runs" / "online"
+    assert not (run / "select" / MIXTURE_FILE).exists()  # learned in training, not on a proxy
+    online = json.loads((run / "train" / "cpt" / "metrics.json").read_text())["data"]["online_mixture"]
+    assert online["groups"] == ["bank", "noise"] and len(online["trajectory"]) == 1 + 6 // 2
+    assert online["trajectory"][-1] != online["trajectory"][0]  # the outer loop moved the weights
+    assert min(min(w) for w in online["trajectory"]) >= 0.1 - 1e-9
+    assert sum(online["rows_drawn"].values()) == 6 * 2
+    _run(["report", run])
+    assert "moved during continued pretraining" in (run / "report" / "report.md").read_text()
+
+
+def test_the_online_mixture_refuses_what_it_cannot_do(two_sources, tiny_proxy):
+    from cogcore.recipe import RecipeError, load_recipe
+
+    mixture = {"method": "alignment", "where": "training"}
+    for extra, message in [
+        ({"curriculum": "anneal", "importance": {"enabled": True}, "fraction": 1.0}, "pick one"),
+        ({}, "one process"),
+    ]:
+        train = {"distributed": {"processes": 2}} if message == "one process" else {}
+        path = two_sources("bad", select={"enabled": True, "mixture": mixture, **extra}, train=train)
+        try:
+            load_recipe(path)
+        except RecipeError as e:
+            assert message in str(e)
+        else:
+            raise AssertionError(f"accepted a recipe that should fail with {message!r}")
