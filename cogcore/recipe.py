@@ -384,6 +384,15 @@ class Replay(Section):
     ratio: float = Field(0.1, gt=0, lt=1, description="share of all training tokens that is replay text")
 
 
+class TokenSelection(Section):
+    """Rho-1's token-level selection: only the tokens whose loss a reference model (the base model
+    briefly fine-tuned on `select.target`) lowers most are trained; the rest carry no loss."""
+
+    enabled: bool = False
+    keep: float = Field(0.6, gt=0, le=1, description="share of the trainable tokens that keep their loss")
+    reference_steps: int = Field(20, ge=1, le=100_000, description="LoRA steps of the reference on the target")
+
+
 class CptTrainConfig(StageTrainConfig):
     """Continued pretraining: the stage settings, plus packing, a token budget and replay text."""
 
@@ -399,6 +408,7 @@ class CptTrainConfig(StageTrainConfig):
         "(rows x seq_len / (batch_size x grad_accum x processes))",
     )
     replay: Replay | None = None
+    token_selection: TokenSelection = Field(default_factory=lambda: TokenSelection())
 
     @model_validator(mode="after")
     def _one_budget(self) -> CptTrainConfig:

@@ -136,6 +136,9 @@ def cpt_inputs(recipe: Recipe) -> dict:
         if recipe.select.enabled and recipe.select.mixture.where == "training"
         else None,
     }
+    target = recipe.select.target
+    if recipe.train.cpt.token_selection.enabled and target != "heldout" and not target.startswith("source:"):
+        inputs["target_files"] = [file_stamp(f) for f in list_files(target)]  # the reference trains on them
     replay = recipe.train.cpt.replay
     if replay is not None:
         inputs["replay_files"] = [file_stamp(f) for f in list_files(replay.path)]

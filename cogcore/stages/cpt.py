@@ -8,6 +8,7 @@ training_docs.jsonl).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,9 @@ from cogcore.train.distributed import plan_from_recipe
 from cogcore.train.launch import launch_stage
 from cogcore.train.metrics import METRICS_FILE, TrainMetrics
 from cogcore.train.mixing import OnlineMixing
+from cogcore.train.token_selection import select_tokens
 from cogcore.train.toolformer import select_calls
-from cogcore.train.trainer import TrainSettings, check_method, rows_read
+from cogcore.train.trainer import TrainSettings, check_method, rows_read, train
 from cogcore.train.training_docs import TRAINING_DOCS_FILE, write_training_docs
 from cogcore.valuation.curriculum import curriculum_order, trim
 from cogcore.valuation.mixture import resample_by_weight
@@ -73,6 +75,8 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         kept = trim(len(rows), rows_read(settings, rows, plan.world_size), curriculum)
         counts.setdefault("curriculum", {})["rows_read"] = len(kept)
         rows = rows.select(kept) if len(kept) < len(rows) else rows
+    if cfg.token_selection.enabled:
+        rows, counts["token_selection"] = select_training_tokens(recipe, run_dir, folder, model, tok, rows)
     mixing = online_mixing(recipe, run_dir, tok, rows) if trains_online(recipe) else None
     metrics = launch_stage(
         model,
@@ -91,6 +95,47 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         metrics.with_data(counts).write(folder / METRICS_FILE)
 
 
+def select_training_tokens(recipe: Recipe, run_dir: Path, folder: Path, model, tok, rows):
+    """Rho-1: a reference (the base model briefly fine-tuned with LoRA on the target text) and the
+    rows again, only the tokens it lowers the loss of most keeping their labels (train/token_selection.py).
+    The reference is written inside the stage folder while it is needed, then removed."""
+    cfg = recipe.train.cpt
+    selection = cfg.token_selection
+    target_rows = _target_rows(recipe, run_dir, tok)
+    if not target_rows:
+        raise ValueError("train.cpt.token_selection: select.target holds no text to train the reference on")
+    base = ModelSpec.from_section(recipe.base_model)
+    reference_dir = folder / "token-reference"
+    section = cfg.model_copy(update={"method": "lora", "max_steps": selection.reference_steps, "max_tokens": None})
+    reference, _ = base.load()
+    trained = train(
+        reference,
+        tok,
+        target_rows,
+        out_dir=reference_dir,
+        settings=TrainSettings.from_section(section, seed=recipe.seed),
+        label="train.cpt reference",
+        model_spec=base,
+    )
+    reference, _ = base.at(reference_dir / "model").load()
+    labels, record = select_tokens(model, reference, rows, keep=selection.keep)
+    shutil.rmtree(reference_dir)  # written by this stage a moment ago: a model copy nothing reads again
+    record.update(
+        reference_steps=selection.reference_steps, reference_final_loss=trained.final_loss, target_rows=len(target_rows)
+    )
+    if hasattr(rows, "column_names"):
+        return rows.remove_columns(["labels"]).add_column("labels", labels), record
+    return [{**r, "labels": lab} for r, lab in zip(rows, labels)], record
+
+
+def _target_rows(recipe: Recipe, run_dir: Path, tok) -> list[dict]:
+    """select.target's text as training rows of the base model's tokenizer."""
+    cfg = recipe.train.cpt
+    target = [{"id": f"target-{i}", "text": t} for i, t in enumerate(target_texts(recipe, load_corpus(run_dir)))]
+    encoded = encode_documents(tok, target, [], strategy="keep", counts={})
+    return list(pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts={}))
+
+
 def trains_online(recipe: Recipe) -> bool:
     """The bi-level loop runs inside this stage (select.mixture.where: training)."""
     mixture = recipe.select.mixture
@@ -104,9 +149,7 @@ def online_mixing(recipe: Recipe, run_dir: Path, tok, rows) -> OnlineMixing:
     row_groups = list(rows["group"]) if hasattr(rows, "column_names") else [r["group"] for r in rows]
     groups = sorted(set(row_groups))
     natural = np.array([row_groups.count(g) for g in groups], dtype=np.float64)
-    target = [{"id": f"target-{i}", "text": t} for i, t in enumerate(target_texts(recipe, load_corpus(run_dir)))]
-    encoded = encode_documents(tok, target, [], strategy="keep", counts={})
-    target_rows = list(pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts={}))
+    target_rows = _target_rows(recipe, run_dir, tok)
     weights = OnlineMixture(
         groups, eta=mixture.eta, floor=mixture.floor, smoothing=mixture.smoothing, weights=natural / natural.sum()
     )
