@@ -1,4 +1,5 @@
-"""Connected components over an edge list, vectorized: the grouping behind near-duplicate sets.
+"""Groupings of documents: connected components over an edge list (near-duplicate sets), and
+spherical k-means over embeddings (semantic dedup's buckets, rebalancing's clusters, ablations).
 
 `components(n, u, v)` labels each of `n` nodes with the smallest node index in its component, so
 a component's label is its first member in input order, which is the document dedup keeps. It is
@@ -37,3 +38,17 @@ def _compress(parent: np.ndarray) -> np.ndarray:
         if np.array_equal(grand, parent):
             return parent
         parent = grand
+
+
+def spherical_kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Cluster index of each row of unit vectors `x` (faiss k-means, cosine); one cluster when k <= 1."""
+    k = min(k, len(x))
+    if k <= 1:
+        return np.zeros(len(x), dtype=np.int64)
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, spherical=True, verbose=False, min_points_per_centroid=1)
+    km.train(x)
+    _, assign = km.index.search(x, 1)
+    return assign[:, 0].astype(np.int64)

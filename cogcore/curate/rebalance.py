@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cogcore.curate.clusters import spherical_kmeans
 from cogcore.curate.dedup import Decisions
 from cogcore.curate.stats import RebalanceReport
 
@@ -33,13 +34,8 @@ class RebalanceSettings:
 
 
 def kmeans_labels(embeddings: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
-    import faiss
-
-    k = max(1, min(n_clusters, len(embeddings) // 2 or 1))
-    km = faiss.Kmeans(embeddings.shape[1], k, niter=20, seed=seed, verbose=False, spherical=True)
-    km.train(np.ascontiguousarray(embeddings, dtype=np.float32))
-    _, labels = km.index.search(np.ascontiguousarray(embeddings, dtype=np.float32), 1)
-    return labels[:, 0]
+    """Rebalancing's clusters: at most half as many as documents, so that a cluster is a group."""
+    return spherical_kmeans(embeddings, max(1, min(n_clusters, len(embeddings) // 2 or 1)), seed)
 
 
 def rebalance(

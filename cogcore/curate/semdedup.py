@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cogcore.curate.clusters import components
+from cogcore.curate.clusters import components, spherical_kmeans
 from cogcore.curate.dedup import Decisions, groups_to_decisions
 
 _ROWS = 1024  # rows of a cluster's similarity matrix computed at a time
@@ -46,7 +46,7 @@ def semantic_duplicate_decisions(
         raise ValueError(f"embeddings must be (len(ids), dim); got {x.shape} for {len(ids)} ids")
     if len(x) and not np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-3):
         raise ValueError("embeddings must be L2-normalized (cosine similarity is their dot product)")
-    assign = kmeans_assign(x, n_clusters or max(1, round(len(x) ** 0.5)), seed)
+    assign = spherical_kmeans(x, n_clusters or max(1, round(len(x) ** 0.5)), seed)
     parent = np.arange(len(x))
     order = np.argsort(assign, kind="stable")  # members of each cluster, in input order
     bounds = np.flatnonzero(np.diff(assign[order])) + 1
@@ -54,19 +54,6 @@ def semantic_duplicate_decisions(
         parent[members] = members[_earlier_duplicate(x[members], threshold)]
     labels = components(len(x), np.arange(len(x)), parent)
     return groups_to_decisions(ids, labels, "semantic_duplicate", "semantic")
-
-
-def kmeans_assign(x: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Cluster index of each row: spherical k-means (faiss) on unit vectors."""
-    k = min(k, len(x))
-    if k <= 1:
-        return np.zeros(len(x), dtype=np.int64)
-    import faiss
-
-    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, spherical=True, verbose=False, min_points_per_centroid=1)
-    km.train(x)
-    _, assign = km.index.search(x, 1)
-    return assign[:, 0].astype(np.int64)
 
 
 def _earlier_duplicate(e: np.ndarray, threshold: float) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""`cogcore ablate RECIPE --by source`: each source left out of a proxy's training in turn, and what
-that does to the held-out target loss; writes RUN_DIR/ablate/<by>.json. Runs after curation, with
+"""`cogcore ablate RECIPE --by source|cluster`: each source (or embedding cluster) left out of a
+proxy's training in turn, and what that does to the held-out target loss; writes
+RUN_DIR/ablate/<by>.json. Runs after curation, with
 the recipe's `select.target` and `select.proxy` (a proxy per group plus one on everything).
 
     cogcore ablate recipes/valuation.yaml --by source
@@ -9,24 +10,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cogcore.curate.global_steps import EMBED_CHARS
+from cogcore.curate.rebalance import kmeans_labels
 from cogcore.io import write_json_atomic
 from cogcore.recipe import Recipe
+from cogcore.retrieval.embedder import Embedder
 from cogcore.runner import claim_folder
 from cogcore.stages.corpus import TRAIN, load_corpus
 from cogcore.stages.select import target_texts
 from cogcore.valuation.ablation import ablate
 from cogcore.valuation.scoring import ProxySettings
 
-GROUPINGS = ("source",)
+GROUPINGS = ("source", "cluster")
 
 
 def run_ablation(recipe: Recipe, run_dir: Path, by: str) -> tuple[list[dict], Path]:
     if by not in GROUPINGS:
         raise ValueError(f"--by {by!r}: allowed: {', '.join(GROUPINGS)}")
     corpus = load_corpus(run_dir)
+    docs = corpus.split(TRAIN)
+    labels = [d["source"] for d in docs] if by == "source" else cluster_labels(recipe, docs)
     groups: dict[str, list[str]] = {}
-    for d in corpus.split(TRAIN):
-        groups.setdefault(d["source"], []).append(d["text"])
+    for d, label in zip(docs, labels):
+        groups.setdefault(label, []).append(d["text"])
     folder = run_dir / "ablate"
     claim_folder(folder)
     rows = ablate(
@@ -37,3 +43,12 @@ def run_ablation(recipe: Recipe, run_dir: Path, by: str) -> tuple[list[dict], Pa
         path, {"by": by, "target": recipe.select.target, "proxy": recipe.select.proxy.model_dump(), "rows": rows}
     )
     return rows, path
+
+
+def cluster_labels(recipe: Recipe, docs: list[dict]) -> list[str]:
+    """Each document's cluster: spherical k-means (curate.rebalance.clusters of them) over the
+    recipe's embedder's vectors, as rebalancing clusters them."""
+    embedder = Embedder(recipe.index.embedder, batch_size=recipe.index.batch_size)
+    vectors = embedder.encode([d["text"][:EMBED_CHARS] for d in docs], show_progress=True)
+    labels = kmeans_labels(vectors, recipe.curate.rebalance.clusters, recipe.seed)
+    return [f"cluster-{int(label)}" for label in labels]

@@ -122,3 +122,23 @@ def test_the_online_mixture_refuses_what_it_cannot_do(two_sources, tiny_proxy):
             assert message in str(e)
         else:
             raise AssertionError(f"accepted a recipe that should fail with {message!r}")
+
+
+def test_ablation_by_cluster_groups_documents_by_their_embeddings(two_sources, tiny_proxy, tmp_path):
+    path = two_sources(
+        "ablc",
+        select={"target": "target.jsonl", "proxy": tiny_proxy},
+        curate={
+            "min_chars": 20,
+            "heldout_fraction": 0.2,
+            "boilerplate": {"enabled": False},
+            "dedup": {"minhash": {"enabled": False}},
+            "warn_drop_fraction": None,
+            "rebalance": {"clusters": 2},
+        },
+    )
+    _run(["curate", path], ["ablate", path, "--by", "cluster"])
+    data = json.loads((tmp_path / "runs" / "ablc" / "ablate" / "cluster.json").read_text())
+    groups = [r["group"] for r in data["rows"]]
+    assert groups[0] == "(all)" and set(groups[1:]) <= {"cluster-0", "cluster-1"} and len(groups) == 3
+    assert sum(r["documents"] for r in data["rows"][1:]) == data["rows"][0]["documents"]
