@@ -1,8 +1,9 @@
 """Mixture weights over groups of documents, moved step by step by a signal, with the guards that
 keep such loops from failing (the rule; cogcore.valuation.mixture and cogcore.train.mixing drive it).
 
-An update is one exponentiated-gradient step, w_g <- w_g * exp(eta * s_g), on signals standardized
-first (so eta does not depend on their scale); every step mixes in `smoothing` of the uniform
+An update is one exponentiated-gradient step, w_g <- w_g * exp(eta * s_g), on signals centered and
+divided by their running typical spread (so eta does not depend on their scale, and a small
+difference makes a small step); every step mixes in `smoothing` of the uniform
 mixture; no weight falls below `floor`; the weights handed on are the average over the trajectory,
 not the last step. Those are the answers to the ways users of DoReMi, DoGE and ODM saw such loops
 fail: one-hot weights, oscillation without convergence.
@@ -17,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+SCALE_MEMORY = 0.8  # how slowly the signals' typical spread follows the latest update's
 
 
 def guarded(weights: np.ndarray, floor: float, smoothing: float) -> np.ndarray:
@@ -42,6 +45,7 @@ class OnlineMixture:
     smoothing: float = 0.05
     weights: np.ndarray | None = None
     trajectory: list[list[float]] = field(default_factory=list)
+    _scale: float | None = field(default=None, repr=False)  # running spread of the signals
 
     def __post_init__(self) -> None:
         if self.weights is None:
@@ -50,10 +54,15 @@ class OnlineMixture:
         self.trajectory.append(self.weights.tolist())
 
     def update(self, signal: dict[str, float]) -> np.ndarray:
-        """One exponentiated-gradient step on standardized signals (groups missing from `signal` get 0)."""
+        """One exponentiated-gradient step on centered signals scaled by their typical spread (groups
+        missing from `signal` get 0). The scale is a running mean of the spread over the updates, not
+        this update's own: with two groups an update's own spread would turn any difference, however
+        small, into a full step."""
         s = np.array([signal.get(g, 0.0) for g in self.groups], dtype=np.float64)
+        s = s - s.mean()
         spread = s.std()
-        s = (s - s.mean()) / spread if spread > 0 else np.zeros_like(s)
+        self._scale = spread if self._scale is None else SCALE_MEMORY * self._scale + (1 - SCALE_MEMORY) * spread
+        s = s / self._scale if self._scale > 0 else np.zeros_like(s)
         self.weights = guarded(self.weights * np.exp(self.eta * s), self.floor, self.smoothing)
         self.trajectory.append(self.weights.tolist())
         return self.weights

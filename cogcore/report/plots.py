@@ -72,6 +72,35 @@ def fact_kinds(counts: dict[str, int]) -> bytes:
     return _to_png(fig)
 
 
+def mixture_weights(groups: list[str], trajectory: list[list[float]]) -> bytes:
+    """Each group's weight after every update (update 0: the starting weights)."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    for i, group in enumerate(groups):
+        ax.plot(range(len(trajectory)), [w[i] for w in trajectory], label=group, linewidth=1.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("update")
+    ax.set_ylabel("weight")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    return _to_png(fig)
+
+
+def score_boxes(quantiles: dict[str, dict[str, list[float]]]) -> bytes:
+    """One panel per scorer, a box per source, drawn from (min, 25%, median, 75%, max)."""
+    scorers = [name for name, by_source in quantiles.items() if any(by_source.values())]
+    fig, axes = plt.subplots(1, len(scorers), figsize=(FIGSIZE[0], FIGSIZE[1]), squeeze=False)
+    for ax, name in zip(axes[0], scorers):
+        stats = [
+            {"label": source, "whislo": q[0], "q1": q[1], "med": q[2], "q3": q[3], "whishi": q[4]}
+            for source, q in quantiles[name].items()
+            if q
+        ]
+        ax.bxp(stats, showfliers=False)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(axis="x", labelsize=8, rotation=30)
+    return _to_png(fig)
+
+
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
     """Indices of the (cost, quality) points no other point beats: cheaper-or-equal and at least as
     good, better in one. Ordered by cost; lower cost always wins, quality per `higher_is_better`."""

@@ -177,6 +177,7 @@ def _select_section(stats: SelectStats | None) -> list:
     if rows:
         blocks.append(Heading("Scores by source (min, quartiles, max)", 3))
         blocks.append(Table(["scorer", "source", "min", "25%", "median", "75%", "max"], rows))
+        blocks.append(Image("scores.png", plots.score_boxes(stats.quantiles)))
     proxies = [
         [
             name,
@@ -222,6 +223,7 @@ def _mixture_blocks(record: MixtureRecord | None) -> list:
     return [
         Heading(f"Mixture weights ({record.method})", 3),
         Table(["source", "natural share", "after the first update", "used", "last"], rows),
+        Image("mixture.png", plots.mixture_weights(record.groups, record.trajectory)),
         Paragraph(
             f"{how}; train.cpt resampled each source to the weights used (at most "
             f"{record.settings.get('max_repeat')} repeats)."
@@ -241,6 +243,7 @@ def _online_mixture_blocks(metrics: TrainMetrics | None) -> list:
     return [
         Heading("Mixture weights moved during continued pretraining (alignment)", 3),
         Table(["source", "start (natural share)", "average", "last", "rows drawn"], rows),
+        Image("online_mixture.png", plots.mixture_weights(online["groups"], online["trajectory"])),
         Paragraph(
             f"{len(online['trajectory']) - 1} updates, one every {online['every']} optimizer steps, each toward the "
             "sources whose gradient agreed with the target's on the model being trained."

@@ -12,12 +12,13 @@ w_g <- w_g * exp(eta * s_g) (normalized), where the signal s_g says how much gro
   clipped at 0: how much the model still has to learn on g that is learnable.
 
 Known failure modes, from the users of these methods: weights that collapse to one group (one-hot),
-that oscillate without converging, and that do not transfer to another model or tokenizer. Guards:
-signals are standardized before the step (a scale-free eta); every step mixes in `smoothing` of the
-uniform mixture (DoReMi's c); no weight falls below `floor`; the weights returned for later use are
-the average over the trajectory, not the last step (DoReMi's choice, which damps oscillation); the
-whole trajectory is kept for the report. Transfer across tokenizers is not guarded here: the signals
-are per group, not per token, and the report shows the weights so a user can judge.
+that oscillate without converging, and that do not transfer to another model or tokenizer. Guards
+(cogcore.mixture_weights): signals are centered and scaled by their running spread before the step
+(a scale-free eta); every step mixes in `smoothing` of the uniform mixture (DoReMi's c); no weight
+falls below `floor`; the weights returned for later use are the average over the trajectory, not
+the last step (DoReMi's choice, which damps oscillation); the whole trajectory is kept for the
+report. Transfer across tokenizers is not guarded here: the signals are per group, not per token,
+and the report shows the weights so a user can judge.
 
     mix = OnlineMixture(["bank", "web", "junk"], eta=0.5, floor=0.05)
     sampler = GroupSampler(rows_by_group, mix, batch_size=16, seed=0)
