@@ -28,8 +28,9 @@ online mixture moved toward what lowers the loss of target and general examples 
 
 `--transfer ARM` then checks that a choice carries to a real model: SmolLM2-135M continued
 pretraining (LoRA, `--transfer-steps` of 4 x 256 tokens) on the arm's choice and on a uniform
-sample, held-out target loss side by side (base model too). On a GPU, a 1B base:
-`--transfer classifier --transfer-model HuggingFaceTB/SmolLM2-1.7B --transfer-steps 500`.
+sample, held-out target loss side by side (base model too). On a GPU, a 1B base (any local folder
+or hub id of a causal LM):
+`--transfer classifier --transfer-model meta-llama/Llama-3.2-1B --transfer-steps 500 --seeds 0 1 2`.
 
 Printed per arm: final held-out target loss (mean over seeds, and per seed), tokens to reach the
 uniform arm's final target loss (as a share of the budget, with and without the valuation's own
@@ -276,39 +277,51 @@ def train_arm(arm: str, mask: np.ndarray, corpus: dict, tok, evals: dict, args, 
 
 def transfer(arm: str, corpus: dict, tok, tokens: np.ndarray, args) -> dict:
     """Does the selection carry to a real model? SmolLM2-135M continued pretraining (LoRA, the same
-    steps and token budget) on the arm's choice and on a uniform sample; held-out target loss of each,
-    and of the base model."""
+    steps and token budget) on the arm's choice and on a uniform sample, once per seed; held-out
+    target loss of each, and of the base model."""
     from cogcore.models import ModelSpec
     from cogcore.recipe import CptTrainConfig
     from cogcore.token_loss import token_nll
     from cogcore.train.cpt_data import encode_documents, pack_rows
     from cogcore.train.trainer import TrainSettings, train
 
-    spec = ModelSpec(str(resolve_path(args.transfer_model)), "float32", trust_remote_code=False)
+    dtype = "bfloat16" if torch.cuda.is_available() else "float32"
+    spec = ModelSpec(str(resolve_path(args.transfer_model)), dtype, trust_remote_code=False)
     section = CptTrainConfig(
         method="lora", max_steps=args.transfer_steps, seq_len=256, batch_size=4, lr=3e-4, save_steps=10_000
     )
     held = [d["text"] for d in corpus["held_target"]][: args.transfer_eval_docs]
-    out = {}
-    for name in ("base", "uniform", arm):
-        model, hf_tok = spec.load()
-        if name != "base":
-            mask, _ = select(name, corpus, tok, tokens, args, seed=0)
+
+    def held_loss(model, hf_tok) -> float:
+        ids = [x[:256] for x in hf_tok(held, add_special_tokens=False)["input_ids"]]
+        sums = token_nll(model, ids, [[False] + [True] * (len(x) - 1) for x in ids], batch_size=4)
+        return sum(sums) / sum(len(x) - 1 for x in ids)
+
+    out: dict = {"base": held_loss(*spec.load()), "uniform": {}, arm: {}}
+    print(f"transfer base               held-out target loss {out['base']:.4f}", flush=True)
+    for seed in args.seeds:
+        for name in ("uniform", arm):
+            model, hf_tok = spec.load()
+            mask, _ = select(name, corpus, tok, tokens, args, seed=seed)
             docs = [{"id": d["id"], "text": d["text"]} for d, keep in zip(corpus["pool"], mask) if keep]
             rows = list(pack_rows(encode_documents(hf_tok, docs, [], "keep", {}), 256, True, {}))
             train(
                 model,
                 hf_tok,
                 rows,
-                out_dir=args.work / f"transfer-{name.replace('+', '-')}",
-                settings=TrainSettings.from_section(section, seed=0),
-                label=f"transfer {name}",
+                out_dir=args.work / f"transfer-{name.replace('+', '-')}-{seed}",
+                settings=TrainSettings.from_section(section, seed=seed),
+                label=f"transfer {name} seed {seed}",
                 model_spec=spec,
             )
-        ids = [x[:256] for x in hf_tok(held, add_special_tokens=False)["input_ids"]]
-        sums = token_nll(model, ids, [[False] + [True] * (len(x) - 1) for x in ids], batch_size=4)
-        out[name] = sum(sums) / sum(len(x) - 1 for x in ids)
-        print(f"transfer {name:18s} held-out target loss {out[name]:.4f}", flush=True)
+            out[name][seed] = held_loss(model, hf_tok)
+            print(f"transfer seed {seed} {name:18s} held-out target loss {out[name][seed]:.4f}", flush=True)
+    gains = {name: [out["base"] - v for v in out[name].values()] for name in ("uniform", arm)}
+    print(
+        f"transfer: loss drop from the base, per seed: uniform {', '.join(f'{g:.4f}' for g in gains['uniform'])}; "
+        f"{arm} {', '.join(f'{g:.4f}' for g in gains[arm])}",
+        flush=True,
+    )
     return out
 
 

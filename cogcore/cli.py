@@ -204,12 +204,19 @@ def train(recipe: RecipeArg, override: Overrides = None, force: Force = None) ->
 @app.command()
 def ablate(
     recipe: RecipeArg,
-    by: Annotated[str, typer.Option(help="what to leave out, one group at a time: source or cluster")] = "source",
+    by: Annotated[
+        str,
+        typer.Option(
+            help="what to leave out, one group at a time: source, cluster, or filter "
+            "(what each curation filter dropped, added back)"
+        ),
+    ] = "source",
     override: Overrides = None,
 ) -> None:
     """Train a proxy without each source (or embedding cluster, `curate.rebalance.clusters` of them) in turn
     and report each one's contribution to the held-out target loss (`select.target`, `select.proxy`).
-    Needs curation; writes RUN_DIR/ablate/BY.json."""
+    `--by filter`: the curated documents plus what each curation filter dropped, each filter's drops left
+    out in turn (negative: the filter pays). Needs curation; writes RUN_DIR/ablate/BY.json."""
     from cogcore.runner import RunDir, StageError
     from cogcore.stages.ablate import run_ablation
 

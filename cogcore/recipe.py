@@ -35,6 +35,7 @@ from cogcore.curate.pii import DEFAULT_ENTROPY_THRESHOLD
 from cogcore.curate.readers import ReadLimits
 from cogcore.model_limits import model_positions
 from cogcore.resources import ResourceError, resolve_path
+from cogcore.tracking import missing_package as missing_tracking_package
 
 FACT_KINDS = tuple(PATTERNS)  # the detector's kinds, in priority order
 
@@ -790,6 +791,26 @@ class EvalConfig(Section):
         return v
 
 
+class TrackingConfig(Section):
+    """Training curves (loss, learning rate, tokens/s, MFU) and the eval figures, logged where the team
+    reads its runs; kept in RUN_DIR/tracking/ unless `online`."""
+
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"], description="[] tracks nothing"
+    )
+    project: str | None = Field(None, description="W&B project / MLflow experiment; default: the recipe's name")
+    online: bool = Field(False, description="W&B and MLflow send to their servers instead of the run directory")
+
+    @field_validator("report_to")
+    @classmethod
+    def _installed(cls, v: list[str]) -> list[str]:
+        for backend in v:
+            missing = missing_tracking_package(backend)
+            if missing:
+                raise ValueError(f"{backend} is not installed here: {missing}")
+        return list(dict.fromkeys(v))
+
+
 class ReportConfig(Section):
     gpus: list[str] = Field(default_factory=lambda: ["h100", "h200", "a100", "l40s", "l4", "cpu-2core"])
     prices: dict[str, float] = Field(default_factory=dict, description="$/hour per GPU profile; overrides defaults")
@@ -859,6 +880,7 @@ class Recipe(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     tools: list[ToolSpec] = Field(default_factory=list, description="the recipe's own tools, beside search")
 
     @field_validator("tools")

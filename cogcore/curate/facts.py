@@ -55,6 +55,8 @@ _UNITS = (
     r"(?:business |calendar |working )?(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|"
     r"quarters?|decades?)"
 )
+_DASH = r"[-\u2010\u2011\u2012\u2013]"  # "6-month", "6‑month" (U+2011), "3–5"
+_GAP = r"[ \t\u00a0\u202f]"  # a space, a no-break space, a narrow one
 _QUANTITY_UNITS = r"(?:KB|MB|GB|TB|kg|g|mg|lbs?|km|m|cm|mm|mi|miles?|ft|feet|L|ml|kWh|W|V|Hz|GHz|MHz|°[CF])"
 # Labels that name a code outright ("ticket 4821") and labels that need "number"/"#" after them
 # ("account number 1234": a bare "account 12" is more often a count).
@@ -79,7 +81,7 @@ PATTERNS: dict[str, re.Pattern] = {
     "url": re.compile(r"https?://[^\s)>\]]+[^\s)>\].,;:!?'\"]"),
     "email": re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
     "money": re.compile(
-        rf"(?:(?<![\w$])(?:US|CA|AU|C|A)?[$€£¥]\s?(?:{_NUM})(?:\s?{_SCALE}\b)?"
+        rf"(?:(?<![\w$])(?:US|CA|AU|C|A)?[$€£¥]\s?(?>{_NUM})(?:\s?{_SCALE}\b)?(?!(?:{_DASH}|{_GAP}){_UNITS}\b)"
         rf"|\b{_CODES}\s?(?:{_NUM})(?:\s?{_SCALE}\b)?"
         rf"|\b(?:{_NUM})(?:\s?(?:million|billion|thousand))?\s?(?:{_CODES}|dollars?|euros?|cents?)\b)"
     ),
@@ -93,7 +95,7 @@ PATTERNS: dict[str, re.Pattern] = {
     "time": re.compile(
         rf"\b(?:\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:\s?{_AM_PM})?|\d{{1,2}}\s?{_AM_PM})(?:\s(?:UTC|GMT|[ECMP][SD]?T)\b)?"
     ),
-    "duration": re.compile(rf"\b(?:{_NUM})(?:\s?(?:-|–|to)\s?(?:{_NUM}))?(?:-|\s){_UNITS}\b"),
+    "duration": re.compile(rf"\b(?:{_NUM})(?:{_GAP}?(?:{_DASH}|to){_GAP}?(?:{_NUM}))?(?:{_DASH}|{_GAP}){_UNITS}\b"),
     "quantity": re.compile(rf"\b(?:{_NUM})\s?{_QUANTITY_UNITS}(?!\w)"),
     "identifier": re.compile(
         rf"\b(?={_LABEL_INITIALS})(?i:{_STRONG_LABELS}(?:\s+{_QUALIFIER})?|{_WEAK_LABELS}\s*(?:{_QUALIFIER}|#))"
@@ -115,8 +117,8 @@ PATTERNS: dict[str, re.Pattern] = {
 DEFAULT_KINDS = tuple(k for k in PATTERNS if k != "name")
 _KIND_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
-# Line-opening "1." / "2)" and inline "1) ... 2) ..." enumerations: numbering, not facts.
-_LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s|(?<![\w(.,$])\d{1,2}\)(?=\s)")
+# Line-opening "1." / "2)" / "(2)" and inline "1) ... 2) ..." / "(a) ... (2)" enumerations: numbering, not facts.
+_LIST_MARKER = re.compile(r"(?m)^\s*\(?\d{1,2}[.)]\s|(?<![\w(.,$])\d{1,2}\)(?=\s)|(?<![\w$])\(\d{1,2}\)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])|\n+")
 # Title Case by convention, so capitalized runs there say nothing: headings and **bold labels**.
 _HEADING = re.compile(r"(?m)^[ \t]*#.*$|\*\*[^*\n]+\*\*")

@@ -150,6 +150,31 @@ def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
+def filter_drops(sources: list[SourceSpec], plan: CuratePlan) -> dict[str, list[dict]]:
+    """The documents each per-document step of pass 2 (boilerplate, length, quality filters) drops, by
+    the step that dropped it first, read and normalized as curation reads them and redacted when
+    redaction is on: what `cogcore ablate --by filter` adds back to training, one step at a time.
+    Holds the sources in memory: an ablation trains proxies on all of it anyway."""
+    reading, samples = _Reading(), {}
+    first = FirstPass([Normalize()], hash_lines=plan.boilerplate is not None)
+    p1, docs = PassTotals(), []
+    for batch in _batches(_unique_ids(reading.documents(sources), StepStats("unique_ids"), samples), plan.batch_size):
+        result = first(batch)
+        p1.add(result)
+        docs += result.docs
+    dropped: dict[str, list[dict]] = {}
+    for step in _second_steps(plan, p1):
+        if step is plan.redactor:
+            break
+        docs, out = step.run(docs)
+        if out:
+            dropped.setdefault(step.name, []).extend(doc for doc, _ in out)
+    if plan.redactor is not None:
+        for step_name, group in dropped.items():
+            dropped[step_name] = plan.redactor.run(group)[0]
+    return dropped
+
+
 def _second_steps(plan: CuratePlan, p1: PassTotals) -> list:
     steps = []
     if plan.boilerplate is not None:

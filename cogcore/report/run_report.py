@@ -251,6 +251,20 @@ def _online_mixture_blocks(metrics: TrainMetrics | None) -> list:
     ]
 
 
+_ABLATION_NOTES = {
+    "source": (
+        "A proxy trained without each {by} in turn, toward {target}; positive: it helps. The second row "
+        "trains on everything with another seed: a contribution no larger than its is noise."
+    ),
+    "filter": (
+        "A proxy trained on the curated documents plus what the filters dropped, then without each filter's "
+        "drops in turn, toward {target}; negative: what the filter drops hurts the target, so the filter pays. "
+        "The last row is curation as it ran (every filter on); the second trains on everything with another "
+        "seed: a contribution no larger than its is noise."
+    ),
+}
+
+
 def _ablation_blocks(ablations: dict[str, dict]) -> list:
     """`cogcore ablate` tables: each group's contribution to the held-out target loss."""
     blocks = []
@@ -259,7 +273,7 @@ def _ablation_blocks(ablations: dict[str, dict]) -> list:
         blocks += [
             Heading(f"Ablation by {by}", 3),
             Table([by, "documents", "target loss", "contribution (loss without it - with all)"], rows),
-            Paragraph(f"A proxy trained without each {by} in turn, toward {data.get('target')}; positive: it helps."),
+            Paragraph(_ABLATION_NOTES.get(by, _ABLATION_NOTES["source"]).format(by=by, target=data.get("target"))),
         ]
     return blocks
 

@@ -24,6 +24,7 @@ from cogcore.stages import cpt_inputs
 from cogcore.stages.corpus import TRAIN, load_corpus
 from cogcore.stages.inputs import check_training_split, curated_splits
 from cogcore.stages.select import target_texts
+from cogcore.tracking import Tracking, environment
 from cogcore.train.cpt_data import encode_documents, pack_rows, with_replay
 from cogcore.train.data_cache import cached_rows
 from cogcore.train.distributed import plan_from_recipe
@@ -69,7 +70,10 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     # 3. Train (here, or in several processes), then record what was trained on. A curriculum reads
     # the rows in order, and keeps the part it puts its weight on when the steps read fewer.
     curriculum = recipe.select.curriculum if recipe.select.enabled else "none"
-    settings = TrainSettings.from_section(cfg, seed=recipe.seed, ordered=curriculum != "none")
+    tracking = Tracking.from_section(recipe.tracking, recipe.name)
+    settings = TrainSettings.from_section(
+        cfg, seed=recipe.seed, ordered=curriculum != "none", report_to=tracking.backends
+    )
     plan = plan_from_recipe(recipe.train.distributed)
     if settings.ordered:
         kept = trim(len(rows), rows_read(settings, rows, plan.world_size), curriculum)
@@ -78,17 +82,18 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     if cfg.token_selection.enabled:
         rows, counts["token_selection"] = select_training_tokens(recipe, run_dir, folder, model, tok, rows)
     mixing = online_mixing(recipe, run_dir, tok, rows) if trains_online(recipe) else None
-    metrics = launch_stage(
-        model,
-        tok,
-        rows,
-        folder=folder,
-        settings=settings,
-        label="train.cpt",
-        plan=plan,
-        model_spec=spec,
-        mixing=mixing,
-    )
+    with environment(tracking, run_dir, "train.cpt"):
+        metrics = launch_stage(
+            model,
+            tok,
+            rows,
+            folder=folder,
+            settings=settings,
+            label="train.cpt",
+            plan=plan,
+            model_spec=spec,
+            mixing=mixing,
+        )
     if mixing is not None:
         counts["online_mixture"] = mixing.record()
     if metrics is not None:  # None on a machine other than machine_rank 0, which records the run

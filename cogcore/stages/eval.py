@@ -38,6 +38,7 @@ from cogcore.runtime import run_tools
 from cogcore.stages import FINAL_MODEL
 from cogcore.stages.corpus import HELDOUT, TRAIN, load_corpus
 from cogcore.stages.inputs import curated_splits, heldout_problem, require_something_to_evaluate, warn
+from cogcore.tracking import Tracking, flat_figures, log_figures
 
 
 @dataclass
@@ -65,6 +66,9 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     trained, tok = compare_with_base(recipe, run_dir, plan, results)
     measure_at_work(recipe, run_dir, folder, plan, results, trained, tok)
     results.write(folder / RESULTS_FILE)
+    figures = results.to_json()
+    figures.pop("samples", None)  # transcripts, not figures
+    log_figures(Tracking.from_section(recipe.tracking, recipe.name), run_dir, "eval", flat_figures(figures))
 
 
 def prepare(recipe: Recipe, run_dir: Path, folder: Path) -> Plan:

@@ -18,6 +18,7 @@ from cogcore.retrieval import SEARCH_TOOL, SearchIndex
 from cogcore.stages import CPT_MODEL
 from cogcore.stages.corpus import TRAIN, load_corpus
 from cogcore.stages.inputs import check_tool_conversations, check_tool_rows, curated_splits, require_conversations
+from cogcore.tracking import Tracking, environment
 from cogcore.train.chat_template import choose_chat_template
 from cogcore.train.distributed import plan_from_recipe
 from cogcore.train.launch import launch_stage
@@ -50,16 +51,18 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     rows, too_long = tokenize_conversations(tok, conversations, seq_len=cfg.seq_len, tools=tools)
     check_tool_rows(len(rows), too_long, cfg.seq_len)
     # 4. Train; workers (several processes) load the same model the stage did.
-    metrics = launch_stage(
-        model,
-        tok,
-        rows,
-        folder=folder,
-        settings=TrainSettings.from_section(cfg, seed=recipe.seed),
-        label="train.tools",
-        plan=plan_from_recipe(recipe.train.distributed),
-        model_spec=spec,
-    )
+    tracking = Tracking.from_section(recipe.tracking, recipe.name)
+    with environment(tracking, run_dir, "train.tools"):
+        metrics = launch_stage(
+            model,
+            tok,
+            rows,
+            folder=folder,
+            settings=TrainSettings.from_section(cfg, seed=recipe.seed, report_to=tracking.backends),
+            label="train.tools",
+            plan=plan_from_recipe(recipe.train.distributed),
+            model_spec=spec,
+        )
     if metrics is not None:  # None on a machine other than machine_rank 0, which records the run
         data.update(rows=len(rows), skipped_too_long=too_long)
         metrics.with_data(data, chat_template=template_used).write(folder / METRICS_FILE)

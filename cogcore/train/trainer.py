@@ -70,9 +70,10 @@ class TrainSettings:
     max_tokens: int | None  # train.cpt's token budget (see steps_for_tokens)
     gradient_checkpointing: bool
     ordered: bool  # rows train in the order given (a curriculum), not shuffled
+    report_to: tuple[str, ...]  # the Trainer's tracking integrations (cogcore.tracking sets where they write)
 
     @classmethod
-    def from_section(cls, section, seed: int, ordered: bool = False) -> TrainSettings:
+    def from_section(cls, section, seed: int, ordered: bool = False, report_to: tuple[str, ...] = ()) -> TrainSettings:
         """From a `train.cpt` or `train.tools` recipe section (`CptTrainConfig`, `StageTrainConfig`)."""
         lora = section.lora
         targets = lora.target_modules
@@ -93,6 +94,7 @@ class TrainSettings:
             max_tokens=getattr(section, "max_tokens", None),  # train.tools has no token budget
             gradient_checkpointing=section.gradient_checkpointing,
             ordered=ordered,
+            report_to=tuple(report_to),
         )
 
     @classmethod
@@ -157,13 +159,16 @@ def train(
         callbacks.append(outer)
     trainer = (_MixtureTrainer if sampler is not None else Trainer)(
         model=model,
-        args=_training_arguments(out_dir, settings, max_steps=max_steps, packed=packed),
+        args=_training_arguments(out_dir, settings, max_steps=max_steps, packed=packed, label=label),
         train_dataset=dataset,
         data_collator=collate,
         callbacks=callbacks,
     )
     if sampler is not None:
         trainer.mixture_sampler = sampler
+    # Tokens/s and MFU go into each log before the tracking integrations (added first) read it.
+    trainer.callback_handler.callbacks.remove(throughput)
+    trainer.callback_handler.callbacks.insert(0, throughput)
     run = _run_or_resume(trainer, max_steps)
     model.config.use_cache = use_cache
     # 4. Merge, save and record (the main process only).
@@ -213,7 +218,9 @@ class _MixtureTrainer(Trainer):
         return self.mixture_sampler
 
 
-def _training_arguments(out_dir: Path, settings: TrainSettings, max_steps: int, packed: bool) -> TrainingArguments:
+def _training_arguments(
+    out_dir: Path, settings: TrainSettings, max_steps: int, packed: bool, label: str
+) -> TrainingArguments:
     gpu = torch.cuda.is_available()
     checkpointing = settings.gradient_checkpointing
     return TrainingArguments(
@@ -230,7 +237,8 @@ def _training_arguments(out_dir: Path, settings: TrainSettings, max_steps: int, 
         seed=settings.seed,
         data_seed=settings.seed,
         train_sampling_strategy="sequential" if settings.ordered else "random",
-        report_to="none",
+        report_to=list(settings.report_to) or "none",
+        run_name=label,
         use_cpu=not gpu,
         # CPUs train in fp32: bf16 autocast on a CPU without native bf16 ran ~5x slower, measured
         # on a 2-core machine.

@@ -8,6 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from cogcore.cli import app
+from cogcore.valuation.ablation import NOISE_ROW
 from cogcore.valuation.mixture import resample_by_weight
 from cogcore.valuation.selection_files import MIXTURE_FILE, MixtureRecord
 
@@ -79,6 +80,7 @@ def test_ablation_by_source_reports_what_each_source_contributes(two_sources, ti
     }
     # the target is banking text: leaving banking out hurts, leaving the noise out does not
     assert rows["bank"]["contribution"] > 0.2 > rows["noise"]["contribution"]
+    assert abs(rows[NOISE_ROW]["contribution"]) < rows["bank"]["contribution"]  # another seed: a smaller change
     _run(["report", tmp_path / "runs" / "abl"])
     assert "### Ablation by source" in (tmp_path / "runs" / "abl" / "report" / "report.md").read_text()
 
@@ -140,5 +142,33 @@ def test_ablation_by_cluster_groups_documents_by_their_embeddings(two_sources, t
     _run(["curate", path], ["ablate", path, "--by", "cluster"])
     data = json.loads((tmp_path / "runs" / "ablc" / "ablate" / "cluster.json").read_text())
     groups = [r["group"] for r in data["rows"]]
-    assert groups[0] == "(all)" and set(groups[1:]) <= {"cluster-0", "cluster-1"} and len(groups) == 3
-    assert sum(r["documents"] for r in data["rows"][1:]) == data["rows"][0]["documents"]
+    assert groups[:2] == ["(all)", NOISE_ROW] and set(groups[2:]) <= {"cluster-0", "cluster-1"} and len(groups) == 4
+    assert sum(r["documents"] for r in data["rows"][2:]) == data["rows"][0]["documents"]
+
+
+def test_ablation_by_filter_adds_back_what_each_filter_dropped(two_sources, tiny_proxy, tmp_path):
+    path = two_sources(
+        "ablf",
+        select={"target": "target.jsonl", "proxy": tiny_proxy},
+        curate={
+            "min_chars": 20,
+            "heldout_fraction": 0.2,
+            "boilerplate": {"enabled": False},
+            "dedup": {"minhash": {"enabled": False}},
+            "warn_drop_fraction": None,
+            "quality": {"gopher_repetition": {"enabled": True}},
+        },
+    )
+    _run(["curate", path], ["ablate", path, "--by", "filter"], ["report", tmp_path / "runs" / "ablf"])
+    run = tmp_path / "runs" / "ablf"
+    rows = {r["group"]: r for r in json.loads((run / "ablate" / "filter.json").read_text())["rows"]}
+    stats = json.loads((run / "curate" / "stats.json").read_text())
+    by_step = {s["step"]: sum(s["dropped"].values()) for s in stats["steps"]}
+    filters = {g.removeprefix("filter:"): r["documents"] for g, r in rows.items() if g.startswith("filter:")}
+    # the replay drops exactly what curation dropped, step by step
+    assert filters and all(by_step[name] == n for name, n in filters.items())
+    curated = rows["(only (curated))"]
+    assert rows["(all)"]["documents"] == curated["documents"] + sum(filters.values())
+    # the filters drop the noise: the curated documents alone model the banking target better
+    assert curated["contribution"] < 0
+    assert "Ablation by filter" in (run / "report" / "report.md").read_text()
