@@ -36,12 +36,12 @@ def banking_texts() -> list[str]:
 
 
 def detector(learned_names: bool) -> FactDetector:
-    terms = {}
+    names = []
     if learned_names:
         from cogcore.curate.names import learn_names
 
-        terms = {"name": [n.text for n in learn_names(banking_texts())]}
-    return FactDetector(kinds=list(PATTERNS), terms=terms or None)
+        names = [n.text for n in learn_names(banking_texts())]
+    return FactDetector(kinds=list(PATTERNS), names=names)
 
 
 def score(passages: list[dict], det: FactDetector, show_errors: bool) -> dict[str, Counter]:

@@ -406,10 +406,13 @@ def inspect(
     selection: Annotated[
         bool, typer.Option("--selection", help="what the select stage chose and left, with scores and samples")
     ] = False,
+    names: Annotated[
+        bool, typer.Option("--names", help="the proper names curation learned as facts (facts.names), to review")
+    ] = False,
 ) -> None:
-    """What curation removed and why (drop reasons, samples, duplicate groups), what selection chose,
-    and how a document reads in training."""
-    from cogcore.curate.inspect import CurateFileError, cluster_lines, reason_lines, summary_lines
+    """What curation removed and why (drop reasons, samples, duplicate groups), the names it learned,
+    what selection chose, and how a document reads in training."""
+    from cogcore.curate.inspect import CurateFileError, cluster_lines, name_lines, reason_lines, summary_lines
     from cogcore.runner import StageError
     from cogcore.stage_files import RunFileError
 
@@ -420,6 +423,8 @@ def inspect(
             from cogcore.valuation.inspect import selection_lines
 
             lines = selection_lines(run_dir)
+        elif names:
+            lines = name_lines(run_dir / "curate")
         elif reason:
             lines = reason_lines(run_dir / "curate", reason)
         elif cluster_of:

@@ -98,6 +98,20 @@ class ToolformerConfig(Section):
     batch_size: int = Field(8, ge=1, le=1024)
 
 
+class NamesConfig(Section):
+    """The domain's proper names (products, plans, programs), learned from the curated corpus as the
+    `name` kind's vocabulary; written to curate/names.json, shown by `cogcore inspect RUN --names`."""
+
+    learn: bool = Field(True, description="off: the `name` kind falls back to capitalized-run rules")
+    min_docs: int = Field(2, ge=1, description="a name recurs in running text in at least this many documents")
+    max_doc_share: float = Field(
+        0.1, gt=0, le=1, description="...and in at most this share of them (the corpus's own brand is no fact)"
+    )
+    max_lower_share: float = Field(
+        0.2, ge=0, le=1, description="one word at least is written in lower case at most this often (not a phrase)"
+    )
+
+
 class FactsConfig(Section):
     """Which spans count as facts, and what the training text does with them."""
 
@@ -106,6 +120,7 @@ class FactsConfig(Section):
         default_factory=dict, description="kind -> regex (a group named 'fact' marks the span)"
     )
     terms: dict[str, list[str]] = Field(default_factory=dict, description="kind -> terms matched as whole words")
+    names: NamesConfig = Field(default_factory=NamesConfig)
     strategy: Literal["keep", "mask", "toolcall"] = Field(
         "mask",
         description="keep: facts trained on; mask: fact tokens carry no loss; toolcall: a search call "

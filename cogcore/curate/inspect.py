@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cogcore.curate.names import NAMES_FILE
 from cogcore.curate.stats import STATS_FILE, CurateStats
 from cogcore.runner import STAGING_SUFFIX
 from cogcore.stage_files import RunFileError, rerun
@@ -64,6 +65,17 @@ def reason_lines(folder: Path, reason: str) -> list[str]:
     for row in _rows(path):
         extra = f" duplicate of {row['meta']['duplicate_of']}" if "duplicate_of" in row.get("meta", {}) else ""
         lines += [f"--- {row['id']} ({row['source']}, step {row['step']}){extra}", row["text"]]
+    return lines
+
+
+def name_lines(folder: Path) -> list[str]:
+    """The proper names curation learned (facts.names), most widespread first."""
+    path = _latest(folder) / NAMES_FILE
+    if not path.exists():
+        return ["no names were learned (facts.names.learn is off, or `name` is not in facts.kinds)"]
+    data = json.loads(path.read_text())
+    lines = [f"{len(data['names'])} names learned ({', '.join(f'{k} {v}' for k, v in data['settings'].items())})"]
+    lines += [f"{n['text']}  ({n['docs']} documents, lower-case share {n['lower_share']})" for n in data["names"]]
     return lines
 
 

@@ -33,7 +33,7 @@ import logging
 import pickle
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -44,12 +44,14 @@ from cogcore.curate.drop_checks import drop_warnings, fail_on_drops, source_warn
 from cogcore.curate.executors import LocalExecutor
 from cogcore.curate.facts import DEFAULT_KINDS, FactDetector
 from cogcore.curate.global_steps import global_steps
+from cogcore.curate.names import NAMES_FILE, learn_names
 from cogcore.curate.passes import FirstPass, PassResult, PassTotals, SecondPass, run_steps
 from cogcore.curate.pii import PiiRedactor
 from cogcore.curate.plan import CuratePlan, SourceSpec
 from cogcore.curate.readers import Unreadable, read_source
 from cogcore.curate.stats import STATS_FILE, CurateStats, StepStats, UnreadableEntry
 from cogcore.curate.steps import DuplicateIdFilter, LengthFilter, Normalize
+from cogcore.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +261,17 @@ def _write_documents(out_dir: Path, plan: CuratePlan, p2: PassTotals, final_step
     """Apply the global steps to pass 2's documents; write the kept ones, with their split, to
     docs.jsonl and their facts to facts.jsonl."""
     written = _Written([StepStats(s.name) for s in final_steps])
-    detector = FactDetector(plan.fact_kinds or DEFAULT_KINDS, patterns=plan.fact_patterns, terms=plan.fact_terms)
+    names = None
+    if plan.fact_names is not None:  # the domain's proper names, from every document that reached pass 2
+        texts = (doc["text"] for batch in _shard_docs(out_dir / "work" / "p2", p2.shards) for doc in batch)
+        learned = learn_names(texts, plan.fact_names)
+        write_json_atomic(
+            out_dir / NAMES_FILE, {"settings": asdict(plan.fact_names), "names": [n.to_json() for n in learned]}
+        )
+        names = [n.text for n in learned]
+    detector = FactDetector(
+        plan.fact_kinds or DEFAULT_KINDS, patterns=plan.fact_patterns, terms=plan.fact_terms, names=names
+    )
     with open(out_dir / "docs.jsonl.tmp", "w") as docs_f, open(out_dir / "facts.jsonl.tmp", "w") as facts_f:
         for batch in _shard_docs(out_dir / "work" / "p2", p2.shards):
             for doc in batch:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from cogcore.curate.boilerplate import BoilerplateSettings
 from cogcore.curate.minhash import MinHashConfig
+from cogcore.curate.names import NameSettings
 from cogcore.curate.pii import PiiRedactor
 from cogcore.curate.readers import ReadLimits
 from cogcore.curate.rebalance import RebalanceSettings
@@ -67,6 +68,7 @@ class CuratePlan:
     fact_kinds: tuple[str, ...]  # empty: the detector's default kinds
     fact_patterns: dict[str, str]  # kind -> regex, the recipe's own
     fact_terms: dict[str, list[str]]  # kind -> terms matched as whole words
+    fact_names: NameSettings | None  # learn the `name` kind's vocabulary from the corpus; None: don't
     boilerplate: BoilerplateSettings | None
     filters: tuple[Step, ...]  # quality filters, after the length filter
     redactor: PiiRedactor | None
@@ -90,6 +92,13 @@ class CuratePlan:
             fact_kinds=tuple(facts.kinds),
             fact_patterns=dict(facts.patterns),
             fact_terms={kind: list(terms) for kind, terms in facts.terms.items()},
+            fact_names=NameSettings(
+                min_docs=facts.names.min_docs,
+                max_doc_share=facts.names.max_doc_share,
+                max_lower_share=facts.names.max_lower_share,
+            )
+            if facts.names.learn and "name" in facts.kinds
+            else None,
             boilerplate=BoilerplateSettings(
                 min_docs=curate.boilerplate.min_docs,
                 min_fraction=curate.boilerplate.min_fraction,

@@ -47,7 +47,7 @@ def test_planted_fact_is_detected_with_its_kind(sentence, fact, kind):
     "sentence",
     [
         "Please ask the branch manager for help with your account.",
-        "Only one person may sign, and 1 is the minimum.",  # bare numbers below 2 carry nothing to learn
+        "Only one person may sign, and two must agree.",  # spelled-out numbers are not facts
         "",
     ],
 )
@@ -193,10 +193,10 @@ def test_names_from_rules(sentence, names):
     assert [f["text"] for f in detect(sentence, kinds=["name"]) if f["kind"] == "name"] == names
 
 
-def test_names_are_off_by_default_and_on_when_asked():
+def test_names_are_on_by_default_and_off_when_left_out():
     text = "Apply for the Green Rewards Card today."
-    assert "name" not in DEFAULT_KINDS and detect(text) == []
-    assert [f["kind"] for f in detect(text, kinds=list(PATTERNS))] == ["name"]
+    assert "name" in DEFAULT_KINDS and [f["kind"] for f in detect(text)] == ["name"]
+    assert detect(text, kinds=[k for k in PATTERNS if k != "name"]) == []
 
 
 def test_recipe_patterns_and_terms_win_over_built_in_kinds():
