@@ -350,6 +350,11 @@ class IndexConfig(Section):
     weights: FusionWeights = Field(default_factory=FusionWeights)
     reranker: str | None = Field(None, description="cross-encoder folder (local path or package:...); null = none")
     rerank_top: int = Field(20, ge=1, le=1000, description="first-stage hits the reranker rescores")
+    by_product: bool = Field(
+        False,
+        description="product-aware search: each chunk is indexed under its document's product, and hybrid search "
+        "lifts the chunks of a product the query names (the names curation learned, facts.names)",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> IndexConfig:

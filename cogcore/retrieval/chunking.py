@@ -133,13 +133,15 @@ def split_spans(text: str, chunk_chars: int = 800, overlap: int = 100) -> list[t
 
 def searchable_text(chunk: dict, header: bool = True) -> str:
     """The text that represents a chunk in the index: "Title / Section" on a first line (the
-    section left out when the chunk opens with its heading), then the chunk."""
+    section left out when the chunk opens with its heading; the document's product first when the
+    title does not name it), then the chunk."""
     if not header:
         return chunk["text"]
     title, section, text = chunk["title"], chunk["section"], chunk["text"]
     if section and _heading_text(text) == section:
         section = ""
-    head = " / ".join(p for p in (title, section) if p)
+    # a product the title does not name (cogcore.retrieval.products) leads the header
+    head = " / ".join(p for p in (chunk.get("product"), title, section) if p)
     return f"{head}\n{text}" if head else text
 
 

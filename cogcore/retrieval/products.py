@@ -1,17 +1,21 @@
 """Product-aware ranking: a question that names a product ("my Silver account") ranks that
-product's documents first.
+product's documents higher.
 
 Enterprise documents often differ only in the product they describe (the same fee table for eight
 cards), so a retriever that matches the words of a question finds the right paragraph of the wrong
 product. The index knows the domain's proper names (learned from the corpus by curation) and each
-document's product: the longest name in its title, else the name its text repeats most. At search
-time the names in the question are found (case-insensitively, "silver account" is "Silver
-Account"), and the fused candidates are reordered, stable, by how well their document's product
-matches: the same product first, then products that contain the named one ("Silver" names the
-Silver Account and the Silver Rewards Card alike), then the rest.
+document's product: the longest name in its title, else the name its text repeats most. Names are
+compared in a compact form (lower case, no spaces or hyphens: "Everyone Pay" is "EveryonePay").
+
+At search time a question that holds a distinctive word of a product's name (not "account" or
+"card", which many names share) gives each candidate a match in [0, 1]: the share of its product's
+words that the question holds ("my Gold savings account" covers all of "Gold Account", two thirds of
+"Gold Plus Account", half of "Business Gold Rewards Card"), 0 when the product has none of the
+question's distinctive words. The match is added to the fused score with a weight (`boost`), so
+a strong match climbs a few ranks without overruling the retrievers where they agree.
 
     products = ProductNames(names, doc_products(docs, names))
-    order = products.rank(query, [chunk["doc_id"] for chunk in candidates])   # 2, 1 or 0 each
+    match = products.match(query, [chunk["doc_id"] for chunk in candidates])   # None: no name in it
 """
 
 from __future__ import annotations
@@ -22,20 +26,32 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-EXACT, CONTAINS, OTHER = 2, 1, 0
+_WORDS = re.compile(r"[a-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def compact(name: str) -> str:
+    return "".join(_WORDS.findall(name.lower()))
+
+
+def _words(name: str) -> list[str]:
+    """ "EveryonePay" and "Everyone Pay" alike: everyone, pay."""
+    return _WORDS.findall(_CAMEL.sub(" ", name).lower())
 
 
 def _alternation(names: Iterable[str], flags: int = 0) -> re.Pattern | None:
+    """Any of the names, whole, with optional spaces or hyphens between their words."""
     spelled = sorted({n for n in names if n.strip()}, key=len, reverse=True)
     if not spelled:
         return None
-    return re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in spelled) + r")(?![\w-])", flags)
+    forms = [r"[\s-]?".join(re.escape(w) for w in _CAMEL.sub(" ", n).replace("-", " ").split()) for n in spelled]
+    return re.compile(r"(?<![\w-])(?:" + "|".join(forms) + r")(?![\w-])", flags)
 
 
 def doc_products(docs: Iterable[dict], names: Sequence[str]) -> dict[str, str]:
     """doc id -> its product: the longest name in its title, else the name its text holds most often
     (the longer on a tie); documents that name none are left out."""
-    pattern = _alternation(names)
+    pattern = _alternation(names, re.IGNORECASE)
     if pattern is None:
         return {}
     out = {}
@@ -51,33 +67,35 @@ def doc_products(docs: Iterable[dict], names: Sequence[str]) -> dict[str, str]:
     return out
 
 
+# A word in more of the names than this share (and than 3) says what kind of product, not which one.
+GENERIC_SHARE = 0.1
+
+
 class ProductNames:
     """The names a query may mention, and each document's product."""
 
     def __init__(self, names: Sequence[str], products: dict[str, str]):
-        self.pattern = _alternation(names, re.IGNORECASE)
-        self.products = {doc: p.lower() for doc, p in products.items()}
+        self.products = {doc: _words(p) for doc, p in products.items()}
+        spelled = {tuple(_words(n)) for n in [*names, *products.values()] if _words(n)}
+        counts = Counter(w for n in spelled for w in {*n, "".join(n)})  # "everyone", "pay", "everyonepay"
+        self.generic = {w for w, c in counts.items() if c > max(3, GENERIC_SHARE * len(spelled))}
+        self.distinctive = {w for w in counts if w not in self.generic}
 
-    def named(self, query: str) -> list[str]:
-        """The names in a query, lower-cased, longest first where two overlap."""
-        return [m.group().lower() for m in self.pattern.finditer(query)] if self.pattern else []
-
-    def rank(self, query: str, doc_ids: Sequence[str]) -> np.ndarray | None:
-        """EXACT, CONTAINS or OTHER per document; None when the query names no product."""
-        named = self.named(query)
-        if not named:
+    def match(self, query: str, doc_ids: Sequence[str]) -> np.ndarray | None:
+        """Per document, the share of its product's words the query holds, where the query holds
+        one of its distinctive words at least (else 0); None when the query holds no such word.
+        Queries name products loosely ("my Purple checking account", "Gold savings"), so words
+        count, not whole names; "EveryonePay" and "Everyone Pay" are the same words."""
+        query_words = set(_words(query)) | {compact(w) for w in re.findall(r"\S+", query)}
+        if not query_words & self.distinctive:
             return None
-        words = [set(n.split()) for n in named]
-        out = np.full(len(doc_ids), OTHER, dtype=np.int8)
+        out = np.zeros(len(doc_ids), dtype=np.float32)
         for i, doc in enumerate(doc_ids):
             product = self.products.get(doc)
-            if product is None:
+            if not product:
                 continue
-            if product in named:
-                out[i] = EXACT
-            elif any(w <= set(product.split()) for w in words):
-                out[i] = CONTAINS
+            if "".join(product) in query_words:  # the whole name, spaced or not
+                out[i] = 1.0
+            elif query_words & self.distinctive & set(product):
+                out[i] = sum(w in query_words for w in product) / len(product)
         return out
-
-    def to_json(self) -> dict:
-        return {"products": self.products}

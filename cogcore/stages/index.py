@@ -6,8 +6,10 @@ index.json with the search settings every later stage searches with, stats.json 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from cogcore.curate.names import NAMES_FILE, learn_names
 from cogcore.io import read_jsonl
 from cogcore.recipe import Recipe
 from cogcore.retrieval.embedder import Embedder
@@ -33,5 +35,14 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         fusion_weights=(cfg.weights.dense, cfg.weights.bm25),
         reranker=cfg.reranker,
         rerank_top=cfg.rerank_top,
+        names=product_names(run_dir, docs) if cfg.by_product else (),
     )
     stats.write(folder / STATS_FILE)
+
+
+def product_names(run_dir: Path, docs: list[dict]) -> list[str]:
+    """The names curation learned (curate/names.json), else learned from the documents here."""
+    path = run_dir / "curate" / NAMES_FILE
+    if path.exists():
+        return [n["text"] for n in json.loads(path.read_text())["names"]]
+    return [n.text for n in learn_names(d["text"] for d in docs)]

@@ -35,7 +35,13 @@ def test_build_writes_files_and_stats(tmp_path, tiny_docs, tiny_embedder):
         "rerank_top": 20,
         "reranker": None,
     }
-    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["bm25", "chunks.jsonl", "index.faiss", "index.json"]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [
+        "bm25",
+        "chunks.jsonl",
+        "index.faiss",
+        "index.json",
+        "products.json",
+    ]
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
@@ -126,7 +132,13 @@ def test_rebuild_replaces_every_part_atomically(tmp_path, tiny_docs, form_docs, 
     assert {c["doc_id"] for c in index.chunks} == {d["id"] for d in tiny_docs}
     assert index.search("QK-20417", k=3, mode="lexical") == []  # the old BM25 matrix is gone
     assert index.search("555-0100", k=1, mode="lexical")[0].doc_id == "cards"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bm25", "chunks.jsonl", "index.faiss", "index.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bm25",
+        "chunks.jsonl",
+        "index.faiss",
+        "index.json",
+        "products.json",
+    ]
 
 
 def test_killed_build_leaves_no_valid_index(tmp_path, tiny_docs, tiny_embedder):
