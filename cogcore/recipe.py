@@ -761,6 +761,22 @@ class ThroughputConfig(Section):
     output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="null: 256 on a GPU, 32 on a CPU")
 
 
+class FactSetsConfig(Section):
+    """Generated answers on training facts, held-out facts and facts changed after training
+    (cogcore.eval.fact_sets): what a user sees, for a memorizer and for a core."""
+
+    enabled: bool = True
+    questions: int = Field(8, ge=1, le=100_000, description="questions per set")
+    questions_file: str | None = Field(
+        None,
+        description="your own questions: JSON lines of {question, answer, doc_id, answer_start?} (answer_start: "
+        "the answer's offset in the document, needed to change it); none: template questions from the facts",
+    )
+    sets: list[Literal["train", "heldout", "changed"]] = Field(default_factory=lambda: ["train", "heldout", "changed"])
+    models: list[Literal["trained", "base"]] = Field(default_factory=lambda: ["trained"])
+    modes: list[Literal["closed_book", "tools"]] = Field(default_factory=lambda: ["closed_book", "tools"])
+
+
 class EvalConfig(Section):
     questions: int = Field(
         40,
@@ -799,6 +815,7 @@ class EvalConfig(Section):
     )
     bfcl: BfclConfig = Field(default_factory=BfclConfig)
     throughput: ThroughputConfig = Field(default_factory=lambda: ThroughputConfig())
+    fact_sets: FactSetsConfig = Field(default_factory=FactSetsConfig)
 
     @field_validator("lm_eval_tasks")
     @classmethod
@@ -968,6 +985,9 @@ class Recipe(Section):
         target = data["select"]["target"]
         if target != "heldout" and not target.startswith("source:"):
             data["select"]["target"] = resolve_path(target, base, glob_ok=True)
+        fact_sets = data["eval"]["fact_sets"]
+        if fact_sets["questions_file"] is not None:
+            fact_sets["questions_file"] = resolve_path(fact_sets["questions_file"], base)
         data["run_dir"] = str(self.run_path(cwd).parent)
         if data["report"]["reference"] is not None:
             data["report"]["reference"] = resolve_path(data["report"]["reference"], cwd)
@@ -1195,6 +1215,11 @@ def check_recipe_paths(recipe: Recipe, base: Path) -> None:
             resolve_path(f, base)
         except ResourceError as e:
             problems.append(f"train.tools.conversation_files.{i}: {e}")
+    if recipe.eval.fact_sets.questions_file is not None:
+        try:
+            resolve_path(recipe.eval.fact_sets.questions_file, base)
+        except ResourceError as e:
+            problems.append(f"eval.fact_sets.questions_file: {e}")
     if problems:
         raise RecipeError(problems)
 

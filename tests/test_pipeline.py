@@ -66,6 +66,7 @@ def _recipe(tmp_path, make_tiny_llm, make_tiny_embedder) -> tuple:
             "agentic_questions": 3,
             "max_new_tokens": 8,
             "bfcl": {"enabled": True, "categories": ["simple", "irrelevance"], "limit": 1, "max_new_tokens": 8},
+            "fact_sets": {"questions": 2, "models": ["trained", "base"]},
         },
         "report": {"gpus": ["h100", "cpu-2core"]},
     }
@@ -99,6 +100,14 @@ def test_run_end_to_end_then_skip_then_rerun_changed_stage(tmp_path, make_tiny_l
         assert 0 <= results["lm_eval"][model]["cogcore_closedbook"]["acc"] <= 1
         assert results["lm_eval"][model]["cogcore_heldout_ppl"]["word_perplexity"] > 1
     assert results["agentic"]["n"] == 3
+    fact_sets = results["fact_sets"]
+    assert fact_sets["questions"] == {"train": 2, "heldout": 2, "changed": 2}
+    for model in ("trained", "base"):
+        for mode in ("closed_book", "tools"):
+            assert set(fact_sets["scores"][model][mode]) == {"train", "heldout", "changed"}
+    transcripts = [json.loads(line) for line in (run / "eval/fact_sets.jsonl").read_text().splitlines()]
+    assert len(transcripts) == 2 * 2 * 3 * 2 and all(t["stale"] for t in transcripts if t["set"] == "changed")
+    assert (run / "eval/changed-index/index.json").exists()
     assert set(results["bfcl"]) >= {"simple_python", "irrelevance"}  # real BFCL entries, scored
     assert (run / "eval/tasks/cogcore_closedbook.yaml").exists()
     measured = results["measured_throughput"]

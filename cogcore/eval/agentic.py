@@ -41,7 +41,7 @@ def run_agentic(
                 "answer": t.answer,
                 "correct": answer_matches(q.answer, strip_echo(t.answer)),
                 "called_search": any(c["name"] == "search" for c in t.calls),
-                "retrieval_hit": any(answer_matches(q.answer, _passages(c["result"])) for c in t.calls),
+                "retrieval_hit": any(answer_matches(q.answer, passages(c["result"])) for c in t.calls),
                 "calls": t.calls,
                 "errors": t.errors,
                 "seconds": round(t.seconds, 2),
@@ -63,7 +63,7 @@ def strip_echo(answer: str) -> str:
 _PASSAGE_LABEL = re.compile(r"^\d+\. \[[^\]]*\] ?", re.M)
 
 
-def _passages(result: str) -> str:
+def passages(result: str) -> str:
     """A search result's passage text without its "1. [doc | title]" labels (an answer of "1" is
     not found in a list numbered from 1)."""
     return _PASSAGE_LABEL.sub("", result)

@@ -205,6 +205,9 @@ class EvalResults:
     samples: list[dict] | None = None
     bfcl: dict[str, float] | None = None
     measured_throughput: ServingMeasurement | list[ServingMeasurement] | None = None
+    # generated answers on three fact sets: {"source", "changed", "scores": {model: {mode: {set: {n, accuracy,
+    # errors, stale_rate?}}}}} (cogcore.eval.fact_sets); transcripts in eval/fact_sets.jsonl
+    fact_sets: dict | None = None
 
     def lm_metric(self, model: str, task: str, metric: str):
         """One figure of the run's lm-eval tasks; None where that model, task or metric did not run."""

@@ -453,6 +453,58 @@ def _eval_section(results: EvalResults | None) -> list:
     return blocks
 
 
+FACT_SETS = ("train", "heldout", "changed")
+FACT_SET_NAMES = {"train": "training facts", "heldout": "held-out facts", "changed": "changed facts"}
+
+
+def _fact_set_section(results: EvalResults | None, run_dir: Path) -> list:
+    """Generated answers on the three fact sets, per model and mode: accuracy, the changed facts'
+    stale-answer rate, why answers were wrong, and sample transcripts."""
+    blocks = [Heading("Facts seen, unseen and changed (generated answers)")]
+    data = results.fact_sets if results is not None else None
+    if not data:
+        return blocks + [Paragraph("Not run (eval.fact_sets.enabled is false, or eval has not run).")]
+    scores, sets = data["scores"], [s for s in FACT_SETS if s in data["questions"]]
+    rows, errors = [], []
+    for model, modes in scores.items():
+        for mode, by_set in modes.items():
+            changed = by_set.get("changed", {})
+            rows.append([model, mode, *[by_set.get(s, {}).get("accuracy") for s in sets], changed.get("stale_rate")])
+            for s in sets:
+                counts = by_set.get(s, {}).get("errors", {})
+                errors.append([model, mode, s, ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"])
+    changed = data.get("changed") or {}
+    asked = ", ".join(f"{n} {FACT_SET_NAMES[s]}" for s, n in data["questions"].items())
+    blocks += [
+        Table(["model", "mode", *[f"{FACT_SET_NAMES[s]} accuracy" for s in sets], "changed: stale answers"], rows),
+        Paragraph(
+            f"Questions: {data['source']}; {asked}. "
+            "Changed facts: after training, each value was replaced in a copy of the documents by another of the same "
+            f"form and the index rebuilt over the copy ({changed.get('skipped', 0)} sampled values could not change); "
+            "a right answer holds the new value, a stale one the old. Closed book: no tools; tools: the model's "
+            "tools, search over the index (the changed copy's for changed facts). Transcripts: eval/fact_sets.jsonl."
+        ),
+        Heading("Why answers were wrong", 3),
+        Table(["model", "mode", "set", "outcomes other than correct"], errors),
+        Paragraph(
+            "no_call: answered without searching; malformed_call: only unparseable or invalid calls; retrieval_miss: "
+            "no returned passage held the value; echo: the value only in text copied from the tool output; "
+            "wrong_extraction: the passages held it, the answer did not; stale: the old value of a changed fact."
+        ),
+    ]
+    path = run_dir / "eval" / "fact_sets.jsonl"
+    if path.exists():
+        transcripts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        picked = [t for s in sets for t in [t for t in transcripts if t["set"] == s and t["mode"] == "tools"][:2]]
+        if picked:
+            sample_rows = [[t["set"], t["question"], t["answer"], t["expected"], t["outcome"]] for t in picked]
+            blocks += [
+                Heading("Samples (with tools)", 3),
+                Table(["set", "question", "answer", "expected", "outcome"], sample_rows),
+            ]
+    return blocks
+
+
 def _models(by_model: dict) -> list[str]:
     # results.json is written with sorted keys; the trained model reads best first.
     return sorted(by_model, key=lambda m: (m != "trained", m))
@@ -839,6 +891,7 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     )
     blocks += _guarded("Training", lambda: _training_section(train, settings))
     blocks += _guarded("Evaluation", lambda: _eval_section(results))
+    blocks += _guarded("Facts seen, unseen and changed", lambda: _fact_set_section(results, run_dir))
     cost_data = {"rows": []}
 
     def build_cost():

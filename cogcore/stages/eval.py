@@ -1,6 +1,7 @@
 """The eval stage: the trained model beside the base model, on lm-eval tasks written from the run's
 own data, standard lm-eval tasks, canary exposure, the agentic check with the real search tool,
-BFCL and measured throughput; writes eval/ (tasks/, results.json, agentic.jsonl, bfcl.jsonl).
+BFCL and measured throughput, generated answers on three fact sets; writes eval/ (tasks/, results.json,
+agentic.jsonl, bfcl.jsonl, fact_sets.jsonl, changed-index/).
 
     cogcore eval recipes/demo.yaml
 """
@@ -37,6 +38,7 @@ from cogcore.retrieval import SearchIndex
 from cogcore.runtime import run_tools
 from cogcore.stages import FINAL_MODEL
 from cogcore.stages.corpus import HELDOUT, TRAIN, load_corpus
+from cogcore.stages.fact_sets import run_fact_sets
 from cogcore.stages.inputs import curated_splits, heldout_problem, require_something_to_evaluate, warn
 from cogcore.tracking import Tracking, flat_figures, log_figures
 
@@ -65,6 +67,7 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
     )
     trained, tok = compare_with_base(recipe, run_dir, plan, results)
     measure_at_work(recipe, run_dir, folder, plan, results, trained, tok)
+    results.fact_sets = run_fact_sets(recipe, run_dir, folder, plan.index, trained, tok)
     results.write(folder / RESULTS_FILE)
     figures = results.to_json()
     figures.pop("samples", None)  # transcripts, not figures

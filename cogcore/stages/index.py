@@ -19,13 +19,19 @@ from cogcore.stages.inputs import require_documents
 
 
 def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
-    cfg = recipe.index
     docs = read_jsonl(run_dir / "curate" / "docs.jsonl")  # every document, held out or not: facts stay findable
     require_documents("index", len(docs))
-    stats = build_index(
+    stats = build_recipe_index(recipe, run_dir, docs, folder)
+    stats.write(folder / STATS_FILE)
+
+
+def build_recipe_index(recipe: Recipe, run_dir: Path, docs: list[dict], folder: Path, embedder: Embedder | None = None):
+    """An index of `docs` as the recipe's `index` section says (eval builds one over changed facts too)."""
+    cfg = recipe.index
+    return build_index(
         docs,
         folder,
-        Embedder(cfg.embedder, batch_size=cfg.batch_size),
+        embedder or Embedder(cfg.embedder, batch_size=cfg.batch_size),
         chunk_chars=cfg.chunk_chars,
         overlap=cfg.chunk_overlap,
         index_type=cfg.type,
@@ -37,7 +43,6 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         rerank_top=cfg.rerank_top,
         names=product_names(run_dir, docs) if cfg.by_product else (),
     )
-    stats.write(folder / STATS_FILE)
 
 
 def product_names(run_dir: Path, docs: list[dict]) -> list[str]:

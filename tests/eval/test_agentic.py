@@ -63,8 +63,8 @@ def test_calls_per_answer_and_latency_percentiles():
 
 
 def test_retrieval_hit_ignores_the_passage_numbering():
-    from cogcore.eval.agentic import _passages
+    from cogcore.eval.agentic import passages
 
     result = "1. [doc_a | Fees] The wire fee is $25.\n2. [doc_b | Limits] Daily limit applies."
-    assert not answer_matches("1", _passages(result)) and not answer_matches("2", _passages(result))
-    assert answer_matches("$25", _passages(result))
+    assert not answer_matches("1", passages(result)) and not answer_matches("2", passages(result))
+    assert answer_matches("$25", passages(result))

@@ -76,6 +76,20 @@ def _full_run(run):
                     "correct": True,
                 }
             ],
+            fact_sets={
+                "source": "template questions from the facts",
+                "questions": {"train": 2, "heldout": 2, "changed": 2},
+                "changed": {"n": 2, "skipped": 0},
+                "scores": {
+                    "trained": {
+                        "tools": {
+                            "train": {"n": 2, "accuracy": 0.5, "errors": {"no_call": 1}},
+                            "heldout": {"n": 2, "accuracy": 0.5, "errors": {"retrieval_miss": 1}},
+                            "changed": {"n": 2, "accuracy": 0.5, "errors": {"stale": 1}, "stale_rate": 0.5},
+                        }
+                    }
+                },
+            },
         ),
     )
 
@@ -89,6 +103,7 @@ def test_full_run_gives_both_reports_with_tables_images_and_cost_rows(tmp_path):
     assert "cogcore report: acme-demo" in page and "acme-demo" in md
     assert "It holds for all 2 steps" in page and "near\\_duplicate: 2" in md
     assert "acme_cloze" in page and "0.61" in page and "retrieval hit rate" in page
+    assert "changed: stale answers" in md and "| trained | tools | changed | stale 1 |" in md.replace("\\_", "_")
     assert page.count("<table>") >= 8
     assert len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', page)) == 4
     assert not re.search(r'(src|href)\s*=\s*"?https?:', page)
