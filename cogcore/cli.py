@@ -242,6 +242,47 @@ def ablate(
     out.print(f"wrote {_shown(path)}", highlight=False)
 
 
+@app.command()
+def experiment(
+    recipe: RecipeArg,
+    override: Overrides = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder for the comparison (default: RUN_DIR/../NAME-compare)")
+    ] = None,
+) -> None:
+    """The cognitive-core experiment: from one recipe, a core (facts.strategy toolcall, tool-use
+    fine-tuning, answering with search) and a memorizer (strategy keep, no tool stage, trained on as
+    many tokens as the core's two stages together), both evaluated on training, held-out and changed
+    facts; then `cogcore compare` with the claim's table first. Runs NAME-core and NAME-memorizer."""
+    from cogcore.report.compare import CompareError, build_compare
+    from cogcore.report.run_files import read_train_metrics
+    from cogcore.stages import ORDER
+
+    base = _load(recipe, override)
+    extra = list(override or [])
+    modes = "eval.fact_sets.modes=[closed_book, tools]"
+    core = [*extra, f"name={base.name}-core", "facts.strategy=toolcall", "train.tools.enabled=true", modes]
+    _execute(recipe, core, list(ORDER), None)
+    core_dir = _load(recipe, core).resolved(recipe.parent.resolve()).run_path()
+    tokens = sum(
+        (m.tokens_trained or 0)
+        for m in (read_train_metrics(core_dir, stage) for stage in ("cpt", "tools"))
+        if m is not None and not m.skipped
+    )
+    memorizer = [*extra, f"name={base.name}-memorizer", "facts.strategy=keep", "train.tools.enabled=false", modes]
+    memorizer += [f"train.cpt.max_tokens={tokens}", "train.cpt.max_steps=null"]
+    _execute(recipe, memorizer, list(ORDER), None)
+    memorizer_dir = _load(recipe, memorizer).resolved(recipe.parent.resolve()).run_path()
+    folder = out_dir or core_dir.parent / f"{base.name}-compare"
+    try:
+        md, html = build_compare([memorizer_dir, core_dir], folder, claim=(0, 1))
+    except CompareError as e:
+        err.print(f"[red]error[/red] {_shown(e)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(f"core: {tokens:,} training tokens; the memorizer trained on as many", highlight=False)
+    out.print(f"wrote {_shown(md)} and {_shown(html)}", highlight=False)
+
+
 @app.command(name="eval")
 def eval_(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
     """lm-eval tasks (closed- and open-book facts, cloze, memorization, perplexity), canary

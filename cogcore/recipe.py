@@ -816,6 +816,11 @@ class EvalConfig(Section):
     bfcl: BfclConfig = Field(default_factory=BfclConfig)
     throughput: ThroughputConfig = Field(default_factory=lambda: ThroughputConfig())
     fact_sets: FactSetsConfig = Field(default_factory=FactSetsConfig)
+    constrain: Literal["none", "valid", "required"] = Field(
+        "none",
+        description="tool calls at eval time (agentic check, fact sets): valid = every call the model starts fits "
+        "its tool's JSON schema (constrained decoding); required = and the first turn is a call",
+    )
 
     @field_validator("lm_eval_tasks")
     @classmethod

@@ -96,16 +96,34 @@ class Transcript:
     seconds: float = 0.0
 
 
+CONSTRAIN = ("none", "valid", "required")
+
+
 class ToolRuntime:
+    """`constrain`: "none" generates freely; "valid" makes every tool call the model starts fit its
+    tool's JSON schema (xgrammar's structural tag for hermes-style calls, applied to the logits as
+    they are generated); "required" also makes the first turn a call (later turns as "valid")."""
+
     def __init__(
-        self, model, tokenizer, tools: Tools, max_new_tokens: int = 64, max_rounds: int = 3, batch_size: int = 8
+        self,
+        model,
+        tokenizer,
+        tools: Tools,
+        max_new_tokens: int = 64,
+        max_rounds: int = 3,
+        batch_size: int = 8,
+        constrain: str = "none",
     ):
+        if constrain not in CONSTRAIN:
+            raise ValueError(f"constrain {constrain!r}: allowed: {', '.join(CONSTRAIN)}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.tools = tools
         self.max_new_tokens = max_new_tokens
         self.max_rounds = max_rounds
         self.batch_size = batch_size
+        self.constrain = constrain if tools else "none"  # nothing to call: nothing to constrain
+        self._grammars: dict[str, object] = {}
 
     def answer_many(self, questions: list[str]) -> list[Transcript]:
         t0 = time.time()
@@ -114,7 +132,7 @@ class ToolRuntime:
         for round_ in range(self.max_rounds):
             if not pending:
                 break
-            outputs = self._generate([t.messages for t in pending])
+            outputs = self._generate([t.messages for t in pending], first=round_ == 0)
             pending = [t for t, out in zip(pending, outputs) if self._step(t, out, last=round_ == self.max_rounds - 1)]
         seconds = (time.time() - t0) / max(len(live), 1)
         for t in live:
@@ -165,7 +183,32 @@ class ToolRuntime:
             for m in conversations
         ]
 
-    def _generate(self, conversations: list[list[dict]]) -> list[str]:
+    def _grammar(self, choice: str):
+        """The compiled structural tag for a tool choice ("auto" or "required"), compiled once."""
+        if choice not in self._grammars:
+            import xgrammar as xgr
+
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            compiler = xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=vocab))
+            tag = xgr.get_builtin_structural_tag(
+                "qwen_3",  # Qwen3's calls are hermes-style: <tool_call>{"name", "arguments"}</tool_call>
+                tools=[schema for schema, _ in self.tools.values()],
+                tool_choice=choice,
+                reasoning="disabled",
+                max_whitespace_cnt=2,  # JSON allows endless whitespace; a weak model takes the offer
+            )
+            self._grammars[choice] = compiler.compile_structural_tag(tag)
+        return self._grammars[choice]
+
+    def _constraint(self, first: bool) -> list:
+        if self.constrain == "none":
+            return []
+        import xgrammar as xgr
+
+        choice = "required" if self.constrain == "required" and first else "auto"
+        return [xgr.contrib.hf.LogitsProcessor(self._grammar(choice))]  # one per generate() call
+
+    def _generate(self, conversations: list[list[dict]], first: bool = True) -> list[str]:
         tok = self.tokenizer
         prompts = self.prompts(conversations)
         outputs = []
@@ -178,6 +221,7 @@ class ToolRuntime:
                 gen = self.model.generate(
                     **enc,
                     max_new_tokens=self.max_new_tokens,
+                    logits_processor=self._constraint(first),
                     do_sample=False,
                     pad_token_id=tok.pad_token_id,
                     eos_token_id=tok.eos_token_id,

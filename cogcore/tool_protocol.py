@@ -63,7 +63,9 @@ def _read_call(raw: str) -> tuple[dict | None, str | None]:
     if _nesting(raw) > MAX_CALL_DEPTH:
         return None, f"nested deeper than {MAX_CALL_DEPTH} levels"
     try:
-        obj = json.loads(raw)
+        # strict=False: a control character inside a string (which constrained decoding lets through)
+        # is data; the arguments are checked against the tool's schema next.
+        obj = json.loads(raw, strict=False)
     except json.JSONDecodeError as e:
         return None, f"not JSON: {e.msg}"
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):

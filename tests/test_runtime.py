@@ -120,7 +120,7 @@ def test_loop_feeds_tool_results_back(model_and_tok, monkeypatch):
     ]
     seen = []
 
-    def fake_generate(conversations):
+    def fake_generate(conversations, first=True):
         seen.append([list(c) for c in conversations])
         return scripted[len(seen) - 1]
 
@@ -199,7 +199,7 @@ def test_refusals_go_back_to_the_model_and_the_loop_goes_on(model_and_tok, monke
     ]
     seen = []
 
-    def scripted_generate(conversations):
+    def scripted_generate(conversations, first=True):
         seen.append([list(c) for c in conversations])
         return scripted[len(seen) - 1]
 
@@ -211,3 +211,35 @@ def test_refusals_go_back_to_the_model_and_the_loop_goes_on(model_and_tok, monke
     assert any("unknown tool 'shell'" in r for r in refusals) and any("malformed tool call" in r for r in refusals)
     assert search.calls == [{"query": "fee"}]
     assert t.answer == "The fee is 5 USD (source: fees)." and len(t.errors) == 1
+
+
+def _short_query_tool() -> dict:
+    """The search tool with queries of at most 12 characters: a schema a random model must close."""
+    tool = copy.deepcopy(SEARCH_TOOL)
+    tool["function"]["parameters"]["properties"]["query"]["maxLength"] = 12
+    return tool
+
+
+def test_constrained_decoding_makes_a_random_model_call_its_tool_with_valid_arguments(model_and_tok):
+    search = Recorder()
+    model, tok = model_and_tok
+    tools = {"search": (_short_query_tool(), search)}
+    free = ToolRuntime(model, tok, tools=tools, max_new_tokens=60, max_rounds=1)
+    assert not any(t.calls for t in free.answer_many(QUESTIONS))  # random weights: no call, only garbage
+    required = ToolRuntime(model, tok, tools=tools, max_new_tokens=60, max_rounds=2, constrain="required")
+    transcripts = required.answer_many(QUESTIONS)
+    for t in transcripts:
+        # every first turn is a call that parses and fits the schema: it reached the tool, no error
+        assert t.calls and t.calls[0]["name"] == "search" and not t.errors, t.messages
+        assert isinstance(t.calls[0]["arguments"]["query"], str) and len(t.calls[0]["arguments"]["query"]) <= 12
+    assert len(search.calls) >= len(QUESTIONS)
+
+
+def test_valid_constraint_leaves_text_free_but_any_started_call_well_formed(model_and_tok):
+    model, tok = model_and_tok
+    tools = {"search": (_short_query_tool(), Recorder())}
+    runtime = ToolRuntime(model, tok, tools=tools, max_new_tokens=60, max_rounds=2, constrain="valid")
+    for t in runtime.answer_many(QUESTIONS):
+        assert not t.errors  # a call, if one was started, parsed and fit the schema
+    with pytest.raises(ValueError, match="constrain 'always': allowed: none, valid, required"):
+        ToolRuntime(model, tok, tools={}, constrain="always")

@@ -26,10 +26,14 @@ def run_agentic(
     max_new_tokens: int,
     batch_size: int,
     tools=None,
+    constrain: str = "none",
 ) -> AgenticScores:
-    """`tools`: what the model was trained with (`runtime.run_tools`); by default `search` alone."""
+    """`tools`: what the model was trained with (`runtime.run_tools`); by default `search` alone.
+    `constrain`: tool calls constrained to their schema as generated (`runtime.ToolRuntime`)."""
     tools = tools or {"search": (SEARCH_TOOL, lambda a: run_search_tool(index, a))}
-    runtime = ToolRuntime(model, tokenizer, tools=tools, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    runtime = ToolRuntime(
+        model, tokenizer, tools=tools, max_new_tokens=max_new_tokens, batch_size=batch_size, constrain=constrain
+    )
     transcripts = runtime.answer_many([q.question for q in questions])
     rows = []
     for q, t in zip(questions, transcripts):

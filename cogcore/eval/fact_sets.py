@@ -147,7 +147,11 @@ def classify(item: Item, transcript, with_tools: bool, value_matches: ValueMatch
 def answer_items(runtime, items: Sequence[Item], with_tools: bool, value_matches: ValueMatcher) -> list[dict]:
     """Every item answered by `runtime` (a ToolRuntime; with no tools: closed book), as transcript rows."""
     rows = []
-    for item, t in zip(items, runtime.answer_many([i.question for i in items])):
+    transcripts = runtime.answer_many([i.question for i in items])
+    # What serving an answer costs: every token of the finished conversation (tool list, question,
+    # calls, tool results, answer), as the model reads it.
+    tokens = [len(ids) for ids in runtime.tokenizer(runtime.prompts([t.messages for t in transcripts]))["input_ids"]]
+    for item, t, n_tokens in zip(items, transcripts, tokens):
         rows.append(
             {
                 "set": item.set,
@@ -161,16 +165,20 @@ def answer_items(runtime, items: Sequence[Item], with_tools: bool, value_matches
                 "calls": t.calls,
                 "errors": t.errors,
                 "seconds": round(t.seconds, 2),
+                "tokens": n_tokens,
             }
         )
     return rows
 
 
 def summarize_rows(rows: Sequence[dict]) -> dict:
-    """{n, accuracy, errors: {class: count}} and, on the changed set, the stale-answer rate."""
+    """{n, accuracy, tokens_per_answer, errors: {class: count}} and, on the changed set, the
+    stale-answer rate."""
     n = len(rows)
     outcomes = [r["outcome"] for r in rows]
     out = {"n": n, "accuracy": outcomes.count("correct") / n if n else None}
+    if n and all("tokens" in r for r in rows):
+        out["tokens_per_answer"] = sum(r["tokens"] for r in rows) / n
     out["errors"] = {c: outcomes.count(c) for c in ERROR_CLASSES if outcomes.count(c)}
     if any(r["stale"] is not None for r in rows):
         out["stale_rate"] = outcomes.count("stale") / n

@@ -117,7 +117,83 @@ def _quality_columns(results: EvalResults) -> dict:
     # Published non-live AST also folds Java and JavaScript into `simple`; ours is Python only.
     row["bfcl_non_live_ast"] = bfcl.get("non_live_ast_python")
     row.update({f"bfcl_{c}": v for c, v in bfcl.items() if c != "non_live_ast_python"})
-    return {**row, **_memorization_columns(results.memorization)}
+    return {**row, **_memorization_columns(results.memorization), **_fact_set_columns(results.fact_sets)}
+
+
+FACT_SETS = ("train", "heldout", "changed")
+
+
+def _fact_set_columns(data: dict | None) -> dict:
+    """The trained model's generated-answer accuracy per fact set and mode, the changed facts'
+    stale-answer rate, and the tokens an answer takes with tools (tool results included)."""
+    if not data:
+        return {}
+    out = {}
+    for mode, by_set in (data.get("scores", {}).get("trained") or {}).items():
+        for name in FACT_SETS:
+            if name in by_set:
+                out[f"facts_{name}_{mode}"] = by_set[name].get("accuracy")
+        if "changed" in by_set:
+            out[f"facts_changed_stale_{mode}"] = by_set["changed"].get("stale_rate")
+        tokens = [s["tokens_per_answer"] for s in by_set.values() if s.get("tokens_per_answer")]
+        if tokens:
+            out[f"tokens_per_answer_{mode}"] = sum(tokens) / len(tokens)
+    return out
+
+
+CLAIM = (
+    "A core (facts replaced by search calls, tool use trained, answering with search) serves the domain "
+    "better than a memorizer (the same model and tokens, facts trained on, answering closed book), and "
+    "keeps serving it when facts change."
+)
+# (what, the core's column, the memorizer's column, the test, its wording)
+CLAIM_ROWS = [
+    (
+        "held-out facts answered",
+        "facts_heldout_tools",
+        "facts_heldout_closed_book",
+        lambda c, m: c >= 0.6,
+        "core ≥ 0.6",
+    ),
+    (
+        "changed facts answered with the new value",
+        "facts_changed_tools",
+        "facts_changed_closed_book",
+        lambda c, m: c >= 0.6,
+        "core ≥ 0.6",
+    ),
+    (
+        "training facts answered",
+        "facts_train_tools",
+        "facts_train_closed_book",
+        lambda c, m: c >= 2 * m,
+        "core ≥ 2 × memorizer",
+    ),
+]
+
+
+def claim_blocks(memorizer: dict, core: dict) -> list:
+    """The claim, each of its tests on this run's figures, and whether the run supports it."""
+    rows, verdicts = [], []
+    for what, core_column, memorizer_column, test, wording in CLAIM_ROWS:
+        c, m = core.get(core_column), memorizer.get(memorizer_column)
+        verdict = None if c is None or m is None else bool(test(c, m))
+        verdicts.append(verdict)
+        shown = "not measured" if verdict is None else ("yes" if verdict else "no")
+        rows.append([what, c, m, wording, shown])
+    stale = memorizer.get("facts_changed_stale_closed_book")
+    rows.append(
+        ["changed facts answered with the old value", core.get("facts_changed_stale_tools"), stale, "reported", "–"]
+    )
+    tokens = [core.get("tokens_per_answer_tools"), memorizer.get("tokens_per_answer_closed_book")]
+    rows.append(["tokens per answer (tool results included)", *tokens, "reported", "–"])
+    supported = "supports" if verdicts and all(verdicts) else "does not support"
+    return [
+        Heading("The claim", 1),
+        Paragraph(CLAIM),
+        Table(["", f"core ({core.get('name')})", f"memorizer ({memorizer.get('name')})", "test", "met"], rows),
+        Paragraph(f"This run {supported} the claim on every test."),
+    ]
 
 
 def _serving_cost(run_dir: Path, gpu: str, settings: ReportConfig) -> tuple[float | None, str | None, int | None]:
@@ -330,14 +406,23 @@ def compare_blocks(rows: list[dict], metric: str | None = None, gpu: str = "h100
 
 
 def build_compare(
-    run_dirs: list[Path], out: Path, reference: Path | None = None, metric: str | None = None, gpu: str = "h100"
+    run_dirs: list[Path],
+    out: Path,
+    reference: Path | None = None,
+    metric: str | None = None,
+    gpu: str = "h100",
+    claim: tuple[int, int] | None = None,
 ) -> tuple[Path, Path]:
-    """Write compare.md (with pareto.png beside it) and a self-contained compare.html into `out`."""
+    """Write compare.md (with pareto.png beside it) and a self-contained compare.html into `out`.
+    claim: (memorizer, core), positions in run_dirs: the claim's table comes first."""
     cost.resolve_gpu(gpu)  # an unknown profile fails before any work
     rows = [run_row(Path(d), gpu) for d in run_dirs]
     if reference is not None:
         rows += read_reference(reference, gpu)
     out = Path(out)
-    paths = write_blocks(compare_blocks(rows, metric, gpu), out, "compare")
+    blocks = compare_blocks(rows, metric, gpu)
+    if claim is not None:
+        blocks = claim_blocks(rows[claim[0]], rows[claim[1]]) + blocks
+    paths = write_blocks(blocks, out, "compare")
     (out / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
     return paths

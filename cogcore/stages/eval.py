@@ -134,6 +134,7 @@ def measure_at_work(recipe: Recipe, run_dir: Path, folder: Path, plan: Plan, res
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.batch_size,
             tools=run_tools(run_dir, plan.index),
+            constrain=cfg.constrain,
         )
         results.samples = read_jsonl(folder / "agentic.jsonl")[:10]
     if cfg.bfcl.enabled:

@@ -66,6 +66,7 @@ def run_fact_sets(recipe: Recipe, run_dir: Path, folder: Path, index: SearchInde
                     tools=tools,
                     max_new_tokens=recipe.eval.max_new_tokens,
                     batch_size=recipe.eval.batch_size,
+                    constrain=recipe.eval.constrain,
                 )
                 answered = answer_items(runtime, items, mode == "tools", matcher)
                 for row in answered:
