@@ -43,9 +43,15 @@ def run_fact_sets(recipe: Recipe, run_dir: Path, folder: Path, index: SearchInde
     changed_info = None
     indexes = {name: index for name in SETS}
     if "changed" in cfg.sets:
-        change = change_facts(corpus.docs, sets.pop("changed_candidates"), recipe.seed)
+        candidates = sets.pop("changed_candidates")
+        unique = stated_once(candidates, corpus.docs)
+        change = change_facts(corpus.docs, unique[: 3 * cfg.questions], recipe.seed)
         sets["changed"] = change.items[: cfg.questions]
-        changed_info = {"n": len(sets["changed"]), "skipped": change.skipped}
+        changed_info = {
+            "n": len(sets["changed"]),
+            "skipped": change.skipped,
+            "stated_elsewhere": len(candidates) - len(unique),
+        }
         if "tools" in cfg.modes and sets["changed"]:
             changed_dir = folder / CHANGED_INDEX
             build_recipe_index(recipe, run_dir, change.docs, changed_dir, embedder=index.embedder)
@@ -81,6 +87,14 @@ def run_fact_sets(recipe: Recipe, run_dir: Path, folder: Path, index: SearchInde
         "changed": changed_info,
         "scores": scores,
     }
+
+
+def stated_once(items: list[Item], docs: list[dict]) -> list[Item]:
+    """The items whose value the corpus states once: a value also stated elsewhere (a sibling
+    product's page, a summary table) would still be found unchanged after the change, and a stale
+    answer would be right by the index."""
+    text = "\n".join(d["text"] for d in docs)
+    return [i for i in items if text.count(i.answer) == 1]
 
 
 def _base(recipe: Recipe, trained, trained_tok):
@@ -126,10 +140,10 @@ def candidate_items(recipe: Recipe, corpus: Corpus) -> tuple[dict[str, list[Item
 
 def sample_sets(candidates: dict[str, list[Item]], n: int, seed: int) -> dict[str, list[Item]]:
     """n training and n held-out questions, seeded; the training questions after those are the
-    changed set's candidates (a memorizer saw their old values), three times as many as needed."""
+    changed set's candidates (a memorizer saw their old values)."""
     rng = random.Random(seed)
     train, heldout = list(candidates[TRAIN]), list(candidates[HELDOUT])
     rng.shuffle(train)
     rng.shuffle(heldout)
     changeable = [i for i in train[n:] if i.start >= 0 and (not i.kind or i.kind in CHANGEABLE_KINDS)]
-    return {"train": train[:n], "heldout": heldout[:n], "changed_candidates": changeable[: 3 * n]}
+    return {"train": train[:n], "heldout": heldout[:n], "changed_candidates": changeable}

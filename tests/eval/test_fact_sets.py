@@ -114,3 +114,11 @@ def test_each_wrong_answer_gets_the_first_failure_on_its_way():
         "errors": {"no_call": 1, "stale": 2},
         "stale_rate": 0.5,
     }
+
+
+def test_only_values_the_corpus_states_once_are_changed():
+    from cogcore.stages.fact_sets import stated_once
+
+    # "$10.00" is stated twice in d0 (a second mention would keep the old value findable), "4 days" once
+    items = [_item(DOCS[0], "$10.00"), _item(DOCS[2], "4 days")]
+    assert [i.answer for i in stated_once(items, DOCS)] == ["4 days"]
