@@ -246,6 +246,7 @@ def ablate(
 def experiment(
     recipe: RecipeArg,
     override: Overrides = None,
+    force: Force = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="folder for the comparison (default: RUN_DIR/../NAME-compare)")
     ] = None,
@@ -262,7 +263,7 @@ def experiment(
     extra = list(override or [])
     modes = "eval.fact_sets.modes=[closed_book, tools]"
     core = [*extra, f"name={base.name}-core", "facts.strategy=toolcall", "train.tools.enabled=true", modes]
-    _execute(recipe, core, list(ORDER), None)
+    _execute(recipe, core, list(ORDER), force)
     core_dir = _load(recipe, core).resolved(recipe.parent.resolve()).run_path()
     tokens = sum(
         (m.tokens_trained or 0)
@@ -271,7 +272,7 @@ def experiment(
     )
     memorizer = [*extra, f"name={base.name}-memorizer", "facts.strategy=keep", "train.tools.enabled=false", modes]
     memorizer += [f"train.cpt.max_tokens={tokens}", "train.cpt.max_steps=null"]
-    _execute(recipe, memorizer, list(ORDER), None)
+    _execute(recipe, memorizer, list(ORDER), force)
     memorizer_dir = _load(recipe, memorizer).resolved(recipe.parent.resolve()).run_path()
     folder = out_dir or core_dir.parent / f"{base.name}-compare"
     try:

@@ -73,29 +73,52 @@ class Change:
     docs: list[dict]  # the changed copy of every document
     items: list[Item]  # the changed set's questions: answer = the new value, stale = the old one
     skipped: int  # sampled items whose value could not change (no number, or not found at its offset)
+    copies: int  # other places the same statement was changed too (identical sentences elsewhere)
+    stale_elsewhere: int  # changed items whose old value the copy still states in some other sentence
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+
+
+def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    """The bounds of the sentence (or line) holding text[start:end]."""
+    before = [m.end() for m in _SENTENCE_END.finditer(text, 0, start)]
+    after = _SENTENCE_END.search(text, end)
+    return (before[-1] if before else 0), (after.end() if after else len(text))
 
 
 def change_facts(docs: Sequence[dict], items: Sequence[Item], seed: int) -> Change:
-    """A copy of `docs` where each item's value, at its offset, is replaced by another plausible
-    value; at most one change per document (so offsets stay true); nothing else differs."""
+    """A copy of `docs` where each item's value is replaced by another plausible value: at its
+    offset, and wherever the corpus states the same sentence (a policy stated on several product
+    pages changes on all of them); nothing else differs. A document takes part in one change at most."""
     rng = random.Random(seed)
     by_id = {d["id"]: d for d in docs}
     texts = {d["id"]: d["text"] for d in docs}
-    changed, skipped, seen = [], 0, set()
+    changed, skipped, copies, touched = [], 0, 0, set()
     for item in items:
         doc = by_id.get(item.doc_id)
-        ok = doc is not None and item.start >= 0 and item.doc_id not in seen
-        ok = ok and doc["text"][item.start : item.start + len(item.answer)] == item.answer
+        end = item.start + len(item.answer)
+        ok = doc is not None and item.start >= 0 and doc["text"][item.start : end] == item.answer
         new = alter_value(item.answer, rng) if ok else None
         if new is None:
             skipped += 1
             continue
-        text = texts[item.doc_id]
-        texts[item.doc_id] = text[: item.start] + new + text[item.start + len(item.answer) :]
-        seen.add(item.doc_id)
+        s0, s1 = _sentence(doc["text"], item.start, end)
+        sentence, at = doc["text"][s0:s1], item.start - s0
+        stating = [d for d in docs if sentence in d["text"]]
+        if any(d["id"] in touched for d in stating):
+            skipped += 1
+            continue
+        rewritten = sentence[:at] + new + sentence[at + len(item.answer) :]
+        for d in stating:
+            texts[d["id"]] = texts[d["id"]].replace(sentence, rewritten)
+            touched.add(d["id"])
+        copies += len(stating) - 1
         changed.append(replace(item, set="changed", answer=new, stale=item.answer))
     copy = [{**d, "text": texts[d["id"]]} for d in docs]
-    return Change(copy, changed, skipped)
+    everything = "\n".join(texts.values())
+    stale_elsewhere = sum(i.stale in everything for i in changed)
+    return Change(copy, changed, skipped, copies, stale_elsewhere)
 
 
 class ValueMatcher:

@@ -479,10 +479,10 @@ def _fact_set_section(results: EvalResults | None, run_dir: Path) -> list:
         Table(["model", "mode", *[f"{FACT_SET_NAMES[s]} accuracy" for s in sets], "changed: stale answers"], rows),
         Paragraph(
             f"Questions: {data['source']}; {asked}. "
-            "Changed facts: after training, each value (among those the corpus states once: "
-            f"{changed.get('stated_elsewhere', 0)} candidates stated more than once were left out) was replaced in a "
-            "copy of the documents by another of the same form and the index rebuilt over the copy "
-            f"({changed.get('skipped', 0)} sampled values could not change); "
+            "Changed facts: after training, each value was replaced in a copy of the documents by another of the "
+            f"same form, in its sentence and in {changed.get('copies', 0)} identical sentences on other pages, and the "
+            f"index rebuilt over the copy ({changed.get('skipped', 0)} sampled values could not change; the old value "
+            f"of {changed.get('stale_elsewhere', 0)} still stands in other sentences); "
             "a right answer holds the new value, a stale one the old. Closed book: no tools; tools: the model's "
             "tools, search over the index (the changed copy's for changed facts). Transcripts: eval/fact_sets.jsonl."
         ),

@@ -43,14 +43,13 @@ def run_fact_sets(recipe: Recipe, run_dir: Path, folder: Path, index: SearchInde
     changed_info = None
     indexes = {name: index for name in SETS}
     if "changed" in cfg.sets:
-        candidates = sets.pop("changed_candidates")
-        unique = stated_once(candidates, corpus.docs)
-        change = change_facts(corpus.docs, unique[: 3 * cfg.questions], recipe.seed)
+        change = change_facts(corpus.docs, sets.pop("changed_candidates")[: 3 * cfg.questions], recipe.seed)
         sets["changed"] = change.items[: cfg.questions]
         changed_info = {
             "n": len(sets["changed"]),
             "skipped": change.skipped,
-            "stated_elsewhere": len(candidates) - len(unique),
+            "copies": change.copies,
+            "stale_elsewhere": change.stale_elsewhere,
         }
         if "tools" in cfg.modes and sets["changed"]:
             changed_dir = folder / CHANGED_INDEX
@@ -87,14 +86,6 @@ def run_fact_sets(recipe: Recipe, run_dir: Path, folder: Path, index: SearchInde
         "changed": changed_info,
         "scores": scores,
     }
-
-
-def stated_once(items: list[Item], docs: list[dict]) -> list[Item]:
-    """The items whose value the corpus states once: a value also stated elsewhere (a sibling
-    product's page, a summary table) would still be found unchanged after the change, and a stale
-    answer would be right by the index."""
-    text = "\n".join(d["text"] for d in docs)
-    return [i for i in items if text.count(i.answer) == 1]
 
 
 def _base(recipe: Recipe, trained, trained_tok):

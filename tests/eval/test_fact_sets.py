@@ -38,7 +38,7 @@ def test_a_changed_copy_alters_exactly_the_sampled_values_and_nothing_else():
     items = [_item(DOCS[0], "$10.00"), _item(DOCS[2], "4 days"), _item(DOCS[2], "$12.00")]
     change = change_facts(DOCS, items, seed=0)
     # one change per document: the second item of d2 is skipped, offsets stay true
-    assert [i.doc_id for i in change.items] == ["d0", "d2"] and change.skipped == 1
+    assert [i.doc_id for i in change.items] == ["d0", "d2"] and change.skipped == 1 and change.copies == 0
     for before, after in zip(DOCS, change.docs):
         changed = next((i for i in change.items if i.doc_id == before["id"]), None)
         if changed is None:
@@ -116,9 +116,17 @@ def test_each_wrong_answer_gets_the_first_failure_on_its_way():
     }
 
 
-def test_only_values_the_corpus_states_once_are_changed():
-    from cogcore.stages.fact_sets import stated_once
-
-    # "$10.00" is stated twice in d0 (a second mention would keep the old value findable), "4 days" once
-    items = [_item(DOCS[0], "$10.00"), _item(DOCS[2], "4 days")]
-    assert [i.answer for i in stated_once(items, DOCS)] == ["4 days"]
+def test_a_statement_repeated_on_other_pages_changes_on_all_of_them():
+    shared = "Wires abroad cost $25.00 on this plan."
+    docs = [
+        {"id": "a", "text": f"Gold plan. {shared} Cards cost $5."},
+        {"id": "b", "text": f"Silver plan. {shared} Summary: wires $25.00."},
+        {"id": "c", "text": "Bronze plan. Wires abroad cost $30.00 here."},
+    ]
+    item = Item("train", "wire fee?", "$25.00", "a", docs[0]["text"].index("$25.00"), "money")
+    change = change_facts(docs, [item], seed=0)
+    (changed,) = change.items
+    assert change.copies == 1 and changed.answer in change.docs[1]["text"].split("Summary")[0]
+    assert change.docs[2] == docs[2] and change.docs[0]["text"].endswith("Cards cost $5.")
+    # b's summary still states the old value in another sentence: counted, not hidden
+    assert change.stale_elsewhere == 1
