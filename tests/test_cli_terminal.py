@@ -119,7 +119,7 @@ def test_ask_escapes_results_answers_and_rejected_calls(run, monkeypatch):
             ["The fee is 5 USD\x1b]0;pwned\x07 (source: fees\x1b[2J)."],
         ]
     )
-    monkeypatch.setattr(cogcore.runtime.ToolRuntime, "_generate", lambda self, conversations: next(outputs))
+    monkeypatch.setattr(cogcore.runtime.ToolRuntime, "_generate", lambda self, conversations, first=True: next(outputs))
     asked = _invoke("ask", run, "What is the card fee?")
     assert asked.exit_code == 0
     assert "1. [fees\\x1b[2J | Fees\\x1b]0;t\\x07] The card fee" in asked.output  # the search result

@@ -74,7 +74,6 @@ class Change:
     items: list[Item]  # the changed set's questions: answer = the new value, stale = the old one
     skipped: int  # sampled items whose value could not change (no number, or not found at its offset)
     copies: int  # other places the same statement was changed too (identical sentences elsewhere)
-    stale_elsewhere: int  # changed items whose old value the copy still states in some other sentence
 
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
@@ -116,9 +115,7 @@ def change_facts(docs: Sequence[dict], items: Sequence[Item], seed: int) -> Chan
         copies += len(stating) - 1
         changed.append(replace(item, set="changed", answer=new, stale=item.answer))
     copy = [{**d, "text": texts[d["id"]]} for d in docs]
-    everything = "\n".join(texts.values())
-    stale_elsewhere = sum(i.stale in everything for i in changed)
-    return Change(copy, changed, skipped, copies, stale_elsewhere)
+    return Change(copy, changed, skipped, copies)
 
 
 class ValueMatcher:
@@ -142,22 +139,34 @@ class ValueMatcher:
 
 # --- answering and scoring ----------------------------------------------------------------------
 
-ERROR_CLASSES = ("no_call", "malformed_call", "retrieval_miss", "echo", "wrong_extraction", "stale", "wrong")
+ERROR_CLASSES = (
+    "no_call",
+    "malformed_call",
+    "retrieval_miss",
+    "echo",
+    "wrong_extraction",
+    "stale",
+    "stale_from_search",
+    "wrong",
+)
 
 
 def classify(item: Item, transcript, with_tools: bool, value_matches: ValueMatcher) -> str:
-    """Why an answer is wrong ("correct" when it is not): closed book, it is stale (changed set) or
-    wrong; with tools, the first failure on the way: no call, only malformed calls, a search whose
-    passages do not hold the value, an answer whose value is only in text copied from the tool
-    output, or a wrong value read from passages that held the right one."""
+    """Why an answer is wrong ("correct" when it is not): on the changed set, the old value —
+    recalled ("stale") or read from a passage that still states it ("stale_from_search"); closed
+    book, otherwise "wrong"; with tools, the first failure on the way: no call, only malformed calls,
+    a search whose passages do not hold the value, an answer whose value is only in text copied from
+    the tool output, or a wrong value read from passages that held the right one."""
     answer = strip_echo(transcript.answer)
     if value_matches(item.answer, answer):
         return "correct"
+    searches = [c for c in transcript.calls if c["name"] == "search"]
     if item.stale is not None and value_matches(item.stale, answer):
-        return "stale"
+        # read from a passage that still states the old value (another page, another sentence), or recalled
+        read = any(value_matches(item.stale, passages(c["result"])) for c in searches)
+        return "stale_from_search" if read else "stale"
     if not with_tools:
         return "wrong"
-    searches = [c for c in transcript.calls if c["name"] == "search"]
     if not searches:
         return "malformed_call" if transcript.errors else "no_call"
     if not any(value_matches(item.answer, passages(c["result"])) for c in searches):
@@ -204,5 +213,6 @@ def summarize_rows(rows: Sequence[dict]) -> dict:
         out["tokens_per_answer"] = sum(r["tokens"] for r in rows) / n
     out["errors"] = {c: outcomes.count(c) for c in ERROR_CLASSES if outcomes.count(c)}
     if any(r["stale"] is not None for r in rows):
-        out["stale_rate"] = outcomes.count("stale") / n
+        out["stale_rate"] = (outcomes.count("stale") + outcomes.count("stale_from_search")) / n
+        out["stale_from_memory_rate"] = outcomes.count("stale") / n
     return out

@@ -135,6 +135,7 @@ def _fact_set_columns(data: dict | None) -> dict:
                 out[f"facts_{name}_{mode}"] = by_set[name].get("accuracy")
         if "changed" in by_set:
             out[f"facts_changed_stale_{mode}"] = by_set["changed"].get("stale_rate")
+            out[f"facts_changed_stale_memory_{mode}"] = by_set["changed"].get("stale_from_memory_rate")
         tokens = [s["tokens_per_answer"] for s in by_set.values() if s.get("tokens_per_answer")]
         if tokens:
             out[f"tokens_per_answer_{mode}"] = sum(tokens) / len(tokens)
@@ -181,10 +182,10 @@ def claim_blocks(memorizer: dict, core: dict) -> list:
         verdicts.append(verdict)
         shown = "not measured" if verdict is None else ("yes" if verdict else "no")
         rows.append([what, c, m, wording, shown])
-    stale = memorizer.get("facts_changed_stale_closed_book")
-    rows.append(
-        ["changed facts answered with the old value", core.get("facts_changed_stale_tools"), stale, "reported", "–"]
-    )
+    stale = [core.get("facts_changed_stale_tools"), memorizer.get("facts_changed_stale_closed_book")]
+    rows.append(["changed facts answered with the old value", *stale, "reported", "–"])
+    recalled = [core.get("facts_changed_stale_memory_tools"), memorizer.get("facts_changed_stale_memory_closed_book")]
+    rows.append(["... of which recalled, not read from a passage", *recalled, "reported", "–"])
     tokens = [core.get("tokens_per_answer_tools"), memorizer.get("tokens_per_answer_closed_book")]
     rows.append(["tokens per answer (tool results included)", *tokens, "reported", "–"])
     supported = "supports" if verdicts and all(verdicts) else "does not support"

@@ -481,8 +481,7 @@ def _fact_set_section(results: EvalResults | None, run_dir: Path) -> list:
             f"Questions: {data['source']}; {asked}. "
             "Changed facts: after training, each value was replaced in a copy of the documents by another of the "
             f"same form, in its sentence and in {changed.get('copies', 0)} identical sentences on other pages, and the "
-            f"index rebuilt over the copy ({changed.get('skipped', 0)} sampled values could not change; the old value "
-            f"of {changed.get('stale_elsewhere', 0)} still stands in other sentences); "
+            f"index rebuilt over the copy ({changed.get('skipped', 0)} sampled values could not change); "
             "a right answer holds the new value, a stale one the old. Closed book: no tools; tools: the model's "
             "tools, search over the index (the changed copy's for changed facts). Transcripts: eval/fact_sets.jsonl."
         ),
@@ -491,7 +490,9 @@ def _fact_set_section(results: EvalResults | None, run_dir: Path) -> list:
         Paragraph(
             "no_call: answered without searching; malformed_call: only unparseable or invalid calls; retrieval_miss: "
             "no returned passage held the value; echo: the value only in text copied from the tool output; "
-            "wrong_extraction: the passages held it, the answer did not; stale: the old value of a changed fact."
+            "wrong_extraction: the passages held it, the answer did not; stale: the old value of a changed fact, "
+            "recalled; stale_from_search: the old value read from a passage that still states it (another page or "
+            "sentence the change did not reach)."
         ),
     ]
     path = run_dir / "eval" / "fact_sets.jsonl"

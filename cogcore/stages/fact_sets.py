@@ -49,7 +49,6 @@ def run_fact_sets(recipe: Recipe, run_dir: Path, folder: Path, index: SearchInde
             "n": len(sets["changed"]),
             "skipped": change.skipped,
             "copies": change.copies,
-            "stale_elsewhere": change.stale_elsewhere,
         }
         if "tools" in cfg.modes and sets["changed"]:
             changed_dir = folder / CHANGED_INDEX

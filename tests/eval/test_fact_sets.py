@@ -98,6 +98,7 @@ def test_each_wrong_answer_gets_the_first_failure_on_its_way():
     cases = {
         "correct": _transcript("It is $35.", [hit]),
         "stale": _transcript("It is $25.", [hit]),
+        "stale_from_search": _transcript("It is $25.", [{**miss, "result": "1. [d9 | Plan] the fee is $25."}]),
         "no_call": _transcript("I think $40."),
         "malformed_call": _transcript("hmm", errors=["not JSON"]),
         "retrieval_miss": _transcript("It is $14.", [miss]),
@@ -107,12 +108,13 @@ def test_each_wrong_answer_gets_the_first_failure_on_its_way():
     for outcome, t in cases.items():
         assert classify(item, t, with_tools=True, value_matches=MATCH) == outcome, outcome
     assert classify(item, _transcript("maybe $40"), with_tools=False, value_matches=MATCH) == "wrong"
-    rows = [{"outcome": o, "stale": "$25"} for o in ("correct", "stale", "stale", "no_call")]
+    rows = [{"outcome": o, "stale": "$25"} for o in ("correct", "stale", "stale_from_search", "no_call")]
     assert summarize_rows(rows) == {
         "n": 4,
         "accuracy": 0.25,
-        "errors": {"no_call": 1, "stale": 2},
+        "errors": {"no_call": 1, "stale": 1, "stale_from_search": 1},
         "stale_rate": 0.5,
+        "stale_from_memory_rate": 0.25,
     }
 
 
@@ -128,5 +130,4 @@ def test_a_statement_repeated_on_other_pages_changes_on_all_of_them():
     (changed,) = change.items
     assert change.copies == 1 and changed.answer in change.docs[1]["text"].split("Summary")[0]
     assert change.docs[2] == docs[2] and change.docs[0]["text"].endswith("Cards cost $5.")
-    # b's summary still states the old value in another sentence: counted, not hidden
-    assert change.stale_elsewhere == 1
+    assert "Summary: wires $25.00." in change.docs[1]["text"]  # another sentence: not the same statement
