@@ -99,6 +99,18 @@ class Transcript:
 CONSTRAIN = ("none", "valid", "required")
 
 
+def bounded_strings(schema, max_chars: int):
+    """A copy of a JSON schema where every string without a maxLength gets `max_chars`."""
+    if isinstance(schema, list):
+        return [bounded_strings(s, max_chars) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bounded_strings(v, max_chars) for k, v in schema.items()}
+    if out.get("type") == "string" and "maxLength" not in out:
+        out["maxLength"] = max_chars
+    return out
+
+
 class ToolRuntime:
     """`constrain`: "none" generates freely; "valid" makes every tool call the model starts fit its
     tool's JSON schema (xgrammar's structural tag for hermes-style calls, applied to the logits as
@@ -190,9 +202,12 @@ class ToolRuntime:
 
             vocab = self.model.get_output_embeddings().weight.shape[0]
             compiler = xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=vocab))
+            # Strings the schema leaves unbounded get a bound that fits in the turn: a weak model
+            # repeating itself inside a query would otherwise run out of tokens mid-call.
+            bound = max(16, 2 * self.max_new_tokens)
             tag = xgr.get_builtin_structural_tag(
                 "qwen_3",  # Qwen3's calls are hermes-style: <tool_call>{"name", "arguments"}</tool_call>
-                tools=[schema for schema, _ in self.tools.values()],
+                tools=[bounded_strings(schema, bound) for schema, _ in self.tools.values()],
                 tool_choice=choice,
                 reasoning="disabled",
                 max_whitespace_cnt=2,  # JSON allows endless whitespace; a weak model takes the offer

@@ -243,3 +243,14 @@ def test_valid_constraint_leaves_text_free_but_any_started_call_well_formed(mode
         assert not t.errors  # a call, if one was started, parsed and fit the schema
     with pytest.raises(ValueError, match="constrain 'always': allowed: none, valid, required"):
         ToolRuntime(model, tok, tools={}, constrain="always")
+
+
+def test_unbounded_strings_get_a_bound_in_the_grammar_only():
+    from cogcore.runtime import bounded_strings
+
+    bounded = bounded_strings(SEARCH_TOOL, 100)
+    assert bounded["function"]["parameters"]["properties"]["query"]["maxLength"] == 100
+    assert "maxLength" not in SEARCH_TOOL["function"]["parameters"]["properties"]["query"]  # the original is kept
+    assert (
+        bounded["function"]["parameters"]["properties"]["k"] == SEARCH_TOOL["function"]["parameters"]["properties"]["k"]
+    )
