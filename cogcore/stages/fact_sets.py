@@ -19,7 +19,7 @@ from cogcore.eval.fact_sets import (
     change_facts,
     summarize_rows,
 )
-from cogcore.io import iter_jsonl, write_jsonl_atomic
+from cogcore.io import write_jsonl_atomic
 from cogcore.models import ModelSpec
 from cogcore.questions import make_questions
 from cogcore.recipe import Recipe
@@ -112,7 +112,7 @@ def candidate_items(recipe: Recipe, corpus: Corpus) -> tuple[dict[str, list[Item
         return out, "template questions from the facts (the fact's sentence, value blanked)", 0
     split_of, texts = corpus.split_of, {d["id"]: d["text"] for d in corpus.docs}
     out, unknown = {TRAIN: [], HELDOUT: []}, 0
-    for n, row in enumerate(iter_jsonl(Path(path))):
+    for n, row in enumerate(question_rows(Path(path))):
         doc_id = row.get("doc_id")
         if doc_id not in split_of or split_of[doc_id] not in out:
             unknown += 1
@@ -126,6 +126,37 @@ def candidate_items(recipe: Recipe, corpus: Corpus) -> tuple[dict[str, list[Item
             Item(split_of[doc_id], row["question"], row["answer"], doc_id, start, row.get("kind", ""), None, item_id)
         )
     return out, f"questions_file {json.dumps(Path(path).name)}", unknown
+
+
+MAX_QUESTIONS = 100_000  # rows read from a questions file
+MAX_LINE_CHARS = 20_000
+
+
+def question_rows(path: Path):
+    """The rows of a questions file, each checked; ValueError naming the file and line otherwise."""
+    field = "eval.fact_sets.questions_file"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if number > MAX_QUESTIONS:
+                raise ValueError(f"{field}: {path} has more than {MAX_QUESTIONS:,} lines")
+            if not line.strip():
+                continue
+            where = f"{field}: {path} line {number}"
+            if len(line) > MAX_LINE_CHARS:
+                raise ValueError(f"{where}: longer than {MAX_LINE_CHARS:,} characters")
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not JSON ({e.msg})") from None
+            if not isinstance(row, dict) or not all(isinstance(row.get(k), str) and row[k] for k in QUESTION_FIELDS):
+                raise ValueError(f"{where}: needs non-empty text fields {', '.join(QUESTION_FIELDS)}")
+            start = row.get("answer_start")
+            if start is not None and (not isinstance(start, int) or isinstance(start, bool) or start < 0):
+                raise ValueError(f"{where}: answer_start must be a character offset (an integer >= 0)")
+            yield row
+
+
+QUESTION_FIELDS = ("question", "answer", "doc_id")
 
 
 def sample_sets(candidates: dict[str, list[Item]], n: int, seed: int) -> dict[str, list[Item]]:

@@ -6,6 +6,7 @@ stale)."""
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -131,3 +132,22 @@ def test_a_statement_repeated_on_other_pages_changes_on_all_of_them():
     assert change.copies == 1 and changed.answer in change.docs[1]["text"].split("Summary")[0]
     assert change.docs[2] == docs[2] and change.docs[0]["text"].endswith("Cards cost $5.")
     assert "Summary: wires $25.00." in change.docs[1]["text"]  # another sentence: not the same statement
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "line 2: not JSON"),
+        ('{"question": "fee?", "answer": ""}', "line 2: needs non-empty text fields question, answer, doc_id"),
+        ('["a list"]', "line 2: needs non-empty text fields"),
+        ('{"question": "q", "answer": "$5", "doc_id": "d0", "answer_start": -3}', "line 2: answer_start"),
+        ("x" * 30_000, "line 2: longer than 20,000 characters"),
+    ],
+)
+def test_a_bad_questions_file_line_is_one_error_naming_the_line(tmp_path, line, message):
+    from cogcore.stages.fact_sets import question_rows
+
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "fee?", "answer": "$5", "doc_id": "d0"}\n' + line + "\n")
+    with pytest.raises(ValueError, match=r"eval\.fact_sets\.questions_file: .*" + re.escape(message)):
+        list(question_rows(path))
