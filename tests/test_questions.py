@@ -102,6 +102,42 @@ def test_make_questions_is_reproducible_and_one_per_doc():
     assert len(many) == 5 and len({q.question for q in many}) == 5
 
 
+def test_customer_form_asks_with_the_question_word_of_the_kind():
+    label = make_question(
+        _fact("$25.00", "- Monthly paper statement fee: $25.00"), "Light Green Account: Fees", "customer"
+    )
+    assert label.question == "How much is the monthly paper statement fee for the Light Green Account?"
+    stay = _fact("30 days", "Customers have 30 days to fund the account.", kind="duration")
+    q = make_question(stay, "Gold Plus Saver Account: Opening", "customer")
+    assert "Customers have how long to fund the account" in q.question
+    assert "Gold Plus Saver Account" in q.question and "30" not in q.question
+    # The query is the same in both forms: the sentence's words under the title.
+    assert q.query == make_question(stay, "Gold Plus Saver Account: Opening").query
+    count = make_question(
+        _fact("15 withdrawals", "You get 15 withdrawals free every month.", kind="quantity"), "", "customer"
+    )
+    assert count.question == "You get how many withdrawals free every month?"
+
+
+def test_customer_form_names_the_product_once():
+    fact = _fact("$5", "The Gold Account charges $5 for paper statements.")
+    assert make_question(fact, "Gold Account: Fees", "customer").question == (
+        "The Gold Account charges how much for paper statements?"
+    )
+
+
+def test_question_forms_are_drawn_by_share_and_checked():
+    facts = [_fact(f"${n}", f"The fee for item {n} is ${n} each month here.", fact_id=f"f{n}") for n in range(40)]
+    mixed = make_questions(facts, {}, limit=40, one_per_doc=False, forms={"cloze": 1, "customer": 1})
+    cloze = sum(q.question.endswith(f"({BLANK})?") for q in mixed)
+    assert 10 < cloze < 30
+    assert mixed == make_questions(facts, {}, limit=40, one_per_doc=False, forms={"cloze": 1, "customer": 1})
+    with pytest.raises(ValueError, match="question forms"):
+        make_questions(facts, {}, limit=4, forms={"verbatim": 1})
+    with pytest.raises(ValueError, match="question form must be one of"):
+        make_question(facts[0], "", "verbatim")
+
+
 @pytest.mark.parametrize(
     "expected, generated, match",
     [

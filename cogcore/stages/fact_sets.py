@@ -104,12 +104,14 @@ def candidate_items(recipe: Recipe, corpus: Corpus) -> tuple[dict[str, list[Item
         by_id = {f["id"]: f for f in corpus.facts}
         out = {}
         for split in (TRAIN, HELDOUT):
-            questions = make_questions(corpus.facts_in(split), corpus.titles(), limit=10_000, seed=recipe.seed)
+            questions = make_questions(
+                corpus.facts_in(split), corpus.titles(), limit=10_000, seed=recipe.seed, forms={"customer": 1.0}
+            )
             out[split] = [
                 Item(split, q.question, q.answer, q.doc_id, by_id[q.fact_id]["start"], q.kind, question_id=q.fact_id)
                 for q in questions
             ]
-        return out, "template questions from the facts (the fact's sentence, value blanked)", 0
+        return out, "template questions from the facts (the fact's sentence asked as a customer asks)", 0
     split_of, texts = corpus.split_of, {d["id"]: d["text"] for d in corpus.docs}
     out, unknown = {TRAIN: [], HELDOUT: []}, 0
     for n, row in enumerate(question_rows(Path(path))):

@@ -65,7 +65,39 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         )
     if metrics is not None:  # None on a machine other than machine_rank 0, which records the run
         data.update(rows=len(rows), skipped_too_long=too_long)
+        if cfg.rl.enabled:  # 5. GRPO on the search tool, from the fine-tuned model; it replaces it
+            data["rl"] = reinforce(recipe, run_dir, spec.at(folder / "model"), folder, tracking)
         metrics.with_data(data, chat_template=template_used).write(folder / METRICS_FILE)
+
+
+def reinforce(recipe: Recipe, run_dir: Path, spec: ModelSpec, folder: Path, tracking: Tracking) -> dict:
+    """GRPO on training-fact questions in the customer's form (not the conversations' questions:
+    fresh ones, seeded apart), rewarded by the answer holding the value; the merged model is
+    written over `folder/model`. Returns what it did for metrics.json."""
+    from cogcore.curate.facts import FactDetector
+    from cogcore.eval.fact_sets import ValueMatcher
+    from cogcore.train.rl import RlSettings, train_grpo
+
+    cfg = recipe.train.tools.rl
+    corpus = load_corpus(run_dir)
+    questions = make_questions(
+        corpus.facts_in(TRAIN), corpus.titles(), limit=cfg.questions, seed=recipe.seed + 1, forms={"customer": 1.0}
+    )
+    model, tok = spec.load()
+    settings = RlSettings(**cfg.model_dump(exclude={"enabled"}), seed=recipe.seed)
+    with environment(tracking, run_dir, "train.tools.rl"):
+        model, record = train_grpo(
+            model,
+            tok,
+            SearchIndex.load(run_dir / "index"),
+            questions,
+            settings,
+            folder / "rl",
+            ValueMatcher(FactDetector()),
+            report_to=tracking.backends,
+        )
+    save_model(model, tok, folder / "model")
+    return {"questions": len(questions), **record}
 
 
 def check_inputs(recipe: Recipe, run_dir: Path) -> None:
@@ -92,7 +124,14 @@ def make_conversations(recipe: Recipe, run_dir: Path, tools: list[dict]) -> tupl
     corpus = load_corpus(run_dir)
     facts = corpus.facts_in(TRAIN)
     # Twice as many questions as conversations: a kind draws only on facts the index finds (or not).
-    questions = make_questions(facts, corpus.titles(), limit=2 * cfg.conversations, seed=recipe.seed, one_per_doc=False)
+    questions = make_questions(
+        facts,
+        corpus.titles(),
+        limit=2 * cfg.conversations,
+        seed=recipe.seed,
+        one_per_doc=False,
+        forms=cfg.question_forms.model_dump(),
+    )
     conversations, requested = synthesize(
         questions,
         SearchIndex.load(run_dir / "index"),
@@ -105,6 +144,7 @@ def make_conversations(recipe: Recipe, run_dir: Path, tools: list[dict]) -> tupl
     data = {
         "conversations": len(conversations),
         "kinds": dict(Counter(c["kind"] for c in conversations)),
+        "question_forms": cfg.question_forms.model_dump(),
         "requested": requested,
         "conversation_files": file_stats,
         "answer_found": sum(c["found"] for c in conversations if c["kind"] != "file"),
