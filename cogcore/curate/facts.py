@@ -318,6 +318,7 @@ _UNIT_NAMES = {
     "years": "year",
     "quarters": "quarter",
     "decades": "decade",
+    "cycles": "cycle",
 }
 
 
@@ -409,9 +410,9 @@ def _time(text: str) -> str | None:
 
 def _duration(text: str) -> dict:
     numbers = _NUMBER.findall(text)
-    words = re.findall(r"[a-z]+", text.lower())
+    words = re.findall(r"[a-z]+", text.lower().removesuffix("(s)"))  # "1 month(s)": month, not "s"
     unit = _UNIT_NAMES.get(words[-1], words[-1])
-    if len(words) > 1 and words[-2] in ("business", "calendar", "working"):
+    if len(words) > 1 and words[-2] in ("business", "calendar", "working", "billing", "statement"):
         unit = f"{words[-2]}_{unit}"
     value = {"n": _int_or_float(numbers[0]), "unit": unit}
     if len(numbers) > 1:

@@ -147,6 +147,8 @@ def test_unknown_kinds_raise_and_name_the_allowed_ones():
             {"n": 3, "max": 5, "unit": "business_day"},
         ),
         ("A 30-day notice applies.", "30-day", "duration", {"n": 30, "unit": "day"}),
+        ("Spend it within 1 month(s).", "1 month(s)", "duration", {"n": 1, "unit": "month"}),
+        ("Pay within 2 billing cycles.", "2 billing cycles", "duration", {"n": 2, "unit": "billing_cycle"}),
         ("Each customer gets 5 GB of storage.", "5 GB", "quantity", {"n": 5, "unit": "GB"}),
         ("Quote ticket #48213 when you call.", "48213", "identifier", "48213"),
         ("Give your account number 1234-5678 to the agent.", "1234-5678", "identifier", "1234-5678"),
