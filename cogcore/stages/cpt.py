@@ -1,7 +1,9 @@
 """The train.cpt stage: continued pretraining of the base model on the curated training text, each
 fact kept, masked or preceded by a search call (`facts.strategy`), with replay text; writes
 train/cpt/ (model/, metrics.json, tokens-<hash>/, checkpoints/, canaries.json, toolformer.jsonl,
-training_docs.jsonl).
+training_docs.jsonl). The training text is read from curate's files a shard at a time and tokenized
+on every core (`train.cpt.data_workers`) or on Ray Data (`train.cpt.data_executor: ray`); a run
+killed while tokenizing resumes from its last committed shard (tokens-<hash>.shards/).
 
     cogcore train recipes/demo.yaml
 """
@@ -24,9 +26,11 @@ from cogcore.stages import cpt_inputs
 from cogcore.stages.corpus import TRAIN, load_corpus
 from cogcore.stages.inputs import check_training_split, curated_splits
 from cogcore.stages.select import target_texts
+from cogcore.stages.training_corpus import CuratedIndex, ListedCorpus, StreamedCorpus
 from cogcore.tracking import Tracking, environment
-from cogcore.train.cpt_data import encode_documents, pack_rows, with_replay
-from cogcore.train.data_cache import cached_rows
+from cogcore.train.cpt_data import EncodeSettings, empty_counts, encode_documents, pack_rows, with_replay
+from cogcore.train.cpt_shards import LocalShardPool, ShardedEncoder, ShardStore
+from cogcore.train.data_cache import cached_rows, shard_folder
 from cogcore.train.distributed import plan_from_recipe
 from cogcore.train.launch import launch_stage
 from cogcore.train.metrics import METRICS_FILE, TrainMetrics
@@ -66,7 +70,10 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
             file_sha256(f) for f in sorted((run_dir / "select").glob("*.*")) if f.suffix in (".json", ".parquet")
         ],
     }
-    rows, counts = cached_rows(folder, key, lambda counts: training_rows(recipe, run_dir, folder, model, tok, counts))
+    shards = shard_folder(folder, key)  # kept until the rows are saved: a killed run resumes by shard
+    rows, counts = cached_rows(
+        folder, key, lambda counts: training_rows(recipe, run_dir, folder, model, tok, shards, counts)
+    )
     # 3. Train (here, or in several processes), then record what was trained on. A curriculum reads
     # the rows in order, and keeps the part it puts its weight on when the steps read fewer.
     curriculum = recipe.select.curriculum if recipe.select.enabled else "none"
@@ -163,25 +170,18 @@ def online_mixing(recipe: Recipe, run_dir: Path, tok, rows) -> OnlineMixing:
     )
 
 
-def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, counts: dict):
-    """The rows, streamed: the documents encoded under the facts strategy, replay text after them,
-    packed; `counts` filled on the way (for metrics.json's `data`)."""
-    cfg, facts_cfg = recipe.train.cpt, recipe.facts
-    docs, facts, calls = training_text(recipe, run_dir, folder, model, tok, counts)
+def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, shards: Path, counts: dict):
+    """The rows, streamed: the documents encoded under the facts strategy by shard (on every core, or
+    on Ray Data; committed shards in `shards` spare a resumed run their work), replay text after
+    them, packed; `counts` filled on the way (for metrics.json's `data`)."""
+    cfg = recipe.train.cpt
+    corpus = training_corpus(recipe, run_dir, folder, model, tok, counts)
+    encoder = sharded_encoder(recipe, tok, shards)
+    counts.update(empty_counts(encoder.settings))
     if trains_online(recipe):
-        yield from rows_by_group(recipe, tok, docs, facts, calls, counts)
+        yield from rows_by_group(recipe, corpus, encoder, counts)
         return
-    encoded = encode_documents(
-        tok,
-        docs,
-        facts,
-        strategy=facts_cfg.strategy,
-        counts=counts,
-        max_calls_per_doc=facts_cfg.max_calls_per_doc,
-        calls=calls,
-        train_copied_facts=facts_cfg.train_copied_facts,
-        progress=True,
-    )
+    encoded = encoder.encode(corpus.records(), "docs", counts, total=corpus.count(), progress=True)
     if cfg.replay is not None:
         replay = read_replay(
             cfg.replay.path,
@@ -194,28 +194,53 @@ def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
     yield from pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts=counts)
 
 
-def rows_by_group(recipe: Recipe, tok, docs: list[dict], facts: list[dict], calls, counts: dict):
+def sharded_encoder(recipe: Recipe, tok, shards: Path) -> ShardedEncoder:
+    """The facts strategy's encoder, on `train.cpt.data_executor` with `data_workers`."""
+    cfg, f = recipe.train.cpt, recipe.facts
+    settings = EncodeSettings(f.strategy, f.max_calls_per_doc, f.train_copied_facts)
+    executor = shard_executor(cfg.data_executor, tok, workers=cfg.data_workers, address=cfg.data_ray_address)
+    return ShardedEncoder(ShardStore(shards), executor, settings, shard_docs=cfg.data_shard_docs)
+
+
+def shard_executor(kind: str, tok, workers: int = 0, address: str | None = None):
+    """`train.cpt.data_executor`: local processes, or Ray Data (imported only then: the ray extra)."""
+    if kind == "ray":
+        from cogcore.train.cpt_ray import RayShardMap
+
+        return RayShardMap(tok, workers=workers, address=address)
+    return LocalShardPool(tok, workers)
+
+
+def rows_by_group(recipe: Recipe, corpus, encoder: ShardedEncoder, counts: dict):
     """Rows that each pack documents of one source only, tagged with it (`group`): what the online
     mixture draws by. Counts add up over the groups."""
-    cfg, f = recipe.train.cpt, recipe.facts
+    cfg = recipe.train.cpt
     counts["rows"] = 0
-    for group in sorted({d["source"] for d in docs}):
-        members = [d for d in docs if d["source"] == group]
-        ids = {d["id"] for d in members}
-        encoded = encode_documents(
-            tok,
-            members,
-            [x for x in facts if x["doc_id"] in ids],
-            strategy=f.strategy,
-            counts=counts,
-            max_calls_per_doc=f.max_calls_per_doc,
-            calls=calls,
-            train_copied_facts=f.train_copied_facts,
-        )
+    for n, group in enumerate(corpus.groups()):
+        encoded = encoder.encode(corpus.records(group), f"group{n:04d}", counts, total=corpus.count(group))
         packed: dict = {}
         for row in pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts=packed):
             yield {**row, "group": group}
         counts["rows"] += packed.get("rows", 0)
+
+
+def training_corpus(recipe: Recipe, run_dir: Path, folder: Path, model, tok, counts: dict):
+    """The training split as trained, in training order. Canaries and the Toolformer filter rewrite
+    documents they choose across the whole split, so with either the split is held in memory;
+    otherwise it is streamed from curate's files, its order worked out on document ids alone."""
+    f = recipe.facts
+    if f.canaries.count or (f.strategy == "toolcall" and f.toolformer.enabled):
+        return ListedCorpus(*training_text(recipe, run_dir, folder, model, tok, counts))
+    index = CuratedIndex.build(run_dir / "curate", TRAIN)
+    return StreamedCorpus(index, training_order(recipe, run_dir, index, counts))
+
+
+def training_order(recipe: Recipe, run_dir: Path, index: CuratedIndex, counts: dict) -> list[int]:
+    """Positions (in `index`) of the training documents in the order they train: what `training_text`
+    does to whole documents (selection, mixture, rebalancing's repeats, curriculum), done to ids."""
+    stubs, _ = selection(recipe, run_dir, index.stubs(range(len(index))), [], counts)
+    order = [s["pos"] for s in stubs for _ in range(index.upsample[s["pos"]])]
+    return [s["pos"] for s in in_curriculum_order(recipe, run_dir, index.stubs(order), counts)]
 
 
 def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, counts: dict):
@@ -232,17 +257,23 @@ def training_text(recipe: Recipe, run_dir: Path, folder: Path, model, tok, count
         write_training_docs(folder / TRAINING_DOCS_FILE, docs, facts, calls)
     # Rebalancing may ask for a thin cluster's documents to be repeated (meta.upsample).
     docs = [d for d in docs for _ in range(d["meta"].get("upsample", 1))]
-    if recipe.select.enabled and recipe.select.curriculum != "none":
-        select = run_dir / "select"
-        docs, counts["curriculum"] = curriculum_order(
-            docs,
-            document_ranks(select),
-            document_tokens(select),
-            recipe.select.curriculum,
-            anneal_fraction=recipe.select.anneal_fraction,
-            seed=recipe.seed,
-        )
-    return docs, facts, calls
+    return in_curriculum_order(recipe, run_dir, docs, counts), facts, calls
+
+
+def in_curriculum_order(recipe: Recipe, run_dir: Path, docs: list[dict], counts: dict) -> list[dict]:
+    """The documents in the select stage's curriculum order (unchanged without one); reads only their ids."""
+    if not (recipe.select.enabled and recipe.select.curriculum != "none"):
+        return docs
+    select = run_dir / "select"
+    docs, counts["curriculum"] = curriculum_order(
+        docs,
+        document_ranks(select),
+        document_tokens(select),
+        recipe.select.curriculum,
+        anneal_fraction=recipe.select.anneal_fraction,
+        seed=recipe.seed,
+    )
+    return docs
 
 
 def selection(recipe: Recipe, run_dir: Path, docs: list[dict], facts: list[dict], counts: dict):

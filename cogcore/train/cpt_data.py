@@ -354,23 +354,59 @@ def encode_documents(
 ) -> Iterator[tuple[list[int], list[int]]]:
     """(ids, labels) of each document, EOS appended (and trained: the model must learn where documents
     end); `counts` is filled as documents go by (docs, tokens, masked_tokens; calls with toolcall)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown facts strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
+    settings = EncodeSettings(strategy, max_calls_per_doc, train_copied_facts)
     by_doc = defaultdict(list)
     for f in facts:
         by_doc[f["doc_id"]].append(f)
-    counts.update(docs=0, tokens=0, masked_tokens=0, strategy=strategy)
-    controls = control_strings(tokenizer)
-    if strategy == "toolcall":
+    records = (
+        (doc, by_doc.get(doc["id"], []), None if calls is None else calls.get(doc["id"], []))
+        for doc in _progress(docs, progress, "tokenizing", "doc")
+    )
+    counts.update(empty_counts(settings))
+    yield from encode_records(tokenizer, records, settings, counts)
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How a document becomes training tokens: the facts strategy and its options (the recipe's facts section)."""
+
+    strategy: str
+    max_calls_per_doc: int = DEFAULT_MAX_CALLS
+    train_copied_facts: bool = False
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown facts strategy {self.strategy!r}; allowed: {', '.join(STRATEGIES)}")
+
+
+# A document to encode: the curated record, its facts, and its calls (None: planned here under
+# toolcall; a list, even empty: the Toolformer filter's choice).
+Record = tuple[dict, list[dict], "list[PlannedCall] | None"]
+
+
+def empty_counts(settings: EncodeSettings) -> dict:
+    """The counts `encode_records` adds to, at zero."""
+    counts = {"docs": 0, "tokens": 0, "masked_tokens": 0, "strategy": settings.strategy}
+    if settings.strategy == "toolcall":
         counts.update(calls=0, call_tokens=0, result_tokens=0)
-    for doc in _progress(docs, progress, "tokenizing", "doc"):
-        doc_facts = by_doc.get(doc["id"], [])
+    return counts
+
+
+def encode_records(
+    tokenizer, records: Iterable[Record], settings: EncodeSettings, counts: dict, controls: frozenset[str] | None = None
+) -> Iterator[tuple[list[int], list[int]]]:
+    """(ids, labels) of each record's document, EOS appended; adds to `counts` (see `empty_counts`).
+    The one encoder of documents: in this process, in a pool of processes, or on Ray Data."""
+    controls = control_strings(tokenizer) if controls is None else controls
+    toolcall = settings.strategy == "toolcall"
+    for doc, doc_facts, doc_calls in records:
         spans = [(f["start"], f["end"]) for f in doc_facts]
-        doc_calls = []
-        if strategy == "toolcall":
-            doc_calls = calls.get(doc["id"], []) if calls is not None else plan_calls(doc, doc_facts, max_calls_per_doc)
-        enc = encode_document(tokenizer, doc["text"], spans, strategy, doc_calls, train_copied_facts, controls)
-        if strategy == "toolcall":
+        if toolcall and doc_calls is None:
+            doc_calls = plan_calls(doc, doc_facts, settings.max_calls_per_doc)
+        enc = encode_document(
+            tokenizer, doc["text"], spans, settings.strategy, doc_calls or (), settings.train_copied_facts, controls
+        )
+        if toolcall:
             counts["calls"] += len(doc_calls)
             counts["call_tokens"] += enc.roles.count("call")
             counts["result_tokens"] += enc.roles.count("result")

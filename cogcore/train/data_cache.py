@@ -7,6 +7,11 @@ them with `Dataset.save_to_disk` under `<folder>/tokens-<key>`, and writes `coun
 its presence means the folder is complete. The key is a hash of everything the rows depend on
 (documents, facts, tokenizer, settings), so a changed input never meets a stale cache.
 
+A builder that tokenizes by shard (cogcore.train.cpt_shards) keeps its committed shards in
+`shard_folder(folder, key)`, `tokens-<key>.shards`: a build killed half-way leaves them there, the
+next one (same key, same inputs) encodes only the shards that are missing, and the folder is
+removed once the rows are saved.
+
     rows, counts = cached_rows(stage_folder, {"docs": docs_sha, "seq_len": 512, ...},
                                lambda counts: pack_rows(encode_documents(...), 512, True, counts))
     train(model, tok, rows, stage_folder, settings, label="train.cpt")  # rows: a memory-mapped Dataset
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from datasets import Dataset, load_from_disk
+from datasets.table import MemoryMappedTable
 
 COUNTS_FILE = "counts.json"
 WRITE_BATCH = 1024  # rows per Arrow record batch
@@ -32,6 +38,11 @@ COLUMNS = ("input_ids", "labels", "position_ids")
 
 def cache_key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def shard_folder(folder: Path, key_parts: dict) -> Path:
+    """Where a sharded builder keeps its committed shards until the rows of `key_parts` are saved."""
+    return Path(folder) / f"tokens-{cache_key(key_parts)}.shards"
 
 
 def cached_rows(folder: Path, key_parts: dict, build: Callable[[dict], Iterable[dict]]) -> tuple[Dataset, dict]:
@@ -51,14 +62,18 @@ def cached_rows(folder: Path, key_parts: dict, build: Callable[[dict], Iterable[
     n = _write_stream(build(counts), stream)
     if n == 0:
         shutil.rmtree(tmp)
+        shutil.rmtree(shard_folder(folder, key_parts), ignore_errors=True)
         return Dataset.from_list([]), {**counts, "tokens_cached": False}
     saved = tmp / "dataset"
-    Dataset.from_file(str(stream)).save_to_disk(str(saved))
+    # The fingerprint is the key (datasets would draw one from the file's path and time): the same
+    # inputs save the same bytes, whether the build ran whole or resumed after a kill.
+    Dataset(MemoryMappedTable.from_file(str(stream)), fingerprint=cache_key(key_parts)).save_to_disk(str(saved))
     counts["tokenize_seconds"] = round(time.time() - t0, 2)
     (saved / COUNTS_FILE).write_text(json.dumps(counts, sort_keys=True))
     shutil.rmtree(target, ignore_errors=True)  # a half-written folder from a killed run
     os.replace(saved, target)
     shutil.rmtree(tmp)
+    shutil.rmtree(shard_folder(folder, key_parts), ignore_errors=True)  # the rows hold all they did
     return load_from_disk(str(target)), {**counts, "tokens_cached": False}
 
 
