@@ -146,24 +146,28 @@ def test_ctrl_c_says_run_again_to_resume(recipe, monkeypatch):
     assert "Traceback" not in result.output
 
 
-def test_an_interrupted_index_says_it_starts_over_not_that_it_resumes(recipe, monkeypatch, tmp_path):
-    import cogcore.stages.index
+def test_an_interrupted_index_resumes_from_its_committed_shards(recipe, monkeypatch, tmp_path):
+    """Killed after its vectors were committed, the index stage carries on in its folder and embeds
+    nothing again; the build folder is gone once it succeeds."""
+    import cogcore.retrieval.index
 
     assert cli("curate", recipe).exit_code == 0
-    real = cogcore.stages.index.build_index
+    real = cogcore.retrieval.index.embed_shards
 
-    def killed(docs, folder, *args, **kwargs):
-        (folder / "half-embedded").write_text("")
+    def killed_after_embedding(*args, **kwargs):
+        real(*args, **kwargs)
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(cogcore.stages.index, "build_index", killed)
+    monkeypatch.setattr(cogcore.retrieval.index, "embed_shards", killed_after_embedding)
     assert cli("index", recipe).exit_code == 1
-    monkeypatch.setattr(cogcore.stages.index, "build_index", real)
+    monkeypatch.setattr(cogcore.retrieval.index, "embed_shards", real)
     again = cli("index", recipe)
     assert again.exit_code == 0, again.output
-    assert "[resume] index" not in again.output
-    assert "[run] index (this stage does not resume" in " ".join(again.stderr.split())
-    assert not (tmp_path / "p" / "myproj" / "index" / "half-embedded").exists()
+    assert "[resume] index" in again.output
+    index = tmp_path / "p" / "myproj" / "index"
+    stats = json.loads((index / "stats.json").read_text())
+    assert stats["n_chunks"] > 0 and stats["embedded_chunks"] == 0
+    assert not (index / ".build").exists()
 
 
 def test_stages_declare_whether_they_resume(recipe, tmp_path):
@@ -173,7 +177,7 @@ def test_stages_declare_whether_they_resume(recipe, tmp_path):
     stages = build_stages(load_recipe(recipe).resolved(recipe.parent))
     assert {s.name: s.resumes for s in stages} == {
         "curate": True,
-        "index": False,
+        "index": True,
         "select": True,
         "train.cpt": True,
         "train.tools": True,

@@ -11,11 +11,15 @@ float32 vectors (d = 384 for MiniLM), measured in benchmarks/README.md:
 
 `choose_index_type(n)` picks flat up to 50k chunks and hnsw above; ivfpq is chosen by size only
 past HNSW_MAX_CHUNKS (2M) or when asked for (`index_type="ivfpq"`).
+
+`fill_faiss_index` builds any of them from vectors that come in batches (the shard files of an
+index build), so only the index itself is held whole; `build_faiss_index` is the same over one array.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 
 import faiss
 import numpy as np
@@ -53,27 +57,55 @@ def _pq_shape(n: int, dim: int) -> tuple[int, int, int]:
 def build_faiss_index(vectors: np.ndarray, index_type: str, seed: int = 0) -> tuple[faiss.Index, dict]:
     """A faiss index of index_type holding vectors (row i is chunk i), and its settings for
     index.json."""
-    if index_type not in INDEX_TYPES:
-        raise ValueError(f"index_type must be one of {INDEX_TYPES}, got {index_type!r}")
     n, dim = vectors.shape
-    if index_type == "flat":
-        index, params = faiss.IndexFlatIP(dim), {}
-    elif index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        params = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
-    else:
-        nlist, m, nbits = _pq_shape(n, dim)
-        index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}x{nbits}", faiss.METRIC_INNER_PRODUCT)
-        sample = vectors
-        if n > nlist * IVF_TRAIN_PER_LIST:  # training on everything only costs time
-            rng = np.random.default_rng(seed)
-            sample = vectors[np.sort(rng.choice(n, nlist * IVF_TRAIN_PER_LIST, replace=False))]
-        index.train(sample)
-        params = {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": min(IVF_NPROBE, nlist)}
-    index.add(vectors)
+    return fill_faiss_index(n, dim, index_type, [vectors], lambda rows: vectors[rows], seed)
+
+
+def fill_faiss_index(
+    n: int,
+    dim: int,
+    index_type: str,
+    batches: Iterable[np.ndarray],
+    take_rows: Callable[[np.ndarray], np.ndarray],
+    seed: int = 0,
+) -> tuple[faiss.Index, dict]:
+    """build_faiss_index over n vectors that come in batches (row order), one batch in memory at
+    a time: ivfpq is first trained on a sample that take_rows(sorted positions) reads, the same
+    sample whatever the batches. Returns the index and its settings for index.json."""
+    index, params = _empty_index(n, dim, index_type)
+    if index_type == "ivfpq":
+        index.train(take_rows(_training_rows(n, params["nlist"], seed)))
+    added = 0
+    for batch in batches:
+        index.add(batch)
+        added += len(batch)
+    if added != n:
+        raise ValueError(f"faiss index: {added} vectors came for the {n} announced")
     tune_faiss_index(index, index_type, params)
     return index, params
+
+
+def _empty_index(n: int, dim: int, index_type: str) -> tuple[faiss.Index, dict]:
+    """An empty (for ivfpq: untrained) index of index_type for n vectors, and its settings."""
+    if index_type not in INDEX_TYPES:
+        raise ValueError(f"index_type must be one of {INDEX_TYPES}, got {index_type!r}")
+    if index_type == "flat":
+        return faiss.IndexFlatIP(dim), {}
+    if index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        return index, {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+    nlist, m, nbits = _pq_shape(n, dim)
+    index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}x{nbits}", faiss.METRIC_INNER_PRODUCT)
+    return index, {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": min(IVF_NPROBE, nlist)}
+
+
+def _training_rows(n: int, nlist: int, seed: int) -> np.ndarray:
+    """The sorted positions IVF-PQ trains on: all of them, or a seeded sample of IVF_TRAIN_PER_LIST
+    per list where there are more (training on everything only costs time)."""
+    if n <= nlist * IVF_TRAIN_PER_LIST:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, nlist * IVF_TRAIN_PER_LIST, replace=False))
 
 
 def tune_faiss_index(index: faiss.Index, index_type: str, params: dict) -> None:

@@ -10,6 +10,9 @@ be built and searched offline and records exactly which model made its vectors:
 Vectors are L2-normalized so that inner product is cosine similarity (what the faiss indexes in
 `cogcore.retrieval.index` search with).
 
+The recipe may instead ask for a static table distilled from the same folder
+(cogcore.retrieval.static_embedder; cogcore.retrieval.embedders chooses).
+
 One query costs ~15 ms with MiniLM on 2 cores, the largest part of a search. On a busy machine
 set OMP_WAIT_POLICY=PASSIVE before torch is imported: spinning idle OpenMP threads made it
 130-500 ms under load (benchmarks/README.md, retrieval).
@@ -37,6 +40,11 @@ def model_name(path: Path) -> str:
 
 class Embedder:
     """A sentence-transformers model loaded from a local folder, producing unit float32 vectors."""
+
+    kind = "transformer"
+    # What a static embedder was distilled from (see StaticEmbedder); a transformer is its own source.
+    source: str | None = None
+    fingerprint: str | None = None
 
     def __init__(self, path: str | Path, batch_size: int = 64, device: str = "cpu"):
         # Imported here: torch and transformers take seconds to import, and the rest of

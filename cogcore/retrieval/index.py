@@ -14,6 +14,17 @@
 index.json is written last, and any old one is removed before the other files are replaced, so a
 build killed half-way leaves a folder that `SearchIndex.load` refuses instead of a wrong index.
 
+The build streams, in memory bounded by what the index itself holds (the faiss vectors, the BM25
+matrix): documents are read one at a time and their chunks written to `.build/chunks.jsonl` as
+they are made; the chunks are embedded a shard (SHARD_CHUNKS) at a time into `.build/vectors-*.npy`,
+each committed atomically (cogcore.retrieval.vector_shards); faiss is filled shard by shard (IVF-PQ
+trained first on a seeded sample); BM25 is built in two passes over the texts
+(cogcore.retrieval.lexical_streamed). A build killed at any point, kill -9 included, and run again
+with the same embedder and settings keeps every shard committed for the same texts, and ends with
+the same files, byte for byte, as a build that was never killed (tested for flat; faiss inserts
+HNSW vertices on several threads, and does not promise the same graph every time). `.build/` is
+removed when the build succeeds.
+
 Search runs in one of three modes: "dense" (embedding similarity), "lexical" (BM25: exact words,
 identifiers, numbers; "bm25" is accepted as its other name, the one recipes and the command line
 use) or "hybrid" (the default: reciprocal rank fusion of both, see
@@ -28,26 +39,30 @@ cogcore.retrieval.fusion, with the chunks that hold every identifier of the quer
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import faiss
 import numpy as np
+from tqdm.auto import tqdm
 
-from cogcore.io import read_jsonl, replace_folder_atomic, write_atomic, write_json_atomic, write_jsonl_atomic
+from cogcore.io import iter_jsonl, read_jsonl, replace_folder_atomic, write_atomic, write_json_atomic
 from cogcore.retrieval.chunking import chunk_document, searchable_text
 from cogcore.retrieval.dense import (
     FLAT_MAX_CHUNKS,
     HNSW_MAX_CHUNKS,
     INDEX_TYPES,
-    build_faiss_index,
     choose_index_type,
+    fill_faiss_index,
     tune_faiss_index,
 )
 from cogcore.retrieval.embedder import Embedder
+from cogcore.retrieval.embedders import saved_embedder
 from cogcore.retrieval.fusion import K_RRF, reciprocal_rank_fusion
 from cogcore.retrieval.hits import Hit
 from cogcore.retrieval.index_files import (
@@ -59,12 +74,17 @@ from cogcore.retrieval.index_files import (
     canonical_mode,
 )
 from cogcore.retrieval.lexical import BM25_PARAMS, TOKENIZER, LexicalIndex
-from cogcore.retrieval.products import ProductNames, compact, doc_products
+from cogcore.retrieval.lexical_streamed import build_lexical_streamed
+from cogcore.retrieval.products import ProductNames, compact, doc_product, product_pattern
 from cogcore.retrieval.rerank import CrossEncoderReranker, Reranker
+from cogcore.retrieval.vector_shards import SHARD_CHUNKS, embed_shards, embedder_identity
 
 DEFAULT_MODE = "hybrid"
 RERANK_TOP = 20
 LEXICAL_FOLDER = "bm25"
+CHUNKS_FILE = "chunks.jsonl"
+BUILD_FOLDER = ".build"  # a build under way: its chunks, vector shards and settings; removed when it succeeds
+BUILD_FILE = "build.json"  # the embedder and settings the shards were made with
 PRODUCTS_FILE = "products.json"  # the domain's names, and each document's product
 # What a full product match adds to a chunk's fused score (with rrf_k 60, rank 1 scores 2/61 where
 # both retrievers agree, rank 20 about 1/80 from one): it lifts a chunk of the named product past
@@ -94,6 +114,8 @@ def build_index(
     flat_max_chunks: int = FLAT_MAX_CHUNKS,
     hnsw_max_chunks: int = HNSW_MAX_CHUNKS,
     names: Sequence[str] = (),
+    shard_chunks: int = SHARD_CHUNKS,
+    progress: bool | None = None,
 ) -> IndexStats:
     """Chunk, embed and index docs into out_dir; returns what the build cost and made.
 
@@ -105,6 +127,10 @@ def build_index(
     recorded in index.json. names: the domain's proper names (curation learns them); with them,
     each document's product is recorded (products.json) and a query naming a product ranks that
     product's chunks first (cogcore.retrieval.products).
+
+    The build streams (see the module docstring): docs may be any iterable, read once, one
+    document at a time. shard_chunks: chunks per committed vector shard (what a kill can lose);
+    progress: bars with rate and ETA (None: on a terminal only).
     """
     began = time.perf_counter()
     if index_type not in (None, "auto", *INDEX_TYPES):
@@ -113,24 +139,28 @@ def build_index(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INFO_FILE).unlink(missing_ok=True)  # the old index is invalid from here on
-    # 1. Chunks, and the text each is searched by (under its header, or bare).
-    docs = list(docs)
-    chunks, n_docs = _chunk_all(docs, chunk_chars, overlap)
-    products = doc_products(docs, names)
-    for chunk in chunks:  # "Prescription discount program" is about the Gold Years Account: say so
-        product = products.get(chunk["doc_id"])
-        if product and compact(product) not in compact(chunk["title"]):
-            chunk["product"] = product
-    texts = [searchable_text(c, header) for c in chunks]
-    # 2. Their vectors, and the two indexes: faiss over the vectors, BM25 over the texts.
-    vectors, embed_seconds = _timed(lambda: embedder.encode(texts, show_progress=True))
-    truncated = _count_truncated(embedder, texts)
+    build = _build_folder(out_dir, embedder, chunk_chars, overlap, header, shard_chunks)
+    chunks_path = build / CHUNKS_FILE
+    # 1. Chunks, streamed to a file; the text each is searched by (under its header, or bare).
+    (n_docs, n_chunks, products), chunk_seconds = _timed(
+        lambda: _write_chunks(docs, chunks_path, chunk_chars, overlap, names, progress)
+    )
+
+    def texts() -> Iterator[str]:
+        return (searchable_text(chunk, header) for chunk in iter_jsonl(chunks_path))
+
+    # 2. Their vectors, shard by shard (those a killed build committed are kept), and the two
+    # indexes: faiss filled from the shards, BM25 over the texts.
+    shards = embed_shards(texts(), build, embedder, shard_chunks, total=n_chunks, progress=progress)
+    truncated = _warn_truncated(embedder, shards.truncated, n_chunks)
     if index_type in (None, "auto"):
-        index_type = choose_index_type(len(chunks), flat_max_chunks, hnsw_max_chunks)
-    (dense, faiss_params), dense_seconds = _timed(lambda: build_faiss_index(vectors, index_type))
-    lexical, lexical_seconds = _timed(lambda: LexicalIndex.build(texts))
+        index_type = choose_index_type(n_chunks, flat_max_chunks, hnsw_max_chunks)
+    (dense, faiss_params), dense_seconds = _timed(
+        lambda: fill_faiss_index(n_chunks, embedder.dim, index_type, shards.batches(), shards.rows)
+    )
+    lexical, lexical_seconds = _timed(lambda: build_lexical_streamed(texts, total=n_chunks, progress=progress))
     # 3. The files, index.json last: its presence means that the rest is complete.
-    write_jsonl_atomic(out_dir / "chunks.jsonl", chunks)
+    os.replace(chunks_path, out_dir / CHUNKS_FILE)
     write_atomic(out_dir / "index.faiss", lambda tmp: faiss.write_index(dense, str(tmp)))
     replace_folder_atomic(out_dir / LEXICAL_FOLDER, lexical.save)
     write_json_atomic(out_dir / PRODUCTS_FILE, {"names": sorted(set(names)), "products": products})
@@ -138,7 +168,7 @@ def build_index(
         embedder=embedder.path,
         embedder_name=embedder.name,
         dim=embedder.dim,
-        n_chunks=len(chunks),
+        n_chunks=n_chunks,
         n_docs=n_docs,
         index_type=index_type,
         metric="inner_product",
@@ -150,18 +180,53 @@ def build_index(
         lexical=_lexical_info(lexical),
         search=search,
         faiss_params=faiss_params,
+        embedder_kind=embedder.kind,
+        embedder_source=embedder.source,
+        embedder_fingerprint=embedder.fingerprint,
     ).write(out_dir / INFO_FILE)
+    shutil.rmtree(build)
+    seconds = time.perf_counter() - began
     return IndexStats(
         n_docs=n_docs,
-        n_chunks=len(chunks),
+        n_chunks=n_chunks,
         dim=embedder.dim,
         index_type=index_type,
         truncated_chunks=truncated,
-        seconds=time.perf_counter() - began,
-        embed_seconds=embed_seconds,
+        seconds=seconds,
+        embed_seconds=shards.seconds,
         dense_seconds=dense_seconds,
         lexical_seconds=lexical_seconds,
+        chunk_seconds=chunk_seconds,
+        text_mb=shards.text_bytes / 1e6,
+        embedded_chunks=shards.embedded_chunks,
+        embed_chunks_per_s=_rate(shards.embedded_chunks, shards.seconds),
+        embed_mb_per_s=_rate(shards.embedded_bytes / 1e6, shards.seconds),
+        chunks_per_s=_rate(n_chunks, seconds),
+        mb_per_s=_rate(shards.text_bytes / 1e6, seconds),
     )
+
+
+def _build_folder(out_dir: Path, embedder: Embedder, chunk_chars: int, overlap: int, header: bool, shards: int) -> Path:
+    """out_dir/.build: kept from a killed build with the same embedder and settings (its shards
+    are then checked one by one against the texts), else emptied and stamped with them."""
+    settings = {
+        "format": 1,
+        "embedder": embedder_identity(embedder),
+        "chunk_chars": chunk_chars,
+        "overlap": overlap,
+        "header": header,
+        "shard_chunks": shards,
+    }
+    build = out_dir / BUILD_FOLDER
+    try:
+        same = json.loads((build / BUILD_FILE).read_text()) == settings
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(build, ignore_errors=True)
+        build.mkdir()
+        write_json_atomic(build / BUILD_FILE, settings)
+    return build
 
 
 def _search_settings(
@@ -180,16 +245,38 @@ def _search_settings(
     )
 
 
-def _chunk_all(docs: Iterable[dict], chunk_chars: int, overlap: int) -> tuple[list[dict], int]:
-    chunks, seen = [], set()
-    for doc in docs:
-        if doc["id"] in seen:
-            raise ValueError(f"duplicate document id {doc['id']!r}: chunk ids would collide")
-        seen.add(doc["id"])
-        chunks.extend(chunk_document(doc, chunk_chars, overlap))
-    if not chunks:
+def _write_chunks(
+    docs: Iterable[dict], path: Path, chunk_chars: int, overlap: int, names: Sequence[str], progress: bool | None
+) -> tuple[int, int, dict[str, str]]:
+    """Chunk docs one at a time into path (one record a line); returns (documents, chunks, each
+    document's product). Only the ids and products of the documents stay in memory."""
+    pattern = product_pattern(names)
+    seen, products, n_chunks = set(), {}, 0
+    total = len(docs) if isinstance(docs, Sized) else None
+    bar = tqdm(docs, total=total, desc="chunking", unit="doc", unit_scale=True, disable=_hidden(progress))
+
+    def write(tmp: Path) -> None:
+        nonlocal n_chunks
+        with open(tmp, "w", encoding="utf-8") as f:
+            for doc in bar:
+                if doc["id"] in seen:
+                    raise ValueError(f"duplicate document id {doc['id']!r}: chunk ids would collide")
+                seen.add(doc["id"])
+                product = doc_product(doc, pattern)
+                if product:
+                    products[doc["id"]] = product
+                for chunk in chunk_document(doc, chunk_chars, overlap):
+                    # "Prescription discount program" is about the Gold Years Account: say so
+                    if product and compact(product) not in compact(chunk["title"]):
+                        chunk["product"] = product
+                    f.write(json.dumps(chunk, ensure_ascii=False) + "\n")
+                    n_chunks += 1
+
+    with bar:
+        write_atomic(path, write)
+    if not n_chunks:
         raise ValueError(f"no text to index: {len(seen)} documents gave no chunks")
-    return chunks, len(seen)
+    return len(seen), n_chunks, products
 
 
 def _timed(make: Callable):
@@ -198,11 +285,19 @@ def _timed(make: Callable):
     return make(), time.perf_counter() - began
 
 
-def _count_truncated(embedder: Embedder, texts: list[str]) -> int:
-    truncated = embedder.count_truncated(texts)
+def _rate(amount: float, seconds: float) -> float:
+    return amount / seconds if seconds > 0 else 0.0
+
+
+def _hidden(progress: bool | None) -> bool | None:
+    """tqdm's `disable`: None hides a bar where stderr is not a terminal."""
+    return None if progress is None else not progress
+
+
+def _warn_truncated(embedder: Embedder, truncated: int, n_chunks: int) -> int:
     if truncated:
         warnings.warn(
-            f"{truncated} of {len(texts)} chunks exceed {embedder.name}'s "
+            f"{truncated} of {n_chunks} chunks exceed {embedder.name}'s "
             f"{embedder.max_seq_length} tokens and are embedded truncated; lower chunk_chars",
             stacklevel=3,
         )
@@ -285,7 +380,7 @@ class SearchIndex:
             )
         if mode is not None:
             info = replace(info, search=replace(info.search, mode=canonical_mode(mode)))
-        embedder = embedder or Embedder(info.embedder)
+        embedder = embedder or saved_embedder(info.embedder, info.embedder_kind)
         if embedder.dim != info.dim:
             raise ValueError(
                 f"embedder {embedder.name} has dim {embedder.dim}, but the index at "

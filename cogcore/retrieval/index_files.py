@@ -14,7 +14,7 @@ an older shape. This module imports no other part of the retrieval package (no f
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from cogcore.io import write_atomic, write_json_atomic
@@ -113,6 +113,12 @@ class IndexInfo:
     lexical: LexicalInfo
     search: SearchSettings
     faiss_params: dict[str, int]  # the index type's knobs (hnsw, ivfpq), saved under its name; {} for flat
+    # "static": `embedder` is a model2vec table distilled from `embedder_source` (a sentence-transformers
+    # folder) with this fingerprint (cogcore.retrieval.static_embedder). Files from before these
+    # fields have none: a transformer.
+    embedder_kind: str = "transformer"
+    embedder_source: str | None = None
+    embedder_fingerprint: str | None = None
 
     def to_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "faiss_params"}
@@ -147,7 +153,7 @@ class IndexInfo:
         return None if data is None else cls.from_json(data, where=path)
 
 
-_SAVED = [f.name for f in fields(IndexInfo) if f.name != "faiss_params"]
+_SAVED = [f.name for f in fields(IndexInfo) if f.name != "faiss_params" and f.default is MISSING]
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,16 @@ class IndexStats:
     embed_seconds: float
     dense_seconds: float  # building the faiss index
     lexical_seconds: float  # building the BM25 matrix
+    # Throughput. A resumed build embeds only the shards a killed run had not committed: the
+    # embedding figures are over those (embedded_chunks), the whole build's over every chunk.
+    # text_mb: the UTF-8 megabytes of every chunk's searchable text.
+    chunk_seconds: float = 0.0  # reading and chunking the documents
+    text_mb: float = 0.0
+    embedded_chunks: int = 0
+    embed_chunks_per_s: float = 0.0
+    embed_mb_per_s: float = 0.0
+    chunks_per_s: float = 0.0
+    mb_per_s: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)

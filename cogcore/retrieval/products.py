@@ -49,22 +49,29 @@ def _alternation(names: Iterable[str], flags: int = 0) -> re.Pattern | None:
 
 
 def doc_products(docs: Iterable[dict], names: Sequence[str]) -> dict[str, str]:
-    """doc id -> its product: the longest name in its title, else the name its text holds most often
-    (the longer on a tie); documents that name none are left out."""
-    pattern = _alternation(names, re.IGNORECASE)
+    """doc id -> its product (see doc_product); documents that name none are left out."""
+    pattern = product_pattern(names)
+    products = ((doc["id"], doc_product(doc, pattern)) for doc in docs)
+    return {doc_id: product for doc_id, product in products if product}
+
+
+def product_pattern(names: Sequence[str]) -> re.Pattern | None:
+    """What doc_product looks for: any of names (None when there are none)."""
+    return _alternation(names, re.IGNORECASE)
+
+
+def doc_product(doc: dict, pattern: re.Pattern | None) -> str | None:
+    """A document's product: the longest name in its title, else the name its text holds most often
+    (the longer on a tie); None when it names none. One document at a time, so that an index build
+    streams its documents."""
     if pattern is None:
-        return {}
-    out = {}
-    for doc in docs:
-        title = (doc.get("meta") or {}).get("title") or ""
-        in_title = pattern.findall(title)
-        if in_title:
-            out[doc["id"]] = max(in_title, key=len)
-            continue
-        counts = Counter(pattern.findall(doc["text"]))
-        if counts:
-            out[doc["id"]] = max(counts, key=lambda n: (counts[n], len(n)))
-    return out
+        return None
+    title = (doc.get("meta") or {}).get("title") or ""
+    in_title = pattern.findall(title)
+    if in_title:
+        return max(in_title, key=len)
+    counts = Counter(pattern.findall(doc["text"]))
+    return max(counts, key=lambda n: (counts[n], len(n))) if counts else None
 
 
 # A word in more of the names than this share (and than 3) says what kind of product, not which one.

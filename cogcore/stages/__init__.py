@@ -33,6 +33,8 @@ FINAL_MODEL = "train/tools/model"  # the model a build ends with: eval, ask and 
 CPT_MODEL = "train/cpt/model"
 # Where curation runs does not change what it produces: not part of its fingerprint.
 PLACEMENT_FIELDS = ("executor", "workers", "ray_address")
+# Nor where train.cpt tokenizes (its rows are the same bytes on any executor and worker count).
+CPT_PLACEMENT_FIELDS = ("data_executor", "data_workers", "data_ray_address")
 
 
 def build_stages(recipe: Recipe) -> list[Stage]:
@@ -42,8 +44,8 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         Stage(
             "curate", "curate", (), _runs("curate", recipe, run), curate_inputs(recipe), resumes=True
         ),  # a killed run skips the shards it finished
-        # A killed index build embeds every chunk again (nothing is kept between batches).
-        Stage("index", "index", ("curate",), _runs("index", recipe, run), index_inputs(recipe)),
+        # A killed index build keeps the vector shards it committed and embeds the rest.
+        Stage("index", "index", ("curate",), _runs("index", recipe, run), index_inputs(recipe), resumes=True),
         # Each scorer's scores and each proxy are kept as they finish: a killed run computes the rest.
         Stage("select", "select", ("curate",), _runs("select", recipe, run), select_inputs(recipe), resumes=True),
         Stage(
@@ -122,7 +124,7 @@ def select_inputs(recipe: Recipe) -> dict:
 def cpt_inputs(recipe: Recipe) -> dict:
     facts = recipe.facts.model_dump(mode="json")
     inputs = {
-        "cpt": recipe.train.cpt.model_dump(mode="json"),
+        "cpt": {k: v for k, v in recipe.train.cpt.model_dump(mode="json").items() if k not in CPT_PLACEMENT_FIELDS},
         "base_model": recipe.base_model.model_dump(mode="json"),
         "base_stamp": file_stamp(recipe.base_model.path),
         "strategy": {
