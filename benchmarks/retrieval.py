@@ -11,10 +11,14 @@ scale    synthetic corpora: unit random 384-d vectors for faiss (flat, hnsw, ivf
          texts for BM25; build time, bytes per chunk, and query latency p50/p99 with the query
          vector given (index time only) and end to end (a real MiniLM query embedding, BM25,
          fusion, hits) through SearchIndex.
+static   static (model2vec) embedders distilled from MiniLM against MiniLM in one process: passages/s
+         on the same chunk texts, recall@1/5 dense and hybrid on the fact and paraphrased
+         questions, hybrid search p50 with the query embedding.
 
     .venv/bin/python benchmarks/retrieval.py recall                 # ~6 min the first time
     .venv/bin/python benchmarks/retrieval.py recall --variants      # ~17 min cold, ~1 min cached
     .venv/bin/python benchmarks/retrieval.py scale --sizes 10000,100000              # ~4 min
+    .venv/bin/python benchmarks/retrieval.py static --static-settings 256,128,none,256+vocab  # ~6 min
     .venv/bin/python benchmarks/retrieval.py scale --sizes 1000000 --index-types flat,hnsw,ivfpq
                                                         # ~35 min (HNSW build ~21), ~8 GB RAM
 
@@ -77,14 +81,23 @@ def minilm_path() -> str:
 
 
 def banking_index(
-    work: Path, docs: list[dict], embedder, chunk_chars: int, overlap: int, header: bool = True, names: bool = False
+    work: Path,
+    docs: list[dict],
+    embedder,
+    chunk_chars: int,
+    overlap: int,
+    header: bool = True,
+    names: bool = False,
+    tag: str = "",
 ):
     """Build (or reuse) the banking index for one chunking; returns (SearchIndex, build stats).
-    names: with the proper names curation would learn from the corpus (product-aware search)."""
+    names: with the proper names curation would learn from the corpus (product-aware search);
+    tag: names an embedder other than MiniLM in the folder's name."""
     from cogcore.curate.names import learn_names
     from cogcore.retrieval import SearchIndex, build_index
 
     folder = work / f"banking-{chunk_chars}-{overlap}-{'header' if header else 'bare'}{'-names' if names else ''}"
+    folder = folder.with_name(f"{folder.name}-{tag}") if tag else folder
     stats_path = folder / "build_stats.json"
     if not stats_path.exists() or not (folder / "index.json").exists():
         learned = [n.text for n in learn_names(d["text"] for d in docs)] if names else []
@@ -360,6 +373,109 @@ def paraphrased_modes() -> list[tuple[str, str, dict]]:
     ]
 
 
+# ---------------------------------------------------------------------------- static embedders
+
+
+def static_settings(spec: str) -> list[tuple[str, int | None, bool]]:
+    """--static-settings "256,128,none,256+vocab" -> (label, PCA dims or None, corpus vocabulary)."""
+    out = []
+    for item in spec.split(","):
+        dims, _, vocab = item.strip().partition("+")
+        out.append((f"static {item.strip()}", None if dims == "none" else int(dims), vocab == "vocab"))
+    return out
+
+
+def corpus_words(docs: list[dict]) -> list[str]:
+    """The corpus's words (seen twice or more), for a static table that holds them as whole tokens."""
+    from collections import Counter
+
+    counts = Counter(w for d in docs for w in re.findall(r"[a-z0-9]+", d["text"].lower()))
+    return sorted(w for w, n in counts.items() if n >= 2)
+
+
+def static_vs_minilm(args) -> list[dict]:
+    """Static (model2vec) embedders distilled from MiniLM against MiniLM itself, in one process:
+    passages/s on the same chunk texts, recall@1/5 dense and hybrid on the held-out fact questions
+    and the paraphrased questions (all 153, no product names), and SearchIndex.search p50, query
+    embedding included. Static speed is the best of 3 passes over all chunks (one takes ~0.3 s)."""
+    from cogcore.retrieval import Embedder
+    from cogcore.retrieval.chunking import searchable_text
+    from cogcore.retrieval.static_embedder import StaticEmbedder, distilled_folder
+
+    docs = banking_docs()
+    minilm = Embedder(minilm_path())
+    questions, facts, _ = fact_questions(docs)
+    fact_queries = [q.query for q in questions]
+    para = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
+    para_facts = [
+        {"doc_id": q["doc_id"], "start": q["answer_start"], "end": q["answer_start"] + len(q["answer"])} for q in para
+    ]
+    index, _ = banking_index(args.work, docs, minilm, args.chunk_chars, args.overlap)
+    texts = [searchable_text(c, True) for c in index.chunks]
+    sample = texts[: args.speed_sample]
+    print(
+        f"{len(docs)} banking documents, {len(texts)} chunks; {len(fact_queries)} fact questions, "
+        f"{len(para)} paraphrased; speed on the first {len(sample)} chunk texts (MiniLM) and all of them (static)"
+    )
+    minilm.encode(sample[:8])  # warm up
+    minilm_rate = len(sample) / _seconds(lambda: minilm.encode(sample))
+    rows = [_static_row("MiniLM (transformer)", index, minilm_rate, fact_queries, facts, para, para_facts)]
+    for label, dims, vocab in static_settings(args.static_settings):
+        words = corpus_words(docs) if vocab else None
+        distill_s = _seconds(lambda dims=dims, words=words: distilled_folder(minilm_path(), dims, words))
+        embedder = StaticEmbedder.distilled(minilm_path(), dims, words)
+        embedder.encode(sample[:8])
+        rate = len(texts) / min(_seconds(lambda embedder=embedder: embedder.encode(texts)) for _ in range(3))
+        tag = "static-" + embedder.path.rsplit("-", 1)[-1]  # the fingerprint
+        static_index, _ = banking_index(args.work, docs, embedder, args.chunk_chars, args.overlap, tag=tag)
+        row = _static_row(label, static_index, rate, fact_queries, facts, para, para_facts)
+        row |= {"dim": embedder.dim, "distill_or_cache_seconds": round(distill_s, 1)}
+        row["speedup_vs_minilm"] = round(rate / minilm_rate, 1)
+        rows.append(row)
+    base = rows[0]["scores"]
+    print(f"\n  {'embedder':22} {'dim':>4} {'passages/s':>10} {'x':>6}  {'p50 ms':>6}   recall@1/@5 (@5 / MiniLM's)")
+    for row in rows:
+        cells = []
+        for key, s in row["scores"].items():
+            ratio = s["recall@5"] / base[key]["recall@5"] if base[key]["recall@5"] else float("nan")
+            cells.append(f"{key} {s['recall@1']:.3f}/{s['recall@5']:.3f} ({ratio:.2f})")
+        print(
+            f"  {row['embedder']:22} {row['dim']:4d} {row['passages_per_s']:10.0f} "
+            f"{row['passages_per_s'] / rows[0]['passages_per_s']:6.0f}  {row['search_p50_ms']:6.1f}   "
+            + "; ".join(cells)
+        )
+    return rows
+
+
+def _seconds(fn) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def _static_row(label, index, rate, fact_queries, facts, para, para_facts) -> dict:
+    """One embedder's figures: recall per question set and mode, and hybrid search p50."""
+    by_id = {c["chunk_id"]: c for c in index.chunks}
+    scores = {}
+    for mode in ("dense", "hybrid"):
+        ranked = rankings_by_mode(index, fact_queries)[mode]
+        scores[f"fact {mode}"] = score_rankings(ranked, facts)
+        hits = index.search_many([q["question"] for q in para], 10, mode, by_product=False)
+        scores[f"paraphrased {mode}"] = score_rankings([[by_id[h.chunk_id] for h in r] for r in hits], para_facts)
+    queries = [q["question"] for q in para]
+    index.search(queries[0], 5)
+    latency = percentiles(time_calls(lambda q: index.search(q, 5, mode="hybrid"), queries))
+    return {
+        "bench": "static_embedder",
+        "embedder": label,
+        "dim": index.embedder.dim,
+        "passages_per_s": round(rate, 1),
+        "search_p50_ms": latency["p50_ms"],
+        "search_p90_ms": latency["p90_ms"],
+        "scores": scores,
+    }
+
+
 # ---------------------------------------------------------------------------- synthetic scale
 
 
@@ -627,7 +743,7 @@ def scale(args) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["recall", "paraphrased", "scale"])
+    ap.add_argument("what", choices=["recall", "paraphrased", "scale", "static"])
     ap.add_argument("--work", type=Path, default=Path(".cache/benchmarks/retrieval"))
     ap.add_argument("--chunk-chars", type=int, default=800)
     ap.add_argument("--overlap", type=int, default=100)
@@ -643,6 +759,12 @@ def main() -> None:
     )
     ap.add_argument("--queries", type=int, default=1000, help="scale: queries timed per index")
     ap.add_argument(
+        "--static-settings",
+        default="256",
+        help="static: comma-separated static embedders: PCA dims or 'none' (no PCA), '+vocab' adds the corpus's words",
+    )
+    ap.add_argument("--speed-sample", type=int, default=300, help="static: chunk texts MiniLM's speed is timed on")
+    ap.add_argument(
         "--bm25s-backends", default="", help="scale: also time bm25s's own retrieve with these backends (numpy, numba)"
     )
     args = ap.parse_args()
@@ -651,7 +773,9 @@ def main() -> None:
     args.bm25s_backends = [s for s in args.bm25s_backends.split(",") if s]
     args.work.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    results = {"recall": recall, "paraphrased": paraphrased, "scale": scale}[args.what](args)
+    results = {"recall": recall, "paraphrased": paraphrased, "scale": scale, "static": static_vs_minilm}[args.what](
+        args
+    )
     command = "python benchmarks/retrieval.py " + " ".join(sys.argv[1:])
     with open(args.work / "results.jsonl", "a") as f:
         for row in results:

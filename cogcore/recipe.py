@@ -34,6 +34,8 @@ from cogcore.curate.pii import ALL_KINDS as PII_KINDS
 from cogcore.curate.pii import DEFAULT_ENTROPY_THRESHOLD
 from cogcore.curate.readers import ReadLimits
 from cogcore.model_limits import model_positions
+from cogcore.rephrase.styles import DEFAULT_PROMPTS as DEFAULT_REPHRASE_PROMPTS
+from cogcore.rephrase.styles import check_prompt
 from cogcore.resources import ResourceError, resolve_path
 from cogcore.tracking import missing_package as missing_tracking_package
 
@@ -336,6 +338,12 @@ class IndexConfig(Section):
     in the index folder, so the search tool in training data, eval, `ask` and `serve` all use them)."""
 
     embedder: str = Field(description="sentence-transformers folder (local path or package:...)")
+    embedder_kind: Literal["transformer", "static"] = Field(
+        "transformer",
+        description="transformer = the sentence-transformer embeds every text; static = a model2vec table distilled "
+        "from it once (cached by fingerprint): a lookup per token, 300x faster or more, recall lower",
+    )
+    static_dims: int = Field(256, ge=8, le=4096, description="static: PCA components of the distilled table")
     chunk_chars: int = Field(800, ge=100, le=100_000)
     chunk_overlap: int = Field(100, ge=0)
     batch_size: int = Field(64, ge=1, le=4096)
@@ -362,6 +370,8 @@ class IndexConfig(Section):
             raise ValueError("chunk_overlap must be smaller than chunk_chars")
         if self.weights.dense == 0 and self.weights.bm25 == 0:
             raise ValueError("weights.dense and weights.bm25 are both 0: hybrid search would rank nothing")
+        # static_dims is not refused with a transformer embedder: a resolved recipe (every field
+        # written out) is read back by later stages and would be refused.
         return self
 
 
@@ -430,6 +440,17 @@ class CptTrainConfig(StageTrainConfig):
     )
     replay: Replay | None = None
     token_selection: TokenSelection = Field(default_factory=lambda: TokenSelection())
+    data_executor: Literal["local", "ray"] = Field(
+        "local",
+        description="where the training text is tokenized: local processes, or Ray Data (pip install 'cogcore[ray]')",
+    )
+    data_workers: int = Field(
+        0, ge=0, le=MAX_WORKERS, description="tokenizing processes (local) or CPUs (ray); 0 = all cores"
+    )
+    data_ray_address: str | None = Field(None, description="Ray cluster address; unset = start a local Ray instance")
+    data_shard_docs: int = Field(
+        1000, ge=1, le=100_000, description="documents per tokenized shard (the unit of parallelism and resume)"
+    )
 
     @model_validator(mode="after")
     def _one_budget(self) -> CptTrainConfig:
@@ -453,6 +474,21 @@ class ToolsMix(Section):
     def _some_weight(self) -> ToolsMix:
         if sum(self.model_dump().values()) <= 0:
             raise ValueError("at least one kind needs a share above 0")
+        return self
+
+
+class QuestionForms(Section):
+    """Shares of the forms the synthesized conversations ask in (weights, normalized to sum to 1)."""
+
+    cloze: float = Field(0.5, ge=0, description="the fact's sentence with the value blanked, under its title")
+    customer: float = Field(
+        0.5, ge=0, description="as a customer asks: the blank becomes a question word, the product named around it"
+    )
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> QuestionForms:
+        if self.cloze + self.customer <= 0:
+            raise ValueError("at least one form needs a share above 0")
         return self
 
 
@@ -509,12 +545,40 @@ class ToolSpec(Section):
         }
 
 
+class ToolsRl(Section):
+    """Reinforcement learning on the search tool after fine-tuning (GRPO, as Search-R1): the model
+    answers training-fact questions with the real index, several times each; an answer holding the
+    fact's value earns 1, any other 0 (cogcore.train.rl)."""
+
+    enabled: bool = False
+    steps: int = Field(20, ge=1, le=100_000, description="GRPO optimizer steps")
+    questions: int = Field(64, ge=1, le=100_000, description="training-fact questions it answers (customer form)")
+    group: int = Field(4, ge=2, le=64, description="answers per question, compared with each other (GRPO's G)")
+    batch_size: int = Field(2, ge=1, le=1024, description="questions per step (batch_size x group answers)")
+    lr: float = Field(5e-5, gt=0, le=1, description="of the LoRA update")
+    beta: float = Field(0.0, ge=0, le=10, description="KL penalty toward the fine-tuned model; 0 keeps no reference")
+    temperature: float = Field(1.0, gt=0, le=2, description="sampling temperature of the answers")
+    max_completion_tokens: int = Field(
+        512,
+        ge=8,
+        le=MAX_TOKENS,
+        description="tokens of an answer, tool calls and results included: a result that does not fit is "
+        "dropped and the answer never sees it (3 passages are ~300 tokens)",
+    )
+    max_tool_calls: int = Field(2, ge=1, le=10, description="rounds of tool calls per answer")
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank of the update (merged into the model after)")
+
+
 class ToolsTrainConfig(StageTrainConfig):
     conversations: int = Field(
         64, ge=1, le=100_000, description="conversations synthesized from training facts and the index"
     )
     lr: float = Field(5e-4, gt=0, le=1)
     mix: ToolsMix = Field(default_factory=ToolsMix, description="shares of the synthesized conversation kinds")
+    question_forms: QuestionForms = Field(
+        default_factory=QuestionForms, description="shares of the forms the synthesized questions are asked in"
+    )
+    rl: ToolsRl = Field(default_factory=ToolsRl, description="GRPO on the search tool after fine-tuning")
     conversation_files: list[str] = Field(
         default_factory=list,
         description=(
@@ -723,6 +787,93 @@ class SelectConfig(Section):
         return self.rank_by or next((name for name in order if getattr(self, name).enabled), None)
 
 
+class RephraseGate(Section):
+    """The fact gate's bounds (cogcore.rephrase.gate): a rewrite is kept only if it states every value
+    of its source and no other, within these lengths, without copying the prompt's instructions."""
+
+    min_length_ratio: float = Field(0.15, ge=0, description="rewrite characters / source characters, at least")
+    max_length_ratio: float = Field(3.0, gt=0, le=100, description="... and at most")
+    prompt_span_words: int = Field(8, ge=3, le=1000, description="this many prompt words in a row copied: rejected")
+    new_names: bool = Field(True, description="capitalized runs the source never writes count as invented names")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RephraseGate:
+        if self.min_length_ratio >= self.max_length_ratio:
+            raise ValueError("min_length_ratio must be below max_length_ratio")
+        return self
+
+
+class RephraseConfig(Section):
+    """Rewrites of training documents that are easier to learn from (WRAP: Wikipedia-like prose, Q&A,
+    knowledge lists), written by a local instruct model, each kept only if the fact gate finds every
+    fact of its source and none it does not state; train.cpt mixes the kept ones in as their own group."""
+
+    enabled: bool = False
+    styles: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REPHRASE_PROMPTS),
+        min_length=1,
+        description="styles that take turns; wikipedia, qa and knowledge_list have default prompts",
+    )
+    prompts: dict[str, str] = Field(
+        default_factory=dict, description="style -> prompt with {passage} where the passage goes (overrides defaults)"
+    )
+    documents: Literal["all", "share", "low_score"] = Field(
+        "all",
+        description="which training documents are rewritten: all, a seeded `share` of them, or the `share` that "
+        "the select stage's scores rank lowest (needs select.enabled)",
+    )
+    share: float = Field(0.5, gt=0, le=1, description="documents: share or low_score: the share rewritten")
+    score: str | None = Field(
+        None, description="low_score: the column of select/scores.parquet to rank by (default: `rank`)"
+    )
+    rewrites_per_doc: int = Field(1, ge=1, le=100, description="rewrites asked of each document, styles in turn")
+    ratio: float = Field(
+        1.0, gt=0, le=100, description="train.cpt: rewritten tokens at most this many times the original text's"
+    )
+    generator: ModelConfig | None = Field(None, description="the instruct model that rewrites; null: base_model")
+    backend: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="vllm: offline batch generation on GPUs; auto: vllm where it imports and a GPU is present"
+    )
+    batch_size: int = Field(8, ge=1, le=4096, description="transformers: prompts generated together")
+    max_new_tokens: int = Field(512, ge=1, le=MAX_TOKENS)
+    temperature: float = Field(0.0, ge=0, le=2, description="0: greedy")
+    top_p: float = Field(1.0, gt=0, le=1)
+    shard_docs: int = Field(64, ge=1, le=1_000_000, description="documents per committed shard (the unit of resume)")
+    rejected_samples: int | None = Field(
+        200, ge=0, description="rejected rewrites kept per reason in rejected.jsonl (null: all)"
+    )
+    gpu: str = Field("h100", description="GPU profile (report.gpus' keys) of the generation cost estimate")
+    gate: RephraseGate = Field(default_factory=RephraseGate)
+
+    @model_validator(mode="after")
+    def _prompts(self) -> RephraseConfig:
+        from cogcore.hardware import GPUS
+
+        if self.gpu.lower() not in GPUS:
+            raise ValueError(f"gpu: unknown GPU profile {self.gpu!r}; allowed: {', '.join(GPUS)}")
+        if len(set(self.styles)) < len(self.styles):
+            raise ValueError(f"styles: a style is listed twice: {self.styles}")
+        if unused := sorted(set(self.prompts) - set(self.styles)):
+            raise ValueError(f"prompts: {unused} are not in styles ({', '.join(self.styles)})")
+        for style, prompt in self.style_prompts().items():
+            if prompt is None:
+                raise ValueError(f"prompts: style {style!r} has no default prompt; give it one in prompts.{style}")
+            try:
+                check_prompt(style, prompt)
+            except ValueError as e:
+                raise ValueError(f"prompts.{style}: {e}") from None
+        if self.rewrites_per_doc > len(self.styles) and self.temperature == 0:
+            raise ValueError(
+                f"rewrites_per_doc: {self.rewrites_per_doc} rewrites in {len(self.styles)} styles repeat a style, and "
+                "greedy decoding (temperature 0) would write the same rewrite again: raise temperature"
+            )
+        return self
+
+    def style_prompts(self) -> dict[str, str | None]:
+        """Each style's prompt, in `styles` order: the recipe's, else the default (None if none)."""
+        return {s: self.prompts.get(s, DEFAULT_REPHRASE_PROMPTS.get(s)) for s in self.styles}
+
+
 class TrainConfig(Section):
     cpt: CptTrainConfig = Field(default_factory=CptTrainConfig)
     tools: ToolsTrainConfig = Field(default_factory=ToolsTrainConfig)
@@ -928,6 +1079,7 @@ class Recipe(Section):
     facts: FactsConfig = Field(default_factory=FactsConfig)
     index: IndexConfig
     select: SelectConfig = Field(default_factory=SelectConfig)
+    rephrase: RephraseConfig = Field(default_factory=RephraseConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
@@ -950,6 +1102,15 @@ class Recipe(Section):
                 raise ValueError("select.mixture.where: training does not mix replay text yet; drop train.cpt.replay")
             if self.train.distributed.processes * self.train.distributed.nodes > 1:
                 raise ValueError("select.mixture.where: training runs in one process (each would move its own weights)")
+        return self
+
+    @model_validator(mode="after")
+    def _rephrase_scores_need_select(self) -> Recipe:
+        r = self.rephrase
+        if r.enabled and r.documents == "low_score" and not (self.select.enabled and self.select.ranking_scorer()):
+            raise ValueError(
+                "rephrase.documents: low_score ranks by the select stage's scores: enable select and a scorer"
+            )
         return self
 
     @model_validator(mode="after")
@@ -994,6 +1155,9 @@ class Recipe(Section):
         replay = data["train"]["cpt"]["replay"]
         if replay is not None:
             replay["path"] = resolve_path(replay["path"], base, glob_ok=True)
+        generator = data["rephrase"]["generator"]
+        if generator is not None:
+            generator["path"] = resolve_path(generator["path"], base, hub_ok=True)
         tools = data["train"]["tools"]
         tools["conversation_files"] = [resolve_path(f, base) for f in tools["conversation_files"]]
         target = data["select"]["target"]
@@ -1224,6 +1388,11 @@ def check_recipe_paths(recipe: Recipe, base: Path) -> None:
             resolve_path(target, base, glob_ok=True)
         except ResourceError as e:
             problems.append(f"select.target: {e}")
+    try:
+        if recipe.rephrase.generator is not None:
+            resolve_path(recipe.rephrase.generator.path, base, hub_ok=True)
+    except ResourceError as e:
+        problems.append(f"rephrase.generator.path: {e}")
     for i, f in enumerate(recipe.train.tools.conversation_files):
         try:
             resolve_path(f, base)
