@@ -22,7 +22,7 @@ def load_embedder(
     path: str | Path,
     kind: str = "transformer",
     batch_size: int = 64,
-    static_dims: int | None = 256,
+    static_dims: int | None = None,
     vocabulary: Sequence[str] | None = None,
 ):
     """The recipe's embedder (`index.embedder`, `index.embedder_kind`): the sentence-transformers
