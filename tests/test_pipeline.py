@@ -82,7 +82,16 @@ def test_run_end_to_end_then_skip_then_rerun_changed_stage(tmp_path, make_tiny_l
     first = cli.invoke(app, ["run", str(recipe)])
     assert first.exit_code == 0, first.output
     manifest = json.loads((run / "manifest.json").read_text())
-    assert set(manifest["stages"]) == {"curate", "index", "select", "train.cpt", "train.tools", "eval", "report"}
+    assert set(manifest["stages"]) == {
+        "curate",
+        "index",
+        "select",
+        "rephrase",
+        "train.cpt",
+        "train.tools",
+        "eval",
+        "report",
+    }
     assert all(e["status"] == "complete" and e["outputs"] for e in manifest["stages"].values())
 
     stats = json.loads((run / "curate/stats.json").read_text())
@@ -127,11 +136,11 @@ def test_run_end_to_end_then_skip_then_rerun_changed_stage(tmp_path, make_tiny_l
 
     again = cli.invoke(app, ["run", str(recipe)])
     assert again.exit_code == 0, again.output
-    assert again.output.count("[skip]") == 7
+    assert again.output.count("[skip]") == 8
 
     changed = cli.invoke(app, ["run", str(recipe), "-o", "eval.agentic_questions=2"])
     assert changed.exit_code == 0, changed.output
-    assert changed.output.count("[skip]") == 5  # curate, index, select, train.cpt, train.tools
+    assert changed.output.count("[skip]") == 6  # curate, index, select, rephrase, train.cpt, train.tools
     assert json.loads((run / "eval/results.json").read_text())["agentic"]["n"] == 2
 
 

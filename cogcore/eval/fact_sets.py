@@ -10,8 +10,9 @@
 Questions come from the recipe's own file (`eval.fact_sets.questions_file`: JSON lines of
 {question, answer, doc_id, answer_start?}, the way a team brings its evaluation set) or, without
 one, from the facts as template questions (cogcore.questions: the fact's sentence asked as a
-customer asks, its value turned into a question word). An answer is right when it holds the expected value, compared as the fact detector
-normalizes values ("$1,250" = "1250 USD", "3-5 business days" = "3 to 5 business days").
+customer asks, its value turned into a question word). An answer is right when it holds the
+expected value, compared as the fact detector normalizes values ("$1,250" = "1250 USD",
+"3-5 business days" = "3 to 5 business days").
 
     change = change_facts(docs, items, seed=0)   # the changed copy: exactly the sampled spans differ
     ValueMatcher(FactDetector())("$25", "It costs 25 dollars.")   # True

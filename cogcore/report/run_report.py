@@ -23,8 +23,11 @@ from cogcore import hardware
 from cogcore.curate.stats import CurateStats
 from cogcore.eval.results import EvalResults, ExposureSummary, Memorization
 from cogcore.recipe import ReportConfig
+from cogcore.rephrase.files import STATS_FILE as REPHRASE_STATS
+from cogcore.rephrase.files import RephraseStats
 from cogcore.report import compare, cost, plots
 from cogcore.report.blocks import Code, Heading, Image, Paragraph, Table, format_value, write_blocks
+from cogcore.report.rephrase_section import rephrase_section
 from cogcore.report.run_files import (
     CURATE_STATS,
     MANIFEST,
@@ -866,6 +869,7 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
     stats = read_curate_stats(run_dir)
     selection = read_select_stats(run_dir)
     mixture = read_mixture(run_dir)
+    rephrasing = RephraseStats.read(run_dir / "rephrase" / REPHRASE_STATS)
     ablations = read_ablations(run_dir)
     train = {stage: read_train_metrics(run_dir, stage) for stage in TRAIN_STAGES}
     results = read_results(run_dir)
@@ -892,6 +896,8 @@ def report_blocks(run_dir: Path, out: Path | None = None) -> tuple[list, dict]:
             + _ablation_blocks(ablations)
         ),
     )
+    cpt = train.get("cpt")
+    blocks += _guarded("Rephrasing", lambda: rephrase_section(rephrasing, cpt.data if cpt is not None else None))
     blocks += _guarded("Training", lambda: _training_section(train, settings))
     blocks += _guarded("Evaluation", lambda: _eval_section(results))
     blocks += _guarded("Facts seen, unseen and changed", lambda: _fact_set_section(results, run_dir))

@@ -20,12 +20,14 @@ from cogcore.curate.readers import list_files
 from cogcore.recipe import Recipe
 from cogcore.runner import Stage, file_stamp
 
-ORDER = ("curate", "index", "select", "train.cpt", "train.tools", "eval", "report")
+ORDER = ("curate", "index", "select", "rephrase", "train.cpt", "train.tools", "eval", "report")
 COMMAND_STAGES = {
     "curate": ["curate"],
     "index": ["index"],
     "select": ["select"],
-    "train": ["select", "train.cpt", "train.tools"],  # select is what train.cpt trains on (off: a one-line record)
+    "rephrase": ["rephrase"],  # `cogcore rephrase` runs select first (its choice is what may be rewritten)
+    # select and rephrase are what train.cpt trains on (each off by default: a one-line record)
+    "train": ["select", "rephrase", "train.cpt", "train.tools"],
     "eval": ["eval"],
     "report": ["report"],
 }
@@ -48,10 +50,19 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         Stage("index", "index", ("curate",), _runs("index", recipe, run), index_inputs(recipe), resumes=True),
         # Each scorer's scores and each proxy are kept as they finish: a killed run computes the rest.
         Stage("select", "select", ("curate",), _runs("select", recipe, run), select_inputs(recipe), resumes=True),
+        # A killed rephrase run keeps the shards of rewrites it committed and generates the rest.
+        Stage(
+            "rephrase",
+            "rephrase",
+            ("curate", "select"),
+            _runs("rephrase", recipe, run),
+            rephrase_inputs(recipe),
+            resumes=True,
+        ),
         Stage(
             "train.cpt",
             "train/cpt",
-            ("curate", "select"),
+            ("curate", "select", "rephrase"),
             _runs("cpt", recipe, run),
             cpt_inputs(recipe),
             resumes=True,  # from its last checkpoint
@@ -75,7 +86,7 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         Stage(
             "report",
             "report",
-            ("curate", "index", "select", "train.cpt", "train.tools", "eval"),
+            ("curate", "index", "select", "rephrase", "train.cpt", "train.tools", "eval"),
             _runs("report", recipe, run),
             {"report": recipe.report.model_dump(mode="json")},
         ),
@@ -121,6 +132,24 @@ def select_inputs(recipe: Recipe) -> dict:
     return inputs
 
 
+def rephrase_inputs(recipe: Recipe) -> dict:
+    """The rephrase section (but `ratio`, which only train.cpt reads), and when on, the generator,
+    the fact detector's settings (its names are curate's output) and the cost model's prices."""
+    r = recipe.rephrase
+    inputs = {"rephrase": {k: v for k, v in r.model_dump(mode="json").items() if k != "ratio"}}
+    if r.enabled:
+        generator = r.generator or recipe.base_model
+        facts = recipe.facts.model_dump(mode="json")
+        inputs.update(
+            generator=generator.model_dump(mode="json"),
+            generator_stamp=file_stamp(generator.path),
+            facts={k: facts[k] for k in ("kinds", "patterns", "terms")},
+            cost=[recipe.report.batch, recipe.report.prices],
+            seed=recipe.seed,
+        )
+    return inputs
+
+
 def cpt_inputs(recipe: Recipe) -> dict:
     facts = recipe.facts.model_dump(mode="json")
     inputs = {
@@ -131,6 +160,7 @@ def cpt_inputs(recipe: Recipe) -> dict:
             k: facts[k] for k in ("strategy", "max_calls_per_doc", "train_copied_facts", "toolformer", "canaries")
         },
         "seed": recipe.seed,
+        "rephrase_ratio": recipe.rephrase.ratio if recipe.rephrase.enabled else None,  # its rewrites: upstream
         # read by train.cpt, not by the select stage: the order its documents train in, and the
         # mixture it moves itself when the bi-level loop runs in training
         "curriculum": [recipe.select.curriculum, recipe.select.anneal_fraction] if recipe.select.enabled else None,

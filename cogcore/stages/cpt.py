@@ -22,9 +22,12 @@ from cogcore.io import file_sha256
 from cogcore.mixture_weights import OnlineMixture
 from cogcore.models import ModelSpec
 from cogcore.recipe import Recipe
+from cogcore.rephrase.files import DOCS_FILE, FACTS_FILE
+from cogcore.rephrase.files import GROUP as REPHRASED_GROUP
 from cogcore.stages import cpt_inputs
 from cogcore.stages.corpus import TRAIN, load_corpus
 from cogcore.stages.inputs import check_training_split, curated_splits
+from cogcore.stages.rephrased_rows import RephrasedText
 from cogcore.stages.select import target_texts
 from cogcore.stages.training_corpus import CuratedIndex, ListedCorpus, StreamedCorpus
 from cogcore.tracking import Tracking, environment
@@ -68,6 +71,12 @@ def run(recipe: Recipe, run_dir: Path, folder: Path) -> None:
         # what the select stage chose (it may be off: then its stats say so)
         "selection": [
             file_sha256(f) for f in sorted((run_dir / "select").glob("*.*")) if f.suffix in (".json", ".parquet")
+        ],
+        # the rephrase stage's accepted rewrites and their facts (none when it is off)
+        "rephrase": [
+            file_sha256(run_dir / "rephrase" / n)
+            for n in (DOCS_FILE, FACTS_FILE)
+            if (run_dir / "rephrase" / n).exists()
         ],
     }
     shards = shard_folder(folder, key)  # kept until the rows are saved: a killed run resumes by shard
@@ -178,10 +187,12 @@ def training_rows(recipe: Recipe, run_dir: Path, folder: Path, model, tok, shard
     corpus = training_corpus(recipe, run_dir, folder, model, tok, counts)
     encoder = sharded_encoder(recipe, tok, shards)
     counts.update(empty_counts(encoder.settings))
+    rephrased = RephrasedText(run_dir / "rephrase", recipe.rephrase.ratio, enabled=recipe.rephrase.enabled)
     if trains_online(recipe):
-        yield from rows_by_group(recipe, corpus, encoder, counts)
+        yield from rows_by_group(recipe, corpus, encoder, counts, rephrased)
         return
     encoded = encoder.encode(corpus.records(), "docs", counts, total=corpus.count(), progress=True)
+    encoded = rephrased.after(encoded, encoder, counts)  # the accepted rewrites, after the original text
     if cfg.replay is not None:
         replay = read_replay(
             cfg.replay.path,
@@ -211,9 +222,11 @@ def shard_executor(kind: str, tok, workers: int = 0, address: str | None = None)
     return LocalShardPool(tok, workers)
 
 
-def rows_by_group(recipe: Recipe, corpus, encoder: ShardedEncoder, counts: dict):
+def rows_by_group(
+    recipe: Recipe, corpus, encoder: ShardedEncoder, counts: dict, rephrased: RephrasedText | None = None
+):
     """Rows that each pack documents of one source only, tagged with it (`group`): what the online
-    mixture draws by. Counts add up over the groups."""
+    mixture draws by; the accepted rewrites are a group of their own. Counts add up over the groups."""
     cfg = recipe.train.cpt
     counts["rows"] = 0
     for n, group in enumerate(corpus.groups()):
@@ -221,6 +234,12 @@ def rows_by_group(recipe: Recipe, corpus, encoder: ShardedEncoder, counts: dict)
         packed: dict = {}
         for row in pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts=packed):
             yield {**row, "group": group}
+        counts["rows"] += packed.get("rows", 0)
+    if rephrased is not None:
+        packed = {}
+        encoded = rephrased.encoded(encoder, counts["tokens"], counts)
+        for row in pack_rows(encoded, seq_len=cfg.seq_len, separate=cfg.packing, counts=packed):
+            yield {**row, "group": REPHRASED_GROUP}
         counts["rows"] += packed.get("rows", 0)
 
 
