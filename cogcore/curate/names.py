@@ -14,29 +14,38 @@ function words that lead a run ("The", "Your"). A candidate is a name when
 - it is not an acronym alone ("APY", "ATM"), a month or a weekday, and ends in no colon ("Limit
   Increase Rules:" labels what follows).
 
+At most `MAX_NAMES` are kept, those in most documents: the list grows with the corpus.
+
     names = learn_names(texts)                 # [LearnedName(text="Silver Account", docs=12, ...)]
     detector = FactDetector(names=[n.text for n in names])
 
-One pass over the texts; memory grows with the distinct candidates and words, not the corpus.
+One pass over the texts, which may be split among workers (`count_names` per shard, `NameCounts.update`,
+`names_of`); memory grows with the distinct candidates and words, not the corpus.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from cogcore.curate.facts import HEADING, LEADING_WORDS, sentence_bounds
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'&]*(?:-[A-Za-z0-9]+)*")
-_CAPITALIZED = re.compile(r"[A-Z]")
 _CALENDAR = frozenset(
     "January February March April May June July August September October November December "
     "Monday Tuesday Wednesday Thursday Friday Saturday Sunday I OK Yes No True False".split()
 )
 NAMES_FILE = "names.json"  # in the curate folder: {"settings": ..., "names": [LearnedName, ...]}
 MAX_WORDS = 5  # longer capitalized runs are titles, not names
+# The names learned grow with the corpus (11,833 from 256 MB of Debian documentation, about one per
+# 15 kB): past this many, the names in fewest documents are left out, which bounds names.json and
+# what every worker's detector and the search stack hold.
+MAX_NAMES = 20_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,21 +65,48 @@ class LearnedName:
         return asdict(self)
 
 
+@dataclass
+class NameCounts:
+    """What learning names counts, over any share of the corpus: counts of shards (counted on the
+    executor's workers) add up, in any grouping, to the counts of the whole."""
+
+    docs_with: Counter = field(default_factory=Counter)  # candidate -> documents
+    lower: Counter = field(default_factory=Counter)  # word (lower-cased) -> occurrences written in lower case
+    capital: Counter = field(default_factory=Counter)  # word (lower-cased) -> occurrences capitalized
+    docs: int = 0
+
+    def add(self, text: str) -> None:
+        self.docs += 1
+        prose = HEADING.sub(lambda m: " " * len(m.group()), text)
+        for word, n in Counter(_WORD.findall(prose)).items():
+            (self.capital if word[0].isupper() else self.lower)[word.lower()] += n
+        self.docs_with.update(set(_candidates(prose)))
+
+    def update(self, other: NameCounts) -> None:
+        self.docs_with.update(other.docs_with)
+        self.lower.update(other.lower)
+        self.capital.update(other.capital)
+        self.docs += other.docs
+
+
+def count_names(texts: Iterable[str]) -> NameCounts:
+    counts = NameCounts()
+    for text in texts:
+        counts.add(text)
+    return counts
+
+
 def learn_names(texts: Iterable[str], settings: NameSettings = NameSettings()) -> list[LearnedName]:
     """The names of the corpus, most widespread first."""
-    docs_with: Counter = Counter()  # candidate -> documents
-    lower, capital = Counter(), Counter()  # word (lower-cased) -> occurrences written lower / capitalized
-    n_docs = 0
-    for text in texts:
-        n_docs += 1
-        prose = HEADING.sub(lambda m: " " * len(m.group()), text)
-        for word in _WORD.findall(prose):
-            (capital if _CAPITALIZED.match(word) else lower)[word.lower()] += 1
-        docs_with.update(set(_candidates(prose)))
+    return names_of(count_names(texts), settings)
+
+
+def names_of(counts: NameCounts, settings: NameSettings = NameSettings()) -> list[LearnedName]:
+    """The names that `counts` show, most widespread first; at most `MAX_NAMES`."""
     names = []
-    everywhere = {c for c, docs in docs_with.items() if docs > settings.max_doc_share * max(n_docs, 1)}
+    everywhere = {c for c, docs in counts.docs_with.items() if docs > settings.max_doc_share * max(counts.docs, 1)}
     brand_words = {w for c in everywhere for w in re.split(r"[\s-]+", c.lower())}
-    for candidate, docs in docs_with.items():
+    for candidate, docs in counts.docs_with.items():
         if docs < settings.min_docs or candidate in everywhere:
             continue
         if set(re.split(r"[\s-]+", candidate.lower())) <= brand_words:  # "Rho" of "Rho-Bank"
@@ -78,10 +114,21 @@ def learn_names(texts: Iterable[str], settings: NameSettings = NameSettings()) -
         words = [w for w in candidate.split() if not _acronym(w)]
         if not words or (len(words) == 1 and words[0] in _CALENDAR):
             continue
-        share = min(_lower_share(w.lower(), lower, capital) for w in words)
+        share = min(_lower_share(w.lower(), counts.lower, counts.capital) for w in words)
         if share <= settings.max_lower_share:
             names.append(LearnedName(candidate, docs, round(share, 3)))
-    return sorted(names, key=lambda n: (-n.docs, n.text))
+    return _capped(sorted(names, key=lambda n: (-n.docs, n.text)))
+
+
+def _capped(names: list[LearnedName]) -> list[LearnedName]:
+    """The first `MAX_NAMES` of names sorted most widespread first, less the names tied at the cut
+    (which of them made it would otherwise depend on the alphabet)."""
+    if len(names) <= MAX_NAMES:
+        return names
+    cut = names[MAX_NAMES].docs
+    kept = [n for n in names[:MAX_NAMES] if n.docs > cut]
+    log.info("learned %d names; kept the %d in over %d documents (at most %d)", len(names), len(kept), cut, MAX_NAMES)
+    return kept
 
 
 def _acronym(word: str) -> bool:
@@ -100,13 +147,15 @@ def _candidates(prose: str) -> Iterable[str]:
         sentence = prose[start:end]
         run: list[re.Match] = []
         for m in _WORD.finditer(sentence):
-            joined = run and sentence[run[-1].end() : m.start()] in (" ", "-")
-            if _CAPITALIZED.match(m.group()) and (not run or joined):
+            capitalized = m.group()[0].isupper()  # a word starts with an ASCII letter
+            if capitalized and (not run or sentence[run[-1].end() : m.start()] in (" ", "-")):
                 run.append(m)
                 continue
+            if run:
+                yield from _trimmed(sentence, run)
+            run = [m] if capitalized else []
+        if run:
             yield from _trimmed(sentence, run)
-            run = [m] if _CAPITALIZED.match(m.group()) else []
-        yield from _trimmed(sentence, run)
 
 
 def _trimmed(sentence: str, run: list[re.Match]) -> Iterable[str]:

@@ -3,21 +3,25 @@
 A pass takes a batch of documents, runs a list of steps over it with exact accounting, and
 returns the documents it keeps, the step stats, samples of what it dropped, and small
 per-document signatures for the global steps that come after (line hashes for boilerplate
-removal; an exact-content hash and MinHash signature for deduplication). Nothing here touches
-the file system: the pipeline writes what a pass returns, and adds the batches' results up into
-one `PassTotals` per pass.
+removal; an exact-content hash and MinHash signature for deduplication). The last pass applies
+the global decisions and returns the batch's lines of docs.jsonl and facts.jsonl (`LastPass`).
+Nothing here touches the file system: the pipeline writes what a pass returns, and adds the
+batches' results up into one `PassTotals` per pass.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cogcore.curate.accounting import add_sample, merge_samples, size
 from cogcore.curate.boilerplate import LineCounter, line_hashes
+from cogcore.curate.facts import FactDetector
 from cogcore.curate.minhash import MinHashConfig, signatures
 from cogcore.curate.stats import StepStats
 
@@ -121,3 +125,51 @@ class SecondPass:
         exact = np.array([exact_key(d["text"]) for d in docs], dtype=np.uint64)
         sigs = None if self.minhash_config is None else signatures([d["text"] for d in docs], self.minhash_config)
         return PassResult(docs, stats, samples, exact=exact, minhash=sigs)
+
+
+@dataclass
+class WrittenShard:
+    """One batch through the last pass: its lines of docs.jsonl and facts.jsonl, and what it counted."""
+
+    docs_jsonl: str
+    facts_jsonl: str
+    stats: list[StepStats]  # one per global step, in order
+    samples: dict[str, list]
+    docs_in: int
+    docs_out: int = 0
+    splits: Counter = field(default_factory=Counter)
+    facts: Counter = field(default_factory=Counter)  # facts found, by kind
+    pii: Counter = field(default_factory=Counter)  # in every document of the batch, those dropped here too
+
+
+@dataclass
+class LastPass:
+    """The global decisions (duplicates, rebalancing) applied; each kept document's split and facts."""
+
+    steps: list
+    detector: FactDetector
+    heldout_fraction: float
+    seed: int
+
+    def __call__(self, docs: list[dict]) -> WrittenShard:
+        stats = [StepStats(s.name) for s in self.steps]
+        shard = WrittenShard("", "", stats, {}, docs_in=len(docs))
+        for doc in docs:
+            shard.pii.update(doc["meta"].get("pii", {}))
+        doc_lines, fact_lines = [], []
+        for doc in run_steps(docs, self.steps, stats, shard.samples):
+            doc["meta"]["split"] = split_of(doc["id"], self.heldout_fraction, self.seed)
+            shard.splits[doc["meta"]["split"]] += 1
+            doc_lines.append(json.dumps(doc, ensure_ascii=False) + "\n")
+            for fact in self.detector.detect(doc):
+                shard.facts[fact["kind"]] += 1
+                fact_lines.append(json.dumps(fact, ensure_ascii=False) + "\n")
+        shard.docs_out = len(doc_lines)
+        shard.docs_jsonl, shard.facts_jsonl = "".join(doc_lines), "".join(fact_lines)
+        return shard
+
+
+def split_of(doc_id: str, heldout_fraction: float, seed: int) -> str:
+    # A hash, not a random draw: a document stays on its side when others are added or removed.
+    h = int(hashlib.sha1(f"{seed}:{doc_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "heldout" if h < heldout_fraction else "train"

@@ -6,8 +6,10 @@ processes, or Ray Data) and writing one shard file per batch under `work/`:
 1. read -> unique ids -> normalize; hash lines (for boilerplate removal);
 2. drop lines repeated across many documents -> filters -> PII redaction; content hash and
    MinHash signature per document;
-3. (here, in order) apply the global decisions - exact, near and semantic duplicates,
-   rebalancing - then split train/held-out, find facts, and write `docs.jsonl` and `facts.jsonl`.
+3. decide (here, once) the global steps - exact, near and semantic duplicates, rebalancing - and
+   learn the domain's names (counted per shard on the workers, `work/names/`); then, on the
+   workers, apply those decisions, split train/held-out and find facts (`work/p3/`), and append
+   each shard's lines, in order, to `docs.jsonl` and `facts.jsonl`.
 
 Then the drop checks (drop_checks.py): a step that dropped more than `warn_drop_fraction` of what it
 received, or a source that yielded nothing, is a warning, logged and kept in stats.json's `warnings`
@@ -27,10 +29,10 @@ samples of every drop reason go to `drops/<reason>.jsonl`, redacted when redacti
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import pickle
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -44,8 +46,17 @@ from cogcore.curate.drop_checks import drop_warnings, fail_on_drops, source_warn
 from cogcore.curate.executors import LocalExecutor
 from cogcore.curate.facts import DEFAULT_KINDS, FactDetector
 from cogcore.curate.global_steps import global_steps
-from cogcore.curate.names import NAMES_FILE, learn_names
-from cogcore.curate.passes import FirstPass, PassResult, PassTotals, SecondPass, run_steps
+from cogcore.curate.names import NAMES_FILE, NameCounts, count_names, names_of
+from cogcore.curate.passes import (
+    FirstPass,
+    LastPass,
+    PassResult,
+    PassTotals,
+    SecondPass,
+    WrittenShard,
+    run_steps,
+    split_of,  # noqa: F401  (curation's split, imported from here by the benchmarks)
+)
 from cogcore.curate.pii import PiiRedactor
 from cogcore.curate.plan import CuratePlan, SourceSpec
 from cogcore.curate.readers import Unreadable, read_source
@@ -74,7 +85,7 @@ def curate(sources: list[SourceSpec], out_dir: Path, plan: CuratePlan, executor=
     final_steps, rebalance = global_steps(p2, plan, lambda: _shard_docs(work / "p2", p2.shards), work)
     merge_samples(samples, p1.samples)
     merge_samples(samples, p2.samples)
-    written = _write_documents(out_dir, plan, p2, final_steps, samples)
+    written = _write_documents(out_dir, plan, p2, final_steps, samples, executor)
     _write_clusters(out_dir / "clusters.jsonl", final_steps)
     _write_samples(out_dir / "drops", samples, plan.redactor)
     # 4. The stats, with what was lost said in warnings; failures only once every file is written,
@@ -190,14 +201,10 @@ def _second_steps(plan: CuratePlan, p1: PassTotals) -> list:
 
 def _run_pass(label: str, executor, fn, batches: Iterator[list[dict]], folder: Path) -> PassTotals:
     """Run fn over batches; shard k's result is read back if a previous run finished it."""
-    folder.mkdir(parents=True, exist_ok=True)
     totals = PassTotals()
     bar = tqdm(desc=f"curate {label}", unit="doc", dynamic_ncols=True, smoothing=0.1)
-    pending = ((k, batch) for k, batch in enumerate(batches) if not (folder / f"{k:06d}.pkl").exists())
-    results = executor.map(_ShardJob(fn, folder), pending)
-    done_before = sorted(folder.glob("*.pkl"))
-    for path in _in_order(folder, done_before, results):
-        result: PassResult = pickle.loads(path.read_bytes())
+    result: PassResult
+    for result in _shard_results(executor, fn, batches, folder):
         totals.add(result)
         bar.update(result.stats[0].docs_in if result.stats else len(result.docs))
         bar.set_postfix(
@@ -206,6 +213,17 @@ def _run_pass(label: str, executor, fn, batches: Iterator[list[dict]], folder: P
         )
     bar.close()
     return totals
+
+
+def _shard_results(executor, fn, batches: Iterator[list[dict]], folder: Path) -> Iterator:
+    """fn(batch) for every batch, in order, run by the executor and committed as one file per shard;
+    a shard that a previous run finished is read back instead of run again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pending = ((k, batch) for k, batch in enumerate(batches) if not (folder / f"{k:06d}.pkl").exists())
+    results = executor.map(_ShardJob(fn, folder), pending)
+    done_before = sorted(folder.glob("*.pkl"))
+    for path in _in_order(folder, done_before, results):
+        yield pickle.loads(path.read_bytes())
 
 
 def _in_order(folder: Path, done_before: list[Path], results: Iterator[Path]) -> Iterator[Path]:
@@ -256,43 +274,58 @@ class _Written:
     facts: Counter = field(default_factory=Counter)
     pii: Counter = field(default_factory=Counter)  # in every redacted document, duplicates dropped here included
 
+    def add(self, shard: WrittenShard) -> None:
+        self.stats = [a + b for a, b in zip(self.stats, shard.stats)]
+        self.docs_out += shard.docs_out
+        self.splits.update(shard.splits)
+        self.facts.update(shard.facts)
+        self.pii.update(shard.pii)
 
-def _write_documents(out_dir: Path, plan: CuratePlan, p2: PassTotals, final_steps: list, samples: dict) -> _Written:
-    """Apply the global steps to pass 2's documents; write the kept ones, with their split, to
-    docs.jsonl and their facts to facts.jsonl."""
-    written = _Written([StepStats(s.name) for s in final_steps])
-    names = None
-    if plan.fact_names is not None:  # the domain's proper names, from every document that reached pass 2
-        texts = (doc["text"] for batch in _shard_docs(out_dir / "work" / "p2", p2.shards) for doc in batch)
-        learned = learn_names(texts, plan.fact_names)
-        write_json_atomic(
-            out_dir / NAMES_FILE, {"settings": asdict(plan.fact_names), "names": [n.to_json() for n in learned]}
-        )
-        names = [n.text for n in learned]
+
+def _write_documents(
+    out_dir: Path, plan: CuratePlan, p2: PassTotals, final_steps: list, samples: dict, executor
+) -> _Written:
+    """Apply the global steps to pass 2's documents on the executor's workers, shard by shard; write
+    the kept ones, with their split, to docs.jsonl and their facts to facts.jsonl, in shard order."""
+    work = out_dir / "work"
+    names = None if plan.fact_names is None else _learn_names(out_dir, plan, p2, executor)
     detector = FactDetector(
         plan.fact_kinds or DEFAULT_KINDS, patterns=plan.fact_patterns, terms=plan.fact_terms, names=names
     )
+    last = LastPass(final_steps, detector, plan.heldout_fraction, plan.seed)
+    written = _Written([StepStats(s.name) for s in final_steps])
+    bar = tqdm(desc="curate facts", unit="doc", dynamic_ncols=True, smoothing=0.1)
     with open(out_dir / "docs.jsonl.tmp", "w") as docs_f, open(out_dir / "facts.jsonl.tmp", "w") as facts_f:
-        for batch in _shard_docs(out_dir / "work" / "p2", p2.shards):
-            for doc in batch:
-                written.pii.update(doc["meta"].get("pii", {}))
-            for doc in run_steps(batch, final_steps, written.stats, samples):
-                doc["meta"]["split"] = split_of(doc["id"], plan.heldout_fraction, plan.seed)
-                written.splits[doc["meta"]["split"]] += 1
-                written.docs_out += 1
-                docs_f.write(json.dumps(doc, ensure_ascii=False) + "\n")
-                for fact in detector.detect(doc):
-                    written.facts[fact["kind"]] += 1
-                    facts_f.write(json.dumps(fact, ensure_ascii=False) + "\n")
+        shard: WrittenShard
+        for shard in _shard_results(executor, last, _shard_docs(work / "p2", p2.shards), work / "p3"):
+            docs_f.write(shard.docs_jsonl)
+            facts_f.write(shard.facts_jsonl)
+            written.add(shard)
+            merge_samples(samples, shard.samples)
+            bar.update(shard.docs_in)
+    bar.close()
     for name in ("docs.jsonl", "facts.jsonl"):
         (out_dir / f"{name}.tmp").replace(out_dir / name)
+    shutil.rmtree(work / "p3")  # the outputs hold all of it now: no second copy on disk
     return written
 
 
-def split_of(doc_id: str, heldout_fraction: float, seed: int) -> str:
-    # A hash, not a random draw: a document stays on its side when others are added or removed.
-    h = int(hashlib.sha1(f"{seed}:{doc_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "heldout" if h < heldout_fraction else "train"
+def _learn_names(out_dir: Path, plan: CuratePlan, p2: PassTotals, executor) -> list[str]:
+    """The domain's proper names, from every document that reached pass 2: counted per shard on the
+    executor's workers, added up here; written to names.json."""
+    work = out_dir / "work"
+    counts = NameCounts()
+    for shard_counts in _shard_results(executor, _count_names, _shard_docs(work / "p2", p2.shards), work / "names"):
+        counts.update(shard_counts)
+    learned = names_of(counts, plan.fact_names)
+    write_json_atomic(
+        out_dir / NAMES_FILE, {"settings": asdict(plan.fact_names), "names": [n.to_json() for n in learned]}
+    )
+    return [n.text for n in learned]
+
+
+def _count_names(docs: list[dict]) -> NameCounts:
+    return count_names(doc["text"] for doc in docs)
 
 
 def _write_clusters(path: Path, steps: list) -> None:

@@ -10,8 +10,10 @@ import random
 from typer.testing import CliRunner
 
 from cogcore.cli import app
+from cogcore.curate import names as names_module
+from cogcore.curate.executors import LocalExecutor
 from cogcore.curate.facts import FactDetector
-from cogcore.curate.names import NAMES_FILE, NameSettings, learn_names
+from cogcore.curate.names import NAMES_FILE, NameCounts, NameSettings, count_names, learn_names, names_of
 from cogcore.curate.pipeline import curate
 
 PRODUCTS = [
@@ -104,3 +106,33 @@ def test_curation_learns_names_records_them_and_finds_them_as_facts(tmp_path, ba
     assert {f["text"] for f in facts if f["kind"] == "name"} == set(PRODUCTS)
     shown = CliRunner().invoke(app, ["inspect", str(tmp_path / "run"), "--names"])
     assert shown.exit_code == 0 and "Sky Blue  (4 documents" in shown.output
+
+
+def test_names_counted_shard_by_shard_are_the_names_of_the_whole_corpus():
+    texts = corpus(60, seed=3)
+    counts = NameCounts()
+    for shard in (texts[:7], texts[7:30], texts[30:]):  # as the workers count them, added up in order
+        counts.update(count_names(shard))
+    assert names_of(counts) == learn_names(texts)
+
+
+def test_the_names_learned_are_capped_leaving_out_a_tie_at_the_cut(monkeypatch):
+    learned = learn_names(corpus())  # 4 names in 4 documents, then 8 in 3
+    assert [n.docs for n in learned] == [4] * 4 + [3] * 8
+    monkeypatch.setattr(names_module, "MAX_NAMES", 12)
+    assert learn_names(corpus()) == learned
+    monkeypatch.setattr(names_module, "MAX_NAMES", 6)  # the cut falls among the 3s: all of them out
+    assert learn_names(corpus()) == learned[:4]
+    monkeypatch.setattr(names_module, "MAX_NAMES", 2)  # ...and among the 4s: none kept
+    assert learn_names(corpus()) == []
+
+
+def test_curation_on_two_workers_learns_and_finds_what_one_worker_does(tmp_path, bare_plan, source):
+    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(corpus(60, seed=1))]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plan = bare_plan(batch_size=7)
+    for workers in (1, 2):
+        curate([source("s", str(tmp_path / "docs.jsonl"))], tmp_path / f"w{workers}", plan, LocalExecutor(workers))
+    for name in ("docs.jsonl", "facts.jsonl", NAMES_FILE):
+        assert (tmp_path / "w2" / name).read_text() == (tmp_path / "w1" / name).read_text(), name
+    assert not (tmp_path / "w2" / "work" / "p3").exists()  # the last pass's shards, once written out

@@ -11,6 +11,7 @@ from pathlib import Path
 SCRIPT = textwrap.dedent("""
     import dataclasses, os, signal, sys
     from pathlib import Path
+    from cogcore.curate import passes
     from cogcore.curate.pipeline import curate
     from cogcore.curate.plan import CuratePlan, SourceSpec
     from cogcore.recipe import CurateConfig, FactsConfig, ReadLimitsConfig, Source
@@ -25,6 +26,15 @@ SCRIPT = textwrap.dedent("""
             if os.environ.get("KILL_AFTER") and KillSwitch.calls == int(os.environ["KILL_AFTER"]):
                 os.kill(os.getpid(), signal.SIGKILL)
             return docs, []
+
+    if os.environ.get("KILL_IN_LAST_PASS"):  # the same crash in the last pass, which finds facts shard by shard
+        last_pass, shards = passes.LastPass.__call__, []
+        def killing_last_pass(self, docs):
+            shards.append(1)
+            if len(shards) == int(os.environ["KILL_IN_LAST_PASS"]):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return last_pass(self, docs)
+        passes.LastPass.__call__ = killing_last_pass
 
     src, out = sys.argv[1], Path(sys.argv[2])
     section = CurateConfig(min_chars=20, heldout_fraction=0.2, batch_size=50, boilerplate={"enabled": False},
@@ -45,10 +55,12 @@ def _corpus(path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _run(src: Path, out: Path, kill_after: int | None = None) -> subprocess.CompletedProcess:
+def _run(src: Path, out: Path, kill_after: int | None = None, kill_in_last_pass: int | None = None):
     env = {"PATH": "/usr/bin:/bin", "TQDM_DISABLE": "1"}
     if kill_after:
         env["KILL_AFTER"] = str(kill_after)
+    if kill_in_last_pass:
+        env["KILL_IN_LAST_PASS"] = str(kill_in_last_pass)
     return subprocess.run([sys.executable, "-c", SCRIPT, str(src), str(out)], env=env, capture_output=True, text=True)
 
 
@@ -64,10 +76,29 @@ def test_killed_run_resumes_to_the_same_output(tmp_path):
 
     again = _run(src, tmp_path / "resumed")
     assert again.returncode == 0, again.stderr
+    _assert_same_output(tmp_path / "resumed", tmp_path / "whole")
+
+
+def test_run_killed_while_finding_facts_resumes_to_the_same_output(tmp_path):
+    src = tmp_path / "docs.jsonl"
+    _corpus(src)
+    assert _run(src, tmp_path / "whole").returncode == 0
+
+    killed = _run(src, tmp_path / "resumed", kill_in_last_pass=12)
+    assert killed.returncode == -9
+    done_before = len(list((tmp_path / "resumed" / "work" / "p3").glob("*.pkl")))
+    assert 0 < done_before < 20 and not (tmp_path / "resumed" / "docs.jsonl").exists()
+
+    again = _run(src, tmp_path / "resumed")
+    assert again.returncode == 0, again.stderr
+    _assert_same_output(tmp_path / "resumed", tmp_path / "whole")
+
+
+def _assert_same_output(resumed_dir: Path, whole_dir: Path) -> None:
     for name in ("docs.jsonl", "facts.jsonl", "clusters.jsonl"):
-        assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "whole" / name).read_text(), name
-    whole = json.loads((tmp_path / "whole" / "stats.json").read_text())
-    resumed = json.loads((tmp_path / "resumed" / "stats.json").read_text())
+        assert (resumed_dir / name).read_text() == (whole_dir / name).read_text(), name
+    whole = json.loads((whole_dir / "stats.json").read_text())
+    resumed = json.loads((resumed_dir / "stats.json").read_text())
     strip = lambda steps: [{k: v for k, v in s.items() if k != "seconds"} for s in steps]  # noqa: E731
     assert strip(resumed["steps"]) == strip(whole["steps"])
     assert whole["steps"][-1]["dropped"] == {"exact_duplicate": 600}
