@@ -369,6 +369,12 @@ class IndexConfig(Section):
         description="product-aware search: each chunk is indexed under its document's product, and hybrid search "
         "lifts the chunks of a product the query names (the names curation learned, facts.names)",
     )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="where the chunks are embedded: this process, or Ray Data actors (one per GPU, else per CPU; "
+        "pip install 'cogcore[ray]'); the same index either way",
+    )
+    ray_address: str | None = Field(None, description="Ray cluster address; unset = start a local Ray instance")
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> IndexConfig:

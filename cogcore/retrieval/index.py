@@ -85,6 +85,7 @@ LEXICAL_FOLDER = "bm25"
 CHUNKS_FILE = "chunks.jsonl"
 BUILD_FOLDER = ".build"  # a build under way: its chunks, vector shards and settings; removed when it succeeds
 BUILD_FILE = "build.json"  # the embedder and settings the shards were made with
+EXECUTORS = ("local", "ray")  # where the chunks are embedded (index.executor)
 PRODUCTS_FILE = "products.json"  # the domain's names, and each document's product
 # What a full product match adds to a chunk's fused score (with rrf_k 60, rank 1 scores 2/61 where
 # both retrievers agree, rank 20 about 1/80 from one): it lifts a chunk of the named product past
@@ -116,6 +117,8 @@ def build_index(
     names: Sequence[str] = (),
     shard_chunks: int = SHARD_CHUNKS,
     progress: bool | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> IndexStats:
     """Chunk, embed and index docs into out_dir; returns what the build cost and made.
 
@@ -130,11 +133,15 @@ def build_index(
 
     The build streams (see the module docstring): docs may be any iterable, read once, one
     document at a time. shard_chunks: chunks per committed vector shard (what a kill can lose);
-    progress: bars with rate and ETA (None: on a terminal only).
+    progress: bars with rate and ETA (None: on a terminal only). executor: "local" embeds here, "ray"
+    embeds the shards not committed yet on Ray Data (cogcore.retrieval.index_ray; ray_address: a
+    cluster, None: a local Ray instance); the files are the same either way.
     """
     began = time.perf_counter()
     if index_type not in (None, "auto", *INDEX_TYPES):
         raise ValueError(f"index_type must be one of {INDEX_TYPES}, 'auto' or None, got {index_type!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"index.executor must be one of {EXECUTORS}, got {executor!r}")
     search = _search_settings(mode, rrf_k, fusion_weights, rerank_top, reranker)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +158,12 @@ def build_index(
 
     # 2. Their vectors, shard by shard (those a killed build committed are kept), and the two
     # indexes: faiss filled from the shards, BM25 over the texts.
-    shards = embed_shards(texts(), build, embedder, shard_chunks, total=n_chunks, progress=progress)
+    if executor == "ray":  # imported only then: the ray extra
+        from cogcore.retrieval.index_ray import embed_shards_on_ray
+
+        shards = embed_shards_on_ray(texts, build, embedder, shard_chunks, n_chunks, progress, address=ray_address)
+    else:
+        shards = embed_shards(texts(), build, embedder, shard_chunks, total=n_chunks, progress=progress)
     truncated = _warn_truncated(embedder, shards.truncated, n_chunks)
     if index_type in (None, "auto"):
         index_type = choose_index_type(n_chunks, flat_max_chunks, hnsw_max_chunks)

@@ -37,6 +37,8 @@ CPT_MODEL = "train/cpt/model"
 PLACEMENT_FIELDS = ("executor", "workers", "ray_address")
 # Nor where train.cpt tokenizes (its rows are the same bytes on any executor and worker count).
 CPT_PLACEMENT_FIELDS = ("data_executor", "data_workers", "data_ray_address")
+# Nor where the index embeds its chunks (the same vectors on either executor).
+INDEX_PLACEMENT_FIELDS = ("executor", "ray_address")
 
 
 def build_stages(recipe: Recipe) -> list[Stage]:
@@ -117,7 +119,8 @@ def index_inputs(recipe: Recipe) -> dict:
     stamps = {"embedder": file_stamp(index.embedder)}
     if index.reranker:
         stamps["reranker"] = file_stamp(index.reranker)
-    return {"index": index.model_dump(mode="json"), **stamps}
+    settings = {k: v for k, v in index.model_dump(mode="json").items() if k not in INDEX_PLACEMENT_FIELDS}
+    return {"index": settings, **stamps}
 
 
 def select_inputs(recipe: Recipe) -> dict:

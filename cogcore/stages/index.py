@@ -71,6 +71,8 @@ def build_recipe_index(
         reranker=cfg.reranker,
         rerank_top=cfg.rerank_top,
         names=product_names(run_dir, docs) if cfg.by_product else (),
+        executor=cfg.executor,
+        ray_address=cfg.ray_address,
     )
 
 
