@@ -20,6 +20,8 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
+from cogcore.ray_data import start_ray
+
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -73,19 +75,8 @@ class RayExecutor:
         self.window = window
 
     def map(self, fn: Callable, items: Iterable) -> Iterator:
-        import ray
 
-        if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                num_cpus=None if self.address else self.workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True
-        ctx.enable_progress_bars = False
+        start_ray(self.address, self.workers)
         payload_fn = _PickledCall(fn)
         window: list = []
         for item in items:

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cogcore.io import write_atomic, write_json_atomic
+from cogcore.ray_data import start_ray
 from cogcore.retrieval.vector_shards import (
     PIECE_BATCHES,
     SHARD_CHUNKS,
@@ -139,17 +140,7 @@ class _ActorPool:
             import ray
         except ImportError:
             raise ImportError("index.executor: ray needs Ray Data: pip install 'cogcore[ray]'") from None
-        if not ray.is_initialized():
-            ray.init(
-                address=address,
-                num_cpus=(workers or None) if not address else None,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True
-        ctx.enable_progress_bars = False
+        start_ray(address, workers)
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         # One GPU per actor where there are GPUs; else one CPU each.

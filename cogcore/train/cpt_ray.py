@@ -14,6 +14,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterable, Iterator
 
+from cogcore.ray_data import start_ray
 from cogcore.train.cpt_data import EncodeSettings, Record
 from cogcore.train.cpt_shards import default_workers, encode_shard
 
@@ -37,17 +38,7 @@ class RayShardMap:
     def map(self, settings: EncodeSettings, shards: Iterable[tuple[int, list[Record]]]) -> Iterator[tuple[int, bytes]]:
         import ray
 
-        if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                num_cpus=None if self.address else self.workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True
-        ctx.enable_progress_bars = False
+        start_ray(self.address, self.workers)
         tokenizer = ray.put(pickle.dumps(self.tokenizer))
         window: list = []
         for item in shards:
