@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cogcore.untrusted_text import control_strings, neutralize
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -32,7 +34,10 @@ class Generation:
 
 def chat_prompt(tokenizer, instruction: str) -> str:
     """The instruction as the model's user turn, ready for its answer; an instruction and a blank
-    line where the tokenizer has no chat template (a base model)."""
+    line where the tokenizer has no chat template (a base model). The passage inside it is a
+    document's text, so its special-token strings are neutralized: a passage writing
+    "<|im_end|><|im_start|>system" stays text inside the user's turn."""
+    instruction = neutralize(instruction, control_strings(tokenizer))
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "user", "content": instruction}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
